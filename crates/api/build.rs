@@ -1,0 +1,123 @@
+//! Compiles proto/ with protox (no system protoc) and generates prost types
+//! and the tonic service, adding serde attributes so that the same types read
+//! and write Kubernetes-shaped YAML and JSON.
+
+use std::path::PathBuf;
+
+use prost_types::field_descriptor_proto::{Label, Type};
+
+/// Maps whose values are quantities ("500m", "128Mi"), which manifests may
+/// write as YAML numbers (`cpu: 1`).
+const QUANTITY_MAPS: &[&str] = &[
+    ".berth.core.v1.ResourceRequirements.limits",
+    ".berth.core.v1.ResourceRequirements.requests",
+    ".berth.core.v1.NodeStatus.capacity",
+    ".berth.core.v1.NodeStatus.allocatable",
+    ".berth.core.v1.ResourceQuotaSpec.hard",
+    ".berth.core.v1.ResourceQuotaStatus.hard",
+    ".berth.core.v1.ResourceQuotaStatus.used",
+    ".berth.core.v1.LimitRangeItem.max",
+    ".berth.core.v1.LimitRangeItem.min",
+    ".berth.core.v1.LimitRangeItem.default",
+    ".berth.core.v1.LimitRangeItem.default_request",
+    ".berth.core.v1.LimitRangeItem.max_limit_request_ratio",
+];
+
+/// Single quantity strings.
+const QUANTITY_STRINGS: &[&str] = &[
+    ".berth.core.v1.EmptyDirVolumeSource.size_limit",
+    ".berth.core.v1.ResourceFieldSelector.divisor",
+];
+
+/// Int-or-string fields: a port number or a port name.
+const INT_OR_STRING: &[&str] = &[
+    ".berth.core.v1.ServicePort.target_port",
+    ".berth.core.v1.HTTPGetAction.port",
+    ".berth.core.v1.TCPSocketAction.port",
+];
+
+/// Numbers that Kubernetes always prints, even when zero.
+const ALWAYS_EMIT: &[&str] = &[
+    ".berth.core.v1.ContainerStatus.restart_count",
+    ".berth.core.v1.ReplicationControllerStatus.replicas",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = ["berth/core/v1/meta.proto", "berth/core/v1/core.proto", "berth/api/v1/api.proto"];
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", root.join(f).display());
+    }
+    let fds = protox::compile(files, [&root])?;
+
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("berth_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
+
+    let mut builder = tonic_prost_build::configure()
+        .btree_map(".")
+        .build_client(true)
+        .build_server(true);
+
+    for file in &fds.file {
+        let package = file.package();
+        if package != "berth.core.v1" {
+            continue;
+        }
+        for msg in &file.message_type {
+            let path = format!(".{package}.{}", msg.name());
+            builder = builder.type_attribute(
+                &path,
+                "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default, deny_unknown_fields)]",
+            );
+            for field in &msg.field {
+                let fpath = format!("{path}.{}", field.name());
+                let mut attrs = vec![format!("rename = \"{}\"", field.json_name())];
+                let is_map = field.r#type() == Type::Message
+                    && field.type_name().ends_with("Entry")
+                    && field.label() == Label::Repeated;
+                let optional = field.proto3_optional() || field.r#type() == Type::Message && field.label() != Label::Repeated;
+                if is_map {
+                    attrs.push("skip_serializing_if = \"std::collections::BTreeMap::is_empty\"".into());
+                    let value_is_bytes = map_value_type(msg, field.type_name()) == Some(Type::Bytes);
+                    if value_is_bytes {
+                        attrs.push("with = \"crate::serde_util::base64_map\"".into());
+                    }
+                } else if field.label() == Label::Repeated {
+                    attrs.push("skip_serializing_if = \"Vec::is_empty\"".into());
+                } else if optional {
+                    attrs.push("skip_serializing_if = \"Option::is_none\"".into());
+                } else if !ALWAYS_EMIT.contains(&fpath.as_str()) {
+                    match field.r#type() {
+                        Type::String => attrs.push("skip_serializing_if = \"String::is_empty\"".into()),
+                        Type::Int32 => attrs.push("skip_serializing_if = \"crate::serde_util::is_zero_i32\"".into()),
+                        Type::Int64 => attrs.push("skip_serializing_if = \"crate::serde_util::is_zero_i64\"".into()),
+                        _ => {}
+                    }
+                }
+                if QUANTITY_MAPS.contains(&fpath.as_str()) {
+                    attrs.push("deserialize_with = \"crate::serde_util::quantity_map\"".into());
+                }
+                if QUANTITY_STRINGS.contains(&fpath.as_str()) {
+                    attrs.push("deserialize_with = \"crate::serde_util::string_or_number\"".into());
+                }
+                if INT_OR_STRING.contains(&fpath.as_str()) {
+                    attrs.push("with = \"crate::serde_util::int_or_string\"".into());
+                }
+                if field.proto3_optional() && matches!(field.r#type(), Type::String) {
+                    // optional strings keep their presence; nothing extra
+                }
+                builder = builder.field_attribute(&fpath, format!("#[serde({})]", attrs.join(", ")));
+            }
+        }
+    }
+
+    builder.compile_fds(fds)?;
+    Ok(())
+}
+
+/// The value type of a map field, read from its synthetic `...Entry` message.
+fn map_value_type(msg: &prost_types::DescriptorProto, type_name: &str) -> Option<Type> {
+    let entry_name = type_name.rsplit('.').next()?;
+    let entry = msg.nested_type.iter().find(|n| n.name() == entry_name)?;
+    entry.field.iter().find(|f| f.name() == "value").map(|f| f.r#type())
+}

@@ -1,0 +1,51 @@
+//! Berth's API: the types generated from `proto/`, and the helpers every
+//! component shares to work with them.
+//!
+//! # Layout
+//! - [`pb`]: generated prost messages and the tonic `Api` service.
+//! - [`resource`]: the [`Resource`] trait, the kind table and [`pb::api::Object`] helpers.
+//! - [`manifest`]: YAML/JSON manifests to objects and back, with errors naming the field.
+//! - [`labels`], [`fields`]: label and field selectors.
+//! - [`quantity`]: resource quantities (`500m`, `128Mi`).
+//! - [`names`]: DNS-1123 names and label syntax.
+//! - [`validation`]: per-kind validation, run by the apiserver before anything is stored.
+//! - [`serde_util`]: the serde helpers the generated code uses.
+
+pub mod fields;
+pub mod labels;
+pub mod manifest;
+pub mod names;
+pub mod quantity;
+pub mod resource;
+pub mod serde_util;
+pub mod validation;
+
+pub use resource::{KindInfo, Resource};
+
+/// Generated code, one module per proto package.
+pub mod pb {
+    #![allow(clippy::all, missing_docs)]
+    pub mod berth {
+        pub mod core {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/berth.core.v1.rs"));
+            }
+        }
+        pub mod api {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/berth.api.v1.rs"));
+            }
+        }
+    }
+    /// The core/v1 resources.
+    pub use berth::core::v1 as core;
+    /// The API service and its messages.
+    pub use berth::api::v1 as api;
+
+    /// The encoded FileDescriptorSet of all of proto/, with comments
+    /// (for `berthctl explain`).
+    pub const DESCRIPTOR: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/berth_descriptor.bin"));
+}
+
+pub use pb::api::Object;
+pub use pb::core::*;

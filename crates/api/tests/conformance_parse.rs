@@ -1,0 +1,77 @@
+//! Every conformance manifest parses, and its JSON form keeps every field the
+//! file set; every refused one is refused with a message naming the problem.
+
+use std::path::PathBuf;
+
+fn dir(sub: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance").join(sub)
+}
+
+/// Whether every field set in `want` appears in `got` with the same value.
+/// Numbers written where Kubernetes keeps strings (quantities) compare as text.
+fn contains(want: &serde_json::Value, got: &serde_json::Value, path: &str, errs: &mut Vec<String>) {
+    use serde_json::Value::*;
+    match (want, got) {
+        (Object(w), Object(g)) => {
+            for (k, wv) in w {
+                match g.get(k) {
+                    Some(gv) => contains(wv, gv, &format!("{path}.{k}"), errs),
+                    None if wv.is_null() || wv == &serde_json::json!({}) || wv == &serde_json::json!([]) => {}
+                    None => errs.push(format!("{path}.{k} missing")),
+                }
+            }
+        }
+        (Array(w), Array(g)) if w.len() == g.len() => {
+            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
+                contains(wv, gv, &format!("{path}[{i}]"), errs);
+            }
+        }
+        (Number(w), String(g)) if &w.to_string() == g => {}
+        (w, g) if w == g => {}
+        (w, g) => errs.push(format!("{path}: want {w}, got {g}")),
+    }
+}
+
+#[test]
+fn should_parse_every_conformance_manifest_and_keep_its_fields() {
+    let mut count = 0;
+    let mut failures = Vec::new();
+    for entry in std::fs::read_dir(dir("manifests")).expect("conformance dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable");
+        match berth_api::manifest::parse(&text) {
+            Err(e) => failures.push(format!("{}: {e}", path.display())),
+            Ok(objs) => {
+                let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
+                    .map(|d| serde::Deserialize::deserialize(d).expect("yaml"))
+                    .filter(|v: &serde_json::Value| !v.is_null())
+                    .collect();
+                assert_eq!(docs.len(), objs.len(), "{}", path.display());
+                for (want, obj) in docs.iter().zip(&objs) {
+                    let mut errs = Vec::new();
+                    contains(want, &obj.to_json_value(), "", &mut errs);
+                    for e in errs {
+                        failures.push(format!("{}: {e}", path.display()));
+                    }
+                }
+                count += objs.len();
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(count > 20, "only {count} objects");
+}
+
+#[test]
+fn should_refuse_every_refused_manifest() {
+    for entry in std::fs::read_dir(dir("manifests/refused")).expect("refused dir") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let err = berth_api::manifest::parse(&text).expect_err(&path.display().to_string());
+        assert!(!err.to_string().is_empty());
+        eprintln!("{}: {err}", path.display());
+    }
+}
