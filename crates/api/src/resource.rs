@@ -144,6 +144,17 @@ macro_rules! kinds {
                     None => None,
                 }
             }
+            /// An empty object of the given kind, with apiVersion and kind set.
+            pub fn empty(info: &KindInfo) -> Option<Object> {
+                $(
+                    if info.kind == stringify!($ty) {
+                        let mut o = <$ty>::default().into_object();
+                        o.set_type_meta();
+                        return Some(o);
+                    }
+                )*
+                None
+            }
             /// The metadata, if the object has a kind.
             pub fn metadata(&self) -> Option<&ObjectMeta> {
                 match &self.kind {
@@ -286,5 +297,79 @@ mod tests {
         assert_eq!(Node::INFO.key("", "n1"), "/registry/nodes/n1");
         assert_eq!(Pod::INFO.prefix(""), "/registry/pods/");
         assert_eq!(Lease::INFO.group(), "coordination.k8s.io");
+    }
+}
+
+/// The field paths a field selector may use for a kind, as Kubernetes
+/// allows them.
+pub fn selectable_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "Pod" => &["metadata.name", "metadata.namespace", "spec.nodeName", "spec.schedulerName", "spec.restartPolicy", "status.phase", "status.podIP"],
+        "Node" => &["metadata.name", "spec.unschedulable"],
+        "Namespace" => &["metadata.name", "status.phase"],
+        "Secret" => &["metadata.name", "metadata.namespace", "type"],
+        "Event" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "reason",
+            "type",
+        ],
+        "ReplicationController" => &["metadata.name", "metadata.namespace", "status.replicas"],
+        _ => &["metadata.name", "metadata.namespace"],
+    }
+}
+
+impl Object {
+    /// The value of a selectable field (see [`selectable_fields`]), or None
+    /// when the kind has no such field.
+    pub fn field(&self, path: &str) -> Option<String> {
+        use crate::pb::api::object::Kind as K;
+        let meta = self.metadata();
+        match path {
+            "metadata.name" => return Some(meta.map(|m| m.name.clone()).unwrap_or_default()),
+            "metadata.namespace" => return Some(meta.map(|m| m.namespace.clone()).unwrap_or_default()),
+            _ => {}
+        }
+        match (&self.kind, path) {
+            (Some(K::Pod(p)), _) => {
+                let spec = p.spec.as_ref();
+                let status = p.status.as_ref();
+                let s = |f: fn(&PodSpec) -> &String| spec.map(f).cloned().unwrap_or_default();
+                let st = |f: fn(&PodStatus) -> &String| status.map(f).cloned().unwrap_or_default();
+                match path {
+                    "spec.nodeName" => Some(s(|x| &x.node_name)),
+                    "spec.schedulerName" => Some(s(|x| &x.scheduler_name)),
+                    "spec.restartPolicy" => Some(s(|x| &x.restart_policy)),
+                    "status.phase" => Some(st(|x| &x.phase)),
+                    "status.podIP" => Some(st(|x| &x.pod_ip)),
+                    _ => None,
+                }
+            }
+            (Some(K::Node(n)), "spec.unschedulable") => {
+                Some(n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false).to_string())
+            }
+            (Some(K::Namespace(n)), "status.phase") => Some(n.status.as_ref().map(|s| s.phase.clone()).unwrap_or_default()),
+            (Some(K::Secret(s)), "type") => Some(s.r#type.clone()),
+            (Some(K::ReplicationController(r)), "status.replicas") => {
+                Some(r.status.as_ref().map(|s| s.replicas).unwrap_or(0).to_string())
+            }
+            (Some(K::Event(e)), _) => {
+                let io = e.involved_object.clone().unwrap_or_default();
+                match path {
+                    "involvedObject.kind" => Some(io.kind),
+                    "involvedObject.namespace" => Some(io.namespace),
+                    "involvedObject.name" => Some(io.name),
+                    "involvedObject.uid" => Some(io.uid),
+                    "reason" => Some(e.reason.clone()),
+                    "type" => Some(e.r#type.clone()),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
     }
 }
