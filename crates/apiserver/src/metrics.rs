@@ -1,0 +1,132 @@
+//! The apiserver's Prometheus metrics: requests by verb, kind and code with
+//! latency histograms, in-flight requests, watchers, and the store's size.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::storage::Store;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    verb: String,
+    kind: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerbLabels {
+    verb: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+/// Every metric the apiserver exports.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<VerbLabels, Histogram>,
+    inflight: Gauge,
+    watchers: Family<KindLabels, Gauge>,
+    store_objects: Gauge,
+    store_revision: Gauge,
+    store_compacted_revision: Gauge,
+    store_size_bytes: Gauge,
+    store_flushes: Gauge,
+}
+
+/// Decrements a gauge when dropped.
+pub struct GaugeGuard(Gauge);
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("berth_apiserver");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("request", "API requests by verb, kind and gRPC code", requests.clone());
+        let latency = Family::<VerbLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 18)));
+        registry.register("request_duration_seconds", "API request latency by verb", latency.clone());
+        let inflight = Gauge::default();
+        registry.register("inflight_requests", "Requests being served", inflight.clone());
+        let watchers = Family::<KindLabels, Gauge>::default();
+        registry.register("watchers", "Open watch streams by kind", watchers.clone());
+        let store_objects = Gauge::default();
+        registry.register("storage_objects", "Objects in the store", store_objects.clone());
+        let store_revision = Gauge::default();
+        registry.register("storage_revision", "The store's current revision", store_revision.clone());
+        let store_compacted_revision = Gauge::default();
+        registry.register("storage_compacted_revision", "The newest revision no longer in the history", store_compacted_revision.clone());
+        let store_size_bytes = Gauge::default();
+        registry.register("storage_size_bytes", "Size of the store on disk", store_size_bytes.clone());
+        let store_flushes = Gauge::default();
+        registry.register("storage_flushes", "Group-commit flushes since start", store_flushes.clone());
+        let build = Family::<BuildLabels, Gauge>::default();
+        registry.register("build_info", "Build information", build.clone());
+        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
+        Arc::new(Metrics {
+            registry,
+            requests,
+            latency,
+            inflight,
+            watchers,
+            store_objects,
+            store_revision,
+            store_compacted_revision,
+            store_size_bytes,
+            store_flushes,
+        })
+    }
+
+    pub fn observe_request(&self, verb: &str, kind: &str, code: tonic::Code, elapsed: Duration) {
+        let code = format!("{code:?}");
+        self.requests.get_or_create(&RequestLabels { verb: verb.into(), kind: kind.into(), code }).inc();
+        self.latency.get_or_create(&VerbLabels { verb: verb.into() }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a request in flight until the guard drops.
+    pub fn inflight(&self) -> GaugeGuard {
+        self.inflight.inc();
+        GaugeGuard(self.inflight.clone())
+    }
+
+    /// Counts an open watch until the guard drops.
+    pub fn watcher(&self, kind: &str) -> GaugeGuard {
+        let g = self.watchers.get_or_create(&KindLabels { kind: kind.into() }).clone();
+        g.inc();
+        GaugeGuard(g)
+    }
+
+    /// The Prometheus text exposition, with the store's figures read now.
+    pub fn render(&self, store: &Arc<dyn Store>) -> String {
+        let s = store.stats();
+        self.store_objects.set(s.objects as i64);
+        self.store_revision.set(s.current_revision as i64);
+        self.store_compacted_revision.set(s.compacted_revision as i64);
+        self.store_size_bytes.set(s.disk_bytes as i64);
+        self.store_flushes.set(s.flushes as i64);
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,552 @@
+//! The semantics of the API on top of a [`Store`]: server-set metadata,
+//! defaulting, validation, preconditions, spec/status separation,
+//! generation, graceful deletion, finalizers and binding (DESIGN.md §3).
+
+use std::sync::Arc;
+
+use berth_api::pb::api::object::Kind;
+use berth_api::pb::core::{Binding, PodCondition};
+use berth_api::resource::{KindInfo, find_kind, selectable_fields};
+use berth_api::{Object, fields, labels, validation};
+use bytes::Bytes;
+use prost::Message;
+
+use crate::defaults;
+use crate::error::{Error, Result};
+use crate::storage::{self, KeyValue, Revision, Store};
+
+/// How many times an update without a precondition is retried when another
+/// writer got there first.
+const MAX_RETRIES: usize = 16;
+
+/// Namespaces that exist from the first start and cannot be deleted.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// A delete request.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub uid: String,
+    pub resource_version: String,
+    pub grace_period_seconds: Option<i64>,
+    pub propagation_policy: String,
+}
+
+/// Parsed selectors of a list or watch, checked against the kind.
+pub struct Filter {
+    pub labels: labels::Selector,
+    pub fields: fields::Selector,
+}
+
+impl Filter {
+    /// Parses both selectors; a field the kind cannot select on is refused.
+    pub fn parse(info: &KindInfo, label_selector: &str, field_selector: &str) -> Result<Filter> {
+        let labels = labels::Selector::parse(label_selector).map_err(|e| Error::BadRequest(format!("unable to parse label selector: {e}")))?;
+        let fields = fields::Selector::parse(field_selector).map_err(|e| Error::BadRequest(format!("unable to parse field selector: {e}")))?;
+        let allowed = selectable_fields(info.kind);
+        for f in fields.fields() {
+            if !allowed.contains(&f) {
+                return Err(Error::BadRequest(format!(
+                    "field label not supported for {}: {f:?} (supported: {})",
+                    info.plural,
+                    allowed.join(", ")
+                )));
+            }
+        }
+        Ok(Filter { labels, fields })
+    }
+
+    /// Whether an object passes both selectors.
+    pub fn matches(&self, o: &Object) -> bool {
+        let empty = std::collections::BTreeMap::new();
+        let obj_labels = o.metadata().map(|m| &m.labels).unwrap_or(&empty);
+        (self.labels.is_empty() || self.labels.matches(obj_labels)) && (self.fields.is_empty() || self.fields.matches(|f| o.field(f)))
+    }
+
+    pub fn is_everything(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+}
+
+/// The API's object logic, shared by every handler.
+#[derive(Clone)]
+pub struct Registry {
+    store: Arc<dyn Store>,
+}
+
+/// The current time as Kubernetes writes timestamps.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Decodes a stored object and sets its resourceVersion.
+pub fn decode(kv: &KeyValue) -> Result<Object> {
+    decode_at(&kv.value, kv.mod_revision, &kv.key)
+}
+
+/// Decodes stored bytes, setting resourceVersion to `revision`.
+pub fn decode_at(value: &[u8], revision: Revision, key: &str) -> Result<Object> {
+    let mut o = Object::decode(value).map_err(|e| Error::Internal(format!("stored object {key} cannot be decoded: {e}")))?;
+    if let Some(m) = o.metadata_mut() {
+        m.resource_version = revision.to_string();
+    }
+    Ok(o)
+}
+
+/// Encodes an object for the store: resourceVersion is not stored (it is the
+/// key's revision).
+fn encode(o: &Object) -> Bytes {
+    let mut o = o.clone();
+    if let Some(m) = o.metadata_mut() {
+        m.resource_version.clear();
+    }
+    Bytes::from(o.encode_to_vec())
+}
+
+/// Resolves a kind named in a request.
+pub fn kind(name: &str) -> Result<&'static KindInfo> {
+    find_kind(name).ok_or_else(|| Error::NotFound { plural: "the server doesn't have a resource type".into(), name: name.into() })
+}
+
+fn key_of(info: &KindInfo, o: &Object) -> String {
+    info.key(o.namespace(), o.name())
+}
+
+fn invalid(info: &KindInfo, name: &str, message: impl Into<String>) -> Error {
+    Error::Invalid { kind: info.kind.into(), name: name.into(), message: message.into() }
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn Store>) -> Registry {
+        Registry { store }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Creates the system namespaces that do not exist yet.
+    pub async fn bootstrap(&self) -> Result<()> {
+        for ns in SYSTEM_NAMESPACES {
+            let mut o = berth_api::pb::core::Namespace::default();
+            berth_api::Resource::metadata_mut(&mut o).name = (*ns).to_string();
+            match self.create(berth_api::Resource::into_object(o), false).await {
+                Ok(_) | Err(Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<Object> {
+        let info = self::kind(kind)?;
+        let key = info.key(namespace, name);
+        match self.store.get(&key).map_err(|e| Error::from_store(e, info.plural, name))? {
+            Some(kv) => decode(&kv),
+            None => Err(Error::NotFound { plural: info.plural.into(), name: name.into() }),
+        }
+    }
+
+    /// Lists the objects of a kind that pass the filter, with the revision
+    /// the list reflects.
+    pub async fn list(&self, info: &KindInfo, namespace: &str, filter: &Filter, min_revision: Revision) -> Result<(Vec<Object>, Revision)> {
+        let prefix = info.prefix(namespace);
+        let (kvs, rev) = if min_revision > 0 {
+            self.store.list_at_least(&prefix, min_revision).await
+        } else {
+            self.store.list(&prefix)
+        }
+        .map_err(|e| Error::from_store(e, info.plural, ""))?;
+        let mut items = Vec::with_capacity(kvs.len());
+        for kv in &kvs {
+            let o = decode(kv)?;
+            if filter.matches(&o) {
+                items.push(o);
+            }
+        }
+        Ok((items, rev))
+    }
+
+    /// Checks that a namespaced object's namespace exists and accepts new objects.
+    fn check_namespace(&self, info: &KindInfo, namespace: &str) -> Result<()> {
+        if !info.namespaced {
+            return Ok(());
+        }
+        let ns_info = kind("Namespace")?;
+        let kv = self
+            .store
+            .get(&ns_info.key("", namespace))
+            .map_err(|e| Error::from_store(e, "namespaces", namespace))?
+            .ok_or_else(|| Error::NotFound { plural: "namespaces".into(), name: namespace.into() })?;
+        let ns = decode(&kv)?;
+        if ns.metadata().is_some_and(|m| !m.deletion_timestamp.is_empty()) {
+            return Err(Error::Forbidden(format!(
+                "{} {:?} is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
+                info.plural, namespace
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates an object (DESIGN.md §3): server-set metadata, defaults,
+    /// validation, namespace check, then a durable write.
+    pub async fn create(&self, mut o: Object, dry_run: bool) -> Result<Object> {
+        let info = o.info().ok_or_else(|| Error::BadRequest("the request carries no object".into()))?;
+        o.set_type_meta();
+        let meta = o.metadata_mut().ok_or_else(|| Error::BadRequest("the request carries no object".into()))?;
+        if !meta.resource_version.is_empty() {
+            return Err(invalid(info, &meta.name, "metadata.resourceVersion: Invalid value: must not be set on objects to be created"));
+        }
+        if meta.name.is_empty() && !meta.generate_name.is_empty() {
+            meta.name = format!("{}{}", meta.generate_name, random_suffix());
+        }
+        if info.namespaced {
+            if meta.namespace.is_empty() {
+                meta.namespace = "default".into();
+            }
+        } else {
+            meta.namespace.clear();
+        }
+        meta.uid = uuid::Uuid::new_v4().to_string();
+        meta.creation_timestamp = now();
+        meta.deletion_timestamp.clear();
+        meta.deletion_grace_period_seconds = None;
+        meta.generation = if info.has_spec { 1 } else { 0 };
+        if let Some(Kind::Pod(p)) = &mut o.kind {
+            // A new pod's status is the server's to set.
+            p.status = None;
+        }
+        defaults::apply(&mut o);
+        validation::validate(&o).map_err(|e| invalid(info, o.name(), e.to_string()))?;
+        self.check_namespace(info, o.namespace())?;
+        if dry_run {
+            return Ok(o);
+        }
+        let key = key_of(info, &o);
+        let rev = self.store.create(&key, encode(&o)).await.map_err(|e| Error::from_store(e, info.plural, o.name()))?;
+        set_rv(&mut o, rev);
+        Ok(o)
+    }
+
+    /// Replaces metadata and spec, keeping status (or, with `status_only`,
+    /// replaces status and keeps the rest).
+    pub async fn update(&self, mut new: Object, status_only: bool, dry_run: bool) -> Result<Object> {
+        let info = new.info().ok_or_else(|| Error::BadRequest("the request carries no object".into()))?;
+        if status_only && !info.has_status {
+            return Err(Error::NotFound { plural: format!("{}/status", info.plural), name: new.name().into() });
+        }
+        new.set_type_meta();
+        if info.namespaced && new.namespace().is_empty()
+            && let Some(m) = new.metadata_mut()
+        {
+            m.namespace = "default".into();
+        }
+        if !info.namespaced && let Some(m) = new.metadata_mut() {
+            m.namespace.clear();
+        }
+        let name = new.name().to_string();
+        if name.is_empty() {
+            return Err(invalid(info, "", "metadata.name: Required value: name is required"));
+        }
+        let key = key_of(info, &new);
+        let wanted_rv = new.metadata().map(|m| m.resource_version.clone()).unwrap_or_default();
+        for _ in 0..MAX_RETRIES {
+            let current = self.store.get(&key).map_err(|e| Error::from_store(e, info.plural, &name))?;
+            let current = current.ok_or_else(|| Error::NotFound { plural: info.plural.into(), name: name.clone() })?;
+            if !wanted_rv.is_empty() && wanted_rv != current.mod_revision.to_string() {
+                return Err(Error::from_store(storage::Error::Conflict { key: key.clone(), expected: 0, actual: current.mod_revision }, info.plural, &name));
+            }
+            let old = decode(&current)?;
+            let mut next = if status_only { merge_status(&old, &new) } else { merge_spec(info, &old, &new)? };
+            validation::validate(&next).map_err(|e| invalid(info, &name, e.to_string()))?;
+            if !status_only {
+                validation::validate_update(&old, &next).map_err(|e| invalid(info, &name, e.to_string()))?;
+            }
+            if encode(&next) == encode(&old) {
+                // Nothing changed: no write, no new revision (as Kubernetes).
+                return Ok(old);
+            }
+            if dry_run {
+                return Ok(next);
+            }
+            if deletion_complete(&next) {
+                return self.finish_delete(info, &key, &name, current.mod_revision, Some(&wanted_rv)).await;
+            }
+            match self.store.update(&key, encode(&next), Some(current.mod_revision)).await {
+                Ok(rev) => {
+                    set_rv(&mut next, rev);
+                    return Ok(next);
+                }
+                Err(storage::Error::Conflict { .. }) if wanted_rv.is_empty() => continue,
+                Err(e) => return Err(Error::from_store(e, info.plural, &name)),
+            }
+        }
+        Err(Error::Conflict { plural: info.plural.into(), name, reason: "too many concurrent writers; try again".into() })
+    }
+
+    /// Removes an object whose deletion is complete.
+    async fn finish_delete(&self, info: &KindInfo, key: &str, name: &str, rev: Revision, _precondition: Option<&str>) -> Result<Object> {
+        let (del_rev, kv) = self.store.delete(key, Some(rev)).await.map_err(|e| Error::from_store(e, info.plural, name))?;
+        let mut o = decode(&kv)?;
+        set_rv(&mut o, del_rev);
+        Ok(o)
+    }
+
+    /// Deletes an object, gracefully where the kind has a grace period or
+    /// the object has finalizers.
+    pub async fn delete(&self, kind: &str, namespace: &str, name: &str, opts: &DeleteOptions) -> Result<Object> {
+        let info = self::kind(kind)?;
+        let namespace = if info.namespaced { namespace } else { "" };
+        if info.kind == "Namespace" && SYSTEM_NAMESPACES.contains(&name) {
+            return Err(Error::Forbidden(format!("namespaces {name:?} is forbidden: this namespace may not be deleted")));
+        }
+        let finalizer = match opts.propagation_policy.as_str() {
+            "" | "Background" => None,
+            "Foreground" => Some("foregroundDeletion"),
+            "Orphan" => Some("orphan"),
+            other => return Err(Error::BadRequest(format!("propagationPolicy: Unsupported value: {other:?}: supported values: \"Background\", \"Foreground\", \"Orphan\""))),
+        };
+        if let Some(g) = opts.grace_period_seconds
+            && g < 0
+        {
+            return Err(Error::BadRequest(format!("gracePeriodSeconds: Invalid value: {g}: must be >= 0")));
+        }
+        let key = info.key(namespace, name);
+        for _ in 0..MAX_RETRIES {
+            let current = self.store.get(&key).map_err(|e| Error::from_store(e, info.plural, name))?;
+            let current = current.ok_or_else(|| Error::NotFound { plural: info.plural.into(), name: name.into() })?;
+            let mut o = decode(&current)?;
+            let meta = o.metadata().cloned().unwrap_or_default();
+            if !opts.uid.is_empty() && opts.uid != meta.uid {
+                return Err(Error::Conflict {
+                    plural: info.plural.into(),
+                    name: name.into(),
+                    reason: format!("Precondition failed: UID in precondition: {}, UID in object meta: {}", opts.uid, meta.uid),
+                });
+            }
+            if !opts.resource_version.is_empty() && opts.resource_version != current.mod_revision.to_string() {
+                return Err(Error::Conflict {
+                    plural: info.plural.into(),
+                    name: name.into(),
+                    reason: format!(
+                        "Precondition failed: ResourceVersion in precondition: {}, ResourceVersion in object meta: {}",
+                        opts.resource_version, current.mod_revision
+                    ),
+                });
+            }
+            let m = o.metadata_mut().ok_or_else(|| Error::Internal("stored object without metadata".into()))?;
+            let mut changed = false;
+            if let Some(f) = finalizer
+                && !m.finalizers.iter().any(|x| x == f)
+            {
+                m.finalizers.push(f.into());
+                changed = true;
+            }
+            let grace = graceful_period(&o, opts.grace_period_seconds);
+            let m = o.metadata_mut().ok_or_else(|| Error::Internal("stored object without metadata".into()))?;
+            let pending = !m.finalizers.is_empty() || grace.is_some_and(|g| g > 0) || namespace_has_finalizers(&o);
+            if !pending {
+                match self.store.delete(&key, Some(current.mod_revision)).await {
+                    Ok((rev, kv)) => {
+                        let mut gone = decode(&kv)?;
+                        set_rv(&mut gone, rev);
+                        return Ok(gone);
+                    }
+                    Err(storage::Error::Conflict { .. }) => continue,
+                    Err(e) => return Err(Error::from_store(e, info.plural, name)),
+                }
+            }
+            let m = o.metadata_mut().ok_or_else(|| Error::Internal("stored object without metadata".into()))?;
+            if m.deletion_timestamp.is_empty() {
+                let g = grace.unwrap_or(0);
+                m.deletion_timestamp = (chrono::Utc::now() + chrono::Duration::seconds(g))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                m.deletion_grace_period_seconds = Some(g);
+                changed = true;
+            } else if let Some(g) = grace
+                && m.deletion_grace_period_seconds.is_none_or(|cur| g < cur)
+            {
+                // A second delete may only shorten the grace period.
+                m.deletion_timestamp = (chrono::Utc::now() + chrono::Duration::seconds(g))
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                m.deletion_grace_period_seconds = Some(g);
+                changed = true;
+            }
+            if let Some(Kind::Namespace(ns)) = &mut o.kind {
+                let status = ns.status.get_or_insert_with(Default::default);
+                if status.phase != "Terminating" {
+                    status.phase = "Terminating".into();
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(o);
+            }
+            match self.store.update(&key, encode(&o), Some(current.mod_revision)).await {
+                Ok(rev) => {
+                    set_rv(&mut o, rev);
+                    return Ok(o);
+                }
+                Err(storage::Error::Conflict { .. }) => continue,
+                Err(e) => return Err(Error::from_store(e, info.plural, name)),
+            }
+        }
+        Err(Error::Conflict { plural: info.plural.into(), name: name.into(), reason: "too many concurrent writers; try again".into() })
+    }
+
+    /// pods/binding: assigns a pod that has no node to a node.
+    pub async fn bind(&self, namespace: &str, binding: &Binding) -> Result<Object> {
+        let pod_name = binding.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+        let node = binding.target.as_ref().map(|t| t.name.clone()).unwrap_or_default();
+        let info = kind("Pod")?;
+        if pod_name.is_empty() {
+            return Err(invalid(info, "", "metadata.name: Required value: the pod to bind"));
+        }
+        if node.is_empty() {
+            return Err(invalid(info, &pod_name, "target.name: Required value: the node to bind to"));
+        }
+        let namespace = if namespace.is_empty() { "default" } else { namespace };
+        let key = info.key(namespace, &pod_name);
+        for _ in 0..MAX_RETRIES {
+            let current = self.store.get(&key).map_err(|e| Error::from_store(e, info.plural, &pod_name))?;
+            let current = current.ok_or_else(|| Error::NotFound { plural: info.plural.into(), name: pod_name.clone() })?;
+            let mut o = decode(&current)?;
+            let Some(Kind::Pod(pod)) = &mut o.kind else {
+                return Err(Error::Internal(format!("{key} is not a pod")));
+            };
+            if pod.metadata.as_ref().is_some_and(|m| !m.deletion_timestamp.is_empty()) {
+                return Err(Error::Conflict { plural: info.plural.into(), name: pod_name, reason: "the pod is being deleted".into() });
+            }
+            let spec = pod.spec.get_or_insert_with(Default::default);
+            if !spec.node_name.is_empty() {
+                return Err(Error::Conflict {
+                    plural: info.plural.into(),
+                    name: pod_name,
+                    reason: format!("pod is already assigned to node {:?}", spec.node_name),
+                });
+            }
+            spec.node_name = node.clone();
+            let status = pod.status.get_or_insert_with(Default::default);
+            status.conditions.retain(|c| c.r#type != "PodScheduled");
+            status.conditions.push(PodCondition {
+                r#type: "PodScheduled".into(),
+                status: "True".into(),
+                last_transition_time: now(),
+                ..Default::default()
+            });
+            match self.store.update(&key, encode(&o), Some(current.mod_revision)).await {
+                Ok(rev) => {
+                    set_rv(&mut o, rev);
+                    return Ok(o);
+                }
+                Err(storage::Error::Conflict { .. }) => continue,
+                Err(e) => return Err(Error::from_store(e, info.plural, &pod_name)),
+            }
+        }
+        Err(Error::Conflict { plural: info.plural.into(), name: pod_name, reason: "too many concurrent writers; try again".into() })
+    }
+}
+
+/// The grace period a delete gets: pods on a node wait for their kubelet,
+/// everything else goes at once (unless finalizers hold it).
+fn graceful_period(o: &Object, requested: Option<i64>) -> Option<i64> {
+    match &o.kind {
+        Some(Kind::Pod(p)) => {
+            let spec = p.spec.clone().unwrap_or_default();
+            if spec.node_name.is_empty() {
+                return None;
+            }
+            Some(requested.or(spec.termination_grace_period_seconds).unwrap_or(30))
+        }
+        _ => None,
+    }
+}
+
+fn namespace_has_finalizers(o: &Object) -> bool {
+    matches!(&o.kind, Some(Kind::Namespace(ns)) if ns.spec.as_ref().is_some_and(|s| !s.finalizers.is_empty()))
+}
+
+/// Whether an object whose deletion was requested may now go: no
+/// finalizers left (and, for a pod on a node, its kubelet confirmed with a
+/// zero grace period).
+fn deletion_complete(o: &Object) -> bool {
+    let Some(m) = o.metadata() else { return false };
+    if m.deletion_timestamp.is_empty() || !m.finalizers.is_empty() || namespace_has_finalizers(o) {
+        return false;
+    }
+    match &o.kind {
+        Some(Kind::Pod(p)) => {
+            p.spec.as_ref().is_none_or(|s| s.node_name.is_empty()) || m.deletion_grace_period_seconds == Some(0)
+        }
+        _ => true,
+    }
+}
+
+/// A spec update: the new object's metadata (less what the server owns) and
+/// spec, the old object's status; generation bumps when the spec changed.
+fn merge_spec(info: &KindInfo, old: &Object, new: &Object) -> Result<Object> {
+    let mut next = new.clone();
+    let old_meta = old.metadata().cloned().unwrap_or_default();
+    let status = old.clone().take_status();
+    next.take_status();
+    next.put_status(status);
+    defaults::apply(&mut next);
+    if let (Some(Kind::Namespace(n)), Some(Kind::Namespace(o))) = (&mut next.kind, &old.kind) {
+        // A terminating namespace stays terminating; spec.finalizers may only shrink then.
+        if o.status.as_ref().is_some_and(|s| s.phase == "Terminating") {
+            let old_f = o.spec.as_ref().map(|s| s.finalizers.clone()).unwrap_or_default();
+            let spec = n.spec.get_or_insert_with(Default::default);
+            spec.finalizers.retain(|f| old_f.contains(f));
+        }
+    }
+    let meta = next.metadata_mut().ok_or_else(|| Error::Internal("object without metadata".into()))?;
+    meta.uid = old_meta.uid.clone();
+    meta.creation_timestamp = old_meta.creation_timestamp.clone();
+    meta.deletion_timestamp = old_meta.deletion_timestamp.clone();
+    meta.deletion_grace_period_seconds = old_meta.deletion_grace_period_seconds;
+    meta.generate_name = old_meta.generate_name.clone();
+    meta.resource_version.clear();
+    meta.generation = old_meta.generation;
+    if !old_meta.deletion_timestamp.is_empty() {
+        // While deleting, finalizers may only be removed.
+        let added: Vec<&String> = meta.finalizers.iter().filter(|f| !old_meta.finalizers.contains(f)).collect();
+        if !added.is_empty() {
+            return Err(invalid(
+                info,
+                &old_meta.name,
+                format!("metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+            ));
+        }
+    }
+    if info.has_spec && next.spec_bytes() != old.spec_bytes() {
+        if let Some(m) = next.metadata_mut() {
+            m.generation = old_meta.generation + 1;
+        }
+    }
+    Ok(next)
+}
+
+/// A status update: the old object with the new status.
+fn merge_status(old: &Object, new: &Object) -> Object {
+    let mut next = old.clone();
+    let status = new.clone().take_status();
+    next.take_status();
+    next.put_status(status);
+    if let Some(m) = next.metadata_mut() {
+        m.resource_version.clear();
+    }
+    next
+}
+
+fn set_rv(o: &mut Object, rev: Revision) {
+    if let Some(m) = o.metadata_mut() {
+        m.resource_version = rev.to_string();
+    }
+}
+
+/// Five random lowercase alphanumerics, as generateName uses.
+fn random_suffix() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
+}

@@ -1,0 +1,846 @@
+//! The embedded sled backend: durable group-committed writes and a compacted history log.
+//!
+//! # On disk
+//! One sled tree holds three kinds of records:
+//! - `k` + key → `[mod_revision u64 BE][create_revision u64 BE][value]`: the objects;
+//! - `l` + revision (u64 BE) → a history record (event type, create revision, key, value,
+//!   previous value), so that after a restart watchers can resume from a recent revision;
+//! - `m/revision` → the current revision (u64 BE).
+//!
+//! # Writes
+//! sled 0.34 is beta software whose default is to flush every 500 ms, so we flush ourselves
+//! before acknowledging (DESIGN.md §4). One writer thread owns revision assignment and
+//! preconditions: it takes every request queued at that moment (group commit), checks each
+//! against the cache plus the earlier writes of the same group, writes the group as one atomic
+//! `sled::Batch`, flushes once, publishes the events to the watch cache and only then replies.
+//! So a write is visible to readers before its writer hears about it, and concurrent writes
+//! share one fsync.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+use tracing::{debug, error, info, warn};
+
+use super::watch_cache::{DEFAULT_HISTORY, Entry, WatchCache};
+use super::{Error, Event, EventType, KeyValue, Result, Revision, Store, StoreStats, WatchStream};
+
+/// Most requests committed in one group; bounds one batch's size and the latency of the
+/// requests that wait behind it.
+const MAX_GROUP: usize = 1_024;
+
+/// Log compaction runs after this many writes (in the writer thread, so it never races).
+const COMPACT_EVERY: u64 = 1_000;
+
+/// Most log records one compaction removes, so that a store reopened with a much smaller
+/// `history` trims its backlog gradually instead of in one huge batch.
+const COMPACT_MAX_REMOVALS: u64 = 16 * COMPACT_EVERY;
+
+/// How long `open` waits for a lock that sled has not yet released (see
+/// `open_waiting_for_lock`).
+const OPEN_LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// How long `list_at_least` waits for the store to catch up.
+const LIST_WAIT: Duration = Duration::from_secs(3);
+
+const OBJECT_PREFIX: u8 = b'k';
+const LOG_PREFIX: u8 = b'l';
+const META_REVISION: &[u8] = b"m/revision";
+
+/// Size of the object record header: mod revision and create revision.
+const OBJECT_HEADER: usize = 16;
+
+/// How a [`SledStore`] is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SledOptions {
+    /// Events kept for watches, in memory and in the on-disk log (default 10,000; at least 1).
+    pub history: usize,
+    /// sled's page cache size in bytes (default 64 MiB).
+    pub cache_capacity_bytes: u64,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        Self {
+            history: DEFAULT_HISTORY,
+            cache_capacity_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// The embedded store: sled on disk, a [`WatchCache`] in memory, one writer thread.
+///
+/// Reads never touch sled. Close it with [`SledStore::close`] (dropping it does the same).
+pub struct SledStore {
+    db: sled::Db,
+    cache: Arc<WatchCache>,
+    requests: mpsc::Sender<Command>,
+    /// Taken by `close`, which joins the writer.
+    writer: Mutex<Option<thread::JoinHandle<()>>>,
+    counters: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    writes: AtomicU64,
+    flushes: AtomicU64,
+}
+
+enum Command {
+    Write(WriteRequest),
+    /// Finish what is queued before this, then stop.
+    Shutdown,
+}
+
+struct WriteRequest {
+    key: String,
+    op: Op,
+    reply: oneshot::Sender<Result<Outcome>>,
+}
+
+enum Op {
+    Create {
+        value: Bytes,
+    },
+    Update {
+        value: Bytes,
+        expected: Option<Revision>,
+    },
+    Delete {
+        expected: Option<Revision>,
+    },
+}
+
+/// The revision of a successful write, and for a delete the key-value it removed.
+type Outcome = (Revision, Option<KeyValue>);
+
+impl SledStore {
+    /// Opens (or creates) the store in directory `path`: loads every object into memory, the
+    /// newest `options.history` log records into the watch ring, and the revision, then starts
+    /// the writer thread.
+    pub fn open(path: &Path, options: SledOptions) -> Result<SledStore> {
+        // With no history every watcher would be too old as soon as anything is written.
+        let options = SledOptions {
+            history: options.history.max(1),
+            ..options
+        };
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_capacity_bytes)
+            // We flush before every acknowledgement; sled's timer would only add fsyncs.
+            .flush_every_ms(None);
+        let db = open_waiting_for_lock(&config)?;
+
+        let revision = match db.get(META_REVISION).map_err(Error::backend)? {
+            None => 0,
+            Some(raw) => read_u64(&raw)
+                .ok_or_else(|| Error::corrupt("m/revision", "not an 8-byte revision"))?,
+        };
+
+        let mut objects = BTreeMap::new();
+        for item in db.scan_prefix([OBJECT_PREFIX]) {
+            let (raw_key, raw) = item.map_err(Error::backend)?;
+            let key = decode_key(&raw_key[1..])?;
+            let entry = decode_object(&key, &raw)?;
+            if entry.mod_revision > revision {
+                return Err(Error::corrupt(
+                    key,
+                    format!(
+                        "mod revision {} is newer than the store's {revision}",
+                        entry.mod_revision
+                    ),
+                ));
+            }
+            objects.insert(key, entry);
+        }
+
+        let (history, compacted) = load_history(&db, revision, options.history)?;
+        let log_oldest = match db.scan_prefix([LOG_PREFIX]).next() {
+            Some(item) => {
+                let (raw_key, _) = item.map_err(Error::backend)?;
+                log_revision(&raw_key)?
+            }
+            None => revision + 1,
+        };
+
+        info!(
+            path = %path.display(),
+            objects = objects.len(),
+            revision,
+            compacted,
+            history = history.len(),
+            "opened sled store"
+        );
+
+        let cache = Arc::new(WatchCache::restore(
+            options.history,
+            objects,
+            revision,
+            compacted,
+            history,
+        ));
+        let counters = Arc::new(Counters::default());
+        let (requests, queue) = mpsc::channel();
+        let writer = Writer {
+            db: db.clone(),
+            cache: Arc::clone(&cache),
+            counters: Arc::clone(&counters),
+            history: options.history as u64,
+            log_oldest,
+            since_compaction: 0,
+        };
+        let handle = thread::Builder::new()
+            .name("berth-sled-writer".into())
+            .spawn(move || writer.run(queue))
+            .map_err(Error::backend)?;
+
+        Ok(SledStore {
+            db,
+            cache,
+            requests,
+            writer: Mutex::new(Some(handle)),
+            counters,
+        })
+    }
+
+    /// Stops the store: the writer finishes every request queued before this call, flushes and
+    /// exits; watch streams then end (returning `None` once drained), and later writes and
+    /// watches get [`Error::Closed`]. Reads keep answering from memory. Blocks until the writer
+    /// has stopped (at most one group commit); idempotent; also run on drop.
+    pub fn close(&self) {
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(handle) = handle else { return };
+        // If the writer already stopped (after a backend failure) the send fails; fine.
+        let _ = self.requests.send(Command::Shutdown);
+        if handle.join().is_err() {
+            error!("sled writer thread panicked");
+        }
+        // The writer closes the cache on its way out; this covers a panicked writer.
+        self.cache.close();
+        if let Err(err) = self.db.flush() {
+            error!(cause = %err, "final flush failed");
+        }
+        info!(
+            revision = self.cache.current_revision(),
+            "closed sled store"
+        );
+    }
+
+    /// The watch cache serving reads (for diagnostics and tests).
+    pub fn cache(&self) -> &Arc<WatchCache> {
+        &self.cache
+    }
+
+    /// Sends one write to the writer thread and waits for its durable outcome. If the caller
+    /// stops waiting, the write still happens (as with etcd).
+    async fn submit(&self, key: &str, op: Op) -> Result<Outcome> {
+        let (reply, outcome) = oneshot::channel();
+        self.requests
+            .send(Command::Write(WriteRequest {
+                key: key.to_owned(),
+                op,
+                reply,
+            }))
+            .map_err(|_| Error::Closed)?;
+        // A dropped reply means the writer stopped before reaching this request.
+        outcome.await.map_err(|_| Error::Closed)?
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SledStore {
+    async fn create(&self, key: &str, value: Bytes) -> Result<Revision> {
+        Ok(self.submit(key, Op::Create { value }).await?.0)
+    }
+
+    async fn update(
+        &self,
+        key: &str,
+        value: Bytes,
+        expected: Option<Revision>,
+    ) -> Result<Revision> {
+        Ok(self.submit(key, Op::Update { value, expected }).await?.0)
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
+        match self.submit(key, Op::Delete { expected }).await? {
+            (revision, Some(kv)) => Ok((revision, kv)),
+            // The writer always returns the removed key-value for a delete.
+            (_, None) => Err(Error::NotFound {
+                key: key.to_owned(),
+            }),
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        Ok(self.cache.get(key))
+    }
+
+    fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision)> {
+        Ok(self.cache.list(prefix))
+    }
+
+    async fn list_at_least(
+        &self,
+        prefix: &str,
+        min: Revision,
+    ) -> Result<(Vec<KeyValue>, Revision)> {
+        self.cache.wait_for_revision(min, LIST_WAIT).await?;
+        Ok(self.cache.list(prefix))
+    }
+
+    fn watch(&self, prefix: &str, from: Revision) -> Result<WatchStream> {
+        self.cache.watch(prefix, from)
+    }
+
+    fn current_revision(&self) -> Revision {
+        self.cache.current_revision()
+    }
+
+    fn compacted_revision(&self) -> Revision {
+        self.cache.compacted_revision()
+    }
+
+    fn stats(&self) -> StoreStats {
+        let disk_bytes = self.db.size_on_disk().unwrap_or_else(|err| {
+            debug!(cause = %err, "cannot measure sled size on disk");
+            0
+        });
+        StoreStats {
+            objects: self.cache.len() as u64,
+            disk_bytes,
+            current_revision: self.cache.current_revision(),
+            compacted_revision: self.cache.compacted_revision(),
+            history_events: self.cache.history_len() as u64,
+            watchers: self.cache.watchers(),
+            writes: self.counters.writes.load(Ordering::Relaxed),
+            flushes: self.counters.flushes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The writer thread's state: the only code that assigns revisions or writes to sled.
+struct Writer {
+    db: sled::Db,
+    cache: Arc<WatchCache>,
+    counters: Arc<Counters>,
+    history: u64,
+    /// The oldest log revision that may still be on disk; compaction removes from here.
+    log_oldest: Revision,
+    since_compaction: u64,
+}
+
+impl Writer {
+    fn run(mut self, queue: mpsc::Receiver<Command>) {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        let mut stopping = false;
+        while !stopping {
+            // Block for the first request, then take whatever else is already queued: under
+            // load the queue fills while the previous group flushes, so groups grow by
+            // themselves and no timer is needed.
+            match queue.recv() {
+                Ok(Command::Write(request)) => group.push(request),
+                Ok(Command::Shutdown) | Err(_) => break,
+            }
+            while group.len() < MAX_GROUP {
+                match queue.try_recv() {
+                    Ok(Command::Write(request)) => group.push(request),
+                    Ok(Command::Shutdown) => {
+                        stopping = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Err(err) = self.commit(&mut group) {
+                // Memory and disk may now disagree about this group, so take no more writes;
+                // a restart reloads the truth from disk.
+                error!(cause = %err, "sled write failed; the store stops accepting writes");
+                break;
+            }
+        }
+        // Requests still queued are dropped with the queue, so their callers get Closed.
+        self.cache.close();
+        debug!("sled writer stopped");
+    }
+
+    /// Checks, writes, flushes and publishes one group, then answers its requests.
+    fn commit(&mut self, group: &mut Vec<WriteRequest>) -> Result<()> {
+        let mut revision = self.cache.current_revision();
+        // Keys written earlier in this group: their state is not in the cache yet.
+        let mut overlay: HashMap<String, Option<KeyValue>> = HashMap::new();
+        let mut batch = sled::Batch::default();
+        let mut events = Vec::with_capacity(group.len());
+        let mut replies = Vec::with_capacity(group.len());
+
+        for request in group.drain(..) {
+            let current = match overlay.get(&request.key) {
+                Some(state) => state.clone(),
+                None => self.cache.get(&request.key),
+            };
+            let key = request.key;
+            let planned = plan(&key, request.op, current, revision + 1);
+            let event = match planned {
+                Ok((event, outcome)) => {
+                    replies.push((request.reply, Ok(outcome)));
+                    event
+                }
+                Err(err) => {
+                    // Answered with the group, not now: a failure caused by an earlier write
+                    // in this group must not be seen before that write is.
+                    replies.push((request.reply, Err(err)));
+                    continue;
+                }
+            };
+            revision = event.revision;
+            let object_key = prefixed(OBJECT_PREFIX, key.as_bytes());
+            match event.event_type {
+                EventType::Deleted => {
+                    batch.remove(object_key);
+                    overlay.insert(key, None);
+                }
+                EventType::Added | EventType::Modified => {
+                    batch.insert(
+                        object_key,
+                        encode_object(event.revision, event.create_revision, &event.value),
+                    );
+                    overlay.insert(
+                        key,
+                        Some(KeyValue {
+                            key: event.key.clone(),
+                            value: event.value.clone(),
+                            mod_revision: event.revision,
+                            create_revision: event.create_revision,
+                        }),
+                    );
+                }
+            }
+            batch.insert(log_key(event.revision).to_vec(), encode_log(&event));
+            events.push(event);
+        }
+
+        if !events.is_empty() {
+            let written = events.len() as u64;
+            batch.insert(META_REVISION, revision.to_be_bytes().to_vec());
+            self.compact_into(&mut batch, revision, written);
+            let durable = self
+                .db
+                .apply_batch(batch)
+                .and_then(|()| self.db.flush())
+                .map_err(Error::backend);
+            if let Err(err) = durable {
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                return Err(err);
+            }
+            self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+            self.counters.writes.fetch_add(written, Ordering::Relaxed);
+            // Publish before replying, so a writer that reads back sees its own write.
+            self.cache.apply(events);
+        }
+
+        for (reply, outcome) in replies {
+            // The caller may have stopped waiting; the write stands anyway.
+            let _ = reply.send(outcome);
+        }
+        Ok(())
+    }
+
+    /// Every `COMPACT_EVERY` writes, adds removals of log records older than the retained
+    /// history to `batch`, so disk use stays bounded.
+    fn compact_into(&mut self, batch: &mut sled::Batch, revision: Revision, written: u64) {
+        self.since_compaction += written;
+        if self.since_compaction < COMPACT_EVERY {
+            return;
+        }
+        self.since_compaction = 0;
+        let cutoff = revision
+            .saturating_sub(self.history)
+            .min(self.log_oldest.saturating_add(COMPACT_MAX_REMOVALS - 1));
+        if cutoff < self.log_oldest {
+            return;
+        }
+        for old in self.log_oldest..=cutoff {
+            batch.remove(log_key(old).to_vec());
+        }
+        debug!(
+            from = self.log_oldest,
+            to = cutoff,
+            "compacting sled history log"
+        );
+        self.log_oldest = cutoff + 1;
+    }
+}
+
+/// Opens sled, retrying for a short while if its directory lock is still held.
+///
+/// sled 0.34 releases the lock only when its last internal reference goes, which its background
+/// threads and deferred (epoch-based) cleanup may hold a little after the `Db` is dropped
+/// (sled issues #1234, #1289); so reopening a directory in the same process right after
+/// closing it can fail spuriously. A second live process keeps the lock and still fails, only
+/// `OPEN_LOCK_WAIT` later.
+fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db> {
+    let deadline = Instant::now() + OPEN_LOCK_WAIT;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(err) if is_lock_contention(&err) && Instant::now() < deadline => {
+                debug!(cause = %err, "sled directory still locked; retrying");
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(err) => return Err(Error::backend(err)),
+        }
+    }
+}
+
+fn is_lock_contention(err: &sled::Error) -> bool {
+    match err {
+        // sled wraps flock's EWOULDBLOCK in an `Other` error carrying this message.
+        sled::Error::Io(io) => {
+            io.kind() == std::io::ErrorKind::WouldBlock
+                || io.to_string().contains("could not acquire lock")
+        }
+        _ => false,
+    }
+}
+
+/// Checks one request against the key's current state and, if it passes, returns the event it
+/// produces (at `revision`) and the caller's outcome.
+fn plan(
+    key: &str,
+    op: Op,
+    current: Option<KeyValue>,
+    revision: Revision,
+) -> Result<(Event, Outcome)> {
+    let check = |current: &KeyValue, expected: Option<Revision>| match expected {
+        Some(expected) if expected != current.mod_revision => Err(Error::Conflict {
+            key: key.to_owned(),
+            expected,
+            actual: current.mod_revision,
+        }),
+        _ => Ok(()),
+    };
+    let not_found = || Error::NotFound {
+        key: key.to_owned(),
+    };
+    // History records store lengths as u32; refuse what they cannot describe rather than write
+    // a record that would read back corrupt. (The API's message limits keep real objects far
+    // smaller.)
+    let too_large = |bytes: usize| {
+        Error::backend(RecordTooLarge {
+            key: key.to_owned(),
+            bytes,
+        })
+    };
+    let value_len = match &op {
+        Op::Create { value } | Op::Update { value, .. } => value.len(),
+        Op::Delete { .. } => 0,
+    };
+    let largest = key.len().max(value_len);
+    if largest > MAX_FIELD_BYTES {
+        return Err(too_large(largest));
+    }
+    match op {
+        Op::Create { value } => {
+            if current.is_some() {
+                return Err(Error::AlreadyExists {
+                    key: key.to_owned(),
+                });
+            }
+            let event = Event::new(
+                revision,
+                EventType::Added,
+                key.to_owned(),
+                value,
+                None,
+                revision,
+            );
+            Ok((event, (revision, None)))
+        }
+        Op::Update { value, expected } => {
+            let current = current.ok_or_else(not_found)?;
+            check(&current, expected)?;
+            let event = Event::new(
+                revision,
+                EventType::Modified,
+                key.to_owned(),
+                value,
+                Some(current.value),
+                current.create_revision,
+            );
+            Ok((event, (revision, None)))
+        }
+        Op::Delete { expected } => {
+            let current = current.ok_or_else(not_found)?;
+            check(&current, expected)?;
+            let event = Event::new(
+                revision,
+                EventType::Deleted,
+                key.to_owned(),
+                current.value.clone(),
+                Some(current.value.clone()),
+                current.create_revision,
+            );
+            Ok((event, (revision, Some(current))))
+        }
+    }
+}
+
+/// The largest key or value a record can hold (lengths are stored as u32).
+const MAX_FIELD_BYTES: usize = u32::MAX as usize;
+
+/// A key or value too large to store; carried inside [`Error::Backend`].
+#[derive(thiserror::Error, Debug)]
+#[error("key {key}: {bytes} bytes is over the storage limit of {MAX_FIELD_BYTES} bytes")]
+pub struct RecordTooLarge {
+    /// The key written.
+    pub key: String,
+    /// The size of the oversized key or value.
+    pub bytes: usize,
+}
+
+/// Reads the newest `keep` log records, returning them in revision order with the compacted
+/// revision they imply. Only the contiguous tail ending at `revision` is usable: a watch must
+/// never silently skip a revision.
+fn load_history(db: &sled::Db, revision: Revision, keep: usize) -> Result<(Vec<Event>, Revision)> {
+    let mut newest_first = Vec::with_capacity(keep.min(1 << 16));
+    let mut expected = revision;
+    for item in db.scan_prefix([LOG_PREFIX]).rev() {
+        if newest_first.len() >= keep {
+            break;
+        }
+        let (raw_key, raw) = item.map_err(Error::backend)?;
+        let log_rev = log_revision(&raw_key)?;
+        if log_rev == 0 || log_rev > revision {
+            return Err(Error::corrupt(
+                format!("log/{log_rev}"),
+                format!("history record outside the store's revisions 1..={revision}"),
+            ));
+        }
+        if log_rev != expected {
+            warn!(
+                missing = expected,
+                found = log_rev,
+                "gap in sled history log; older history is unavailable"
+            );
+            break;
+        }
+        newest_first.push(decode_log(log_rev, &raw)?);
+        expected -= 1;
+    }
+    newest_first.reverse();
+    // Every revision after `expected` is in the history.
+    Ok((newest_first, expected))
+}
+
+fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + rest.len());
+    out.push(prefix);
+    out.extend_from_slice(rest);
+    out
+}
+
+fn log_key(revision: Revision) -> [u8; 9] {
+    let mut key = [LOG_PREFIX; 9];
+    key[1..].copy_from_slice(&revision.to_be_bytes());
+    key
+}
+
+fn log_revision(raw_key: &[u8]) -> Result<Revision> {
+    raw_key
+        .get(1..)
+        .and_then(read_u64)
+        .ok_or_else(|| Error::corrupt(format!("{raw_key:?}"), "malformed history log key"))
+}
+
+fn read_u64(raw: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(raw.try_into().ok()?))
+}
+
+fn decode_key(raw: &[u8]) -> Result<String> {
+    String::from_utf8(raw.to_vec())
+        .map_err(|_| Error::corrupt(String::from_utf8_lossy(raw), "key is not UTF-8"))
+}
+
+fn encode_object(mod_revision: Revision, create_revision: Revision, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(OBJECT_HEADER + value.len());
+    out.extend_from_slice(&mod_revision.to_be_bytes());
+    out.extend_from_slice(&create_revision.to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+fn decode_object(key: &str, raw: &[u8]) -> Result<Entry> {
+    if raw.len() < OBJECT_HEADER {
+        return Err(Error::corrupt(key, "object record shorter than its header"));
+    }
+    let (mod_raw, rest) = raw.split_at(8);
+    let (create_raw, value) = rest.split_at(8);
+    let (Some(mod_revision), Some(create_revision)) = (read_u64(mod_raw), read_u64(create_raw))
+    else {
+        return Err(Error::corrupt(key, "object record header unreadable"));
+    };
+    Ok(Entry {
+        value: Bytes::copy_from_slice(value),
+        mod_revision,
+        create_revision,
+    })
+}
+
+// History record layout:
+//   [event type u8][create_revision u64 BE][key len u32 BE][key][value len u32 BE][value][prev]
+// `prev` (the rest of the record) is present only for Modified; a Deleted event's previous
+// value is its value, and an Added event has none, so neither is stored twice.
+const TYPE_ADDED: u8 = 1;
+const TYPE_MODIFIED: u8 = 2;
+const TYPE_DELETED: u8 = 3;
+
+fn encode_log(event: &Event) -> Vec<u8> {
+    let prev = match event.event_type {
+        EventType::Modified => event.prev_value.as_deref().unwrap_or_default(),
+        EventType::Added | EventType::Deleted => &[],
+    };
+    let mut out =
+        Vec::with_capacity(1 + 8 + 4 + event.key.len() + 4 + event.value.len() + prev.len());
+    out.push(match event.event_type {
+        EventType::Added => TYPE_ADDED,
+        EventType::Modified => TYPE_MODIFIED,
+        EventType::Deleted => TYPE_DELETED,
+    });
+    out.extend_from_slice(&event.create_revision.to_be_bytes());
+    // `plan` refused keys and values over u32::MAX bytes, so these casts do not truncate.
+    out.extend_from_slice(&(event.key.len() as u32).to_be_bytes());
+    out.extend_from_slice(event.key.as_bytes());
+    out.extend_from_slice(&(event.value.len() as u32).to_be_bytes());
+    out.extend_from_slice(&event.value);
+    out.extend_from_slice(prev);
+    out
+}
+
+fn decode_log(revision: Revision, raw: &[u8]) -> Result<Event> {
+    let name = || format!("log/{revision}");
+    let corrupt = |reason: &str| Error::corrupt(name(), reason);
+    let mut reader = Reader(raw);
+    let event_type = match reader
+        .take(1)
+        .ok_or_else(|| corrupt("empty history record"))?[0]
+    {
+        TYPE_ADDED => EventType::Added,
+        TYPE_MODIFIED => EventType::Modified,
+        TYPE_DELETED => EventType::Deleted,
+        other => return Err(corrupt(&format!("unknown event type {other}"))),
+    };
+    let create_revision = reader
+        .take(8)
+        .and_then(read_u64)
+        .ok_or_else(|| corrupt("truncated create revision"))?;
+    let key = reader
+        .take_sized()
+        .ok_or_else(|| corrupt("truncated key"))?;
+    let key = String::from_utf8(key.to_vec()).map_err(|_| corrupt("key is not UTF-8"))?;
+    let value = reader
+        .take_sized()
+        .ok_or_else(|| Error::corrupt(format!("{} ({key})", name()), "truncated value"))?;
+    let value = Bytes::copy_from_slice(value);
+    let prev_value = match event_type {
+        EventType::Added => None,
+        EventType::Modified => Some(Bytes::copy_from_slice(reader.0)),
+        EventType::Deleted => Some(value.clone()),
+    };
+    Ok(Event::new(
+        revision,
+        event_type,
+        key,
+        value,
+        prev_value,
+        create_revision,
+    ))
+}
+
+/// A cursor over a record that returns None instead of panicking on short input.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    /// A u32 BE length followed by that many bytes.
+    fn take_sized(&mut self) -> Option<&'a [u8]> {
+        let len = self.take(4)?;
+        let len = u32::from_be_bytes(len.try_into().ok()?) as usize;
+        self.take(len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_round_trip_history_records() {
+        let event = Event::new(
+            7,
+            EventType::Modified,
+            "/registry/pods/ns/a".into(),
+            Bytes::from_static(b"new"),
+            Some(Bytes::from_static(b"old")),
+            3,
+        );
+        let decoded = decode_log(7, &encode_log(&event)).unwrap();
+        assert_eq!(decoded.key, event.key);
+        assert_eq!(decoded.value, event.value);
+        assert_eq!(decoded.prev_value, event.prev_value);
+        assert_eq!(
+            (decoded.event_type, decoded.create_revision),
+            (EventType::Modified, 3)
+        );
+    }
+
+    #[test]
+    fn should_name_the_key_of_a_corrupt_object() {
+        let err = decode_object("/registry/pods/ns/a", b"short").unwrap_err();
+        let Error::Backend(source) = err else {
+            panic!("expected a backend error")
+        };
+        assert!(source.to_string().contains("/registry/pods/ns/a"));
+    }
+
+    #[test]
+    fn should_reject_truncated_history_records() {
+        let mut raw = encode_log(&Event::new(
+            2,
+            EventType::Added,
+            "/k".into(),
+            Bytes::from_static(b"value"),
+            None,
+            2,
+        ));
+        raw.truncate(raw.len() - 2);
+        assert!(matches!(decode_log(2, &raw), Err(Error::Backend(_))));
+    }
+}
