@@ -131,6 +131,12 @@ fn pod_spec(spec: &mut PodSpec) {
     for c in spec.init_containers.iter_mut().chain(spec.containers.iter_mut()) {
         container(c);
     }
+    // Kubernetes: a volume that names no source is an emptyDir.
+    for v in &mut spec.volumes {
+        if v.host_path.is_none() && v.empty_dir.is_none() && v.secret.is_none() && v.config_map.is_none() && v.persistent_volume_claim.is_none() {
+            v.empty_dir = Some(Default::default());
+        }
+    }
 }
 
 fn container(c: &mut Container) {

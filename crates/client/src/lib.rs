@@ -3,20 +3,32 @@
 //! # Layout
 //! - [`client`]: typed gRPC client of the API.
 //! - [`config`]: connection settings and the shared `--server/--token/--ca-file` flags.
+//! - [`watcher`]: list+watch as a stream, resuming after errors and relisting on "too old".
+//! - [`reflector`]: the informer's cache, a writer and cheap readers with indexes.
+//! - [`informer`]: watcher + reflector + change handlers + resync.
 //! - [`workqueue`]: rate-limited work queue of keys.
+//! - [`leader`]: leader election through a Lease.
+//! - [`events`]: recording Events about objects.
+//! - [`health`]: `/healthz`, `/livez`, `/readyz` and `/metrics` for the daemons.
 //! - [`telemetry`]: logging setup and the `--log-format`/`-v` flags.
 //! - [`signal`]: the SIGINT/SIGTERM shutdown future.
 //! - [`duration`]: `40s`/`5m`/`500ms` durations in flags.
 
 pub mod client;
 pub mod config;
-pub mod informer;
-pub mod reflector;
-pub mod watcher;
 pub mod duration;
+pub mod events;
+pub mod health;
+pub mod informer;
+pub mod leader;
+pub mod reflector;
 pub mod signal;
 pub mod telemetry;
+pub mod watcher;
 pub mod workqueue;
 
 pub use client::{Client, DeleteParams, Error, ListParams, Result, WatchEvent};
 pub use config::{ClientConfig, ConnectArgs};
+pub use informer::Informer;
+pub use reflector::{Change, Reader, key_of};
+pub use workqueue::WorkQueue;
