@@ -5,12 +5,14 @@
 //! # Layout
 //! - [`storage`]: the `Store` trait, its sled backend and the watch cache.
 //! - [`registry`]: the API's object semantics on top of a store.
+//! - [`admission`]: the admission chain (plugins that mutate or refuse writes).
 //! - [`defaults`]: Kubernetes' defaulting of omitted fields.
 //! - [`service`]: the gRPC service, watches with selectors and bookmarks.
 //! - [`http`]: `/healthz`, `/livez`, `/readyz` and `/metrics` on the API port.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`error`]: errors and their one mapping to gRPC codes.
 
+pub mod admission;
 pub mod defaults;
 pub mod error;
 pub mod http;

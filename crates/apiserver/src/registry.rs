@@ -11,6 +11,7 @@ use berth_api::{Object, fields, labels, validation};
 use bytes::Bytes;
 use prost::Message;
 
+use crate::admission::{Attributes, Chain, Operation};
 use crate::defaults;
 use crate::error::{Error, Result};
 use crate::storage::{self, KeyValue, Revision, Store};
@@ -71,6 +72,7 @@ impl Filter {
 #[derive(Clone)]
 pub struct Registry {
     store: Arc<dyn Store>,
+    admission: Chain,
 }
 
 /// The current time as Kubernetes writes timestamps.
@@ -117,7 +119,13 @@ fn invalid(info: &KindInfo, name: &str, message: impl Into<String>) -> Error {
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Registry {
-        Registry { store }
+        Registry { store, admission: Chain::default() }
+    }
+
+    /// The same registry with an admission chain.
+    pub fn with_admission(mut self, admission: Chain) -> Registry {
+        self.admission = admission;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -216,8 +224,10 @@ impl Registry {
             p.status = None;
         }
         defaults::apply(&mut o);
-        validation::validate(&o).map_err(|e| invalid(info, o.name(), e.to_string()))?;
         self.check_namespace(info, o.namespace())?;
+        let mut attrs = Attributes { operation: Operation::Create, object: &mut o, old: None, dry_run };
+        self.admission.admit(&mut attrs, self).await?;
+        validation::validate(&o).map_err(|e| invalid(info, o.name(), e.to_string()))?;
         if dry_run {
             return Ok(o);
         }
@@ -257,6 +267,10 @@ impl Registry {
             }
             let old = decode(&current)?;
             let mut next = if status_only { merge_status(&old, &new) } else { merge_spec(info, &old, &new)? };
+            if !status_only {
+                let mut attrs = Attributes { operation: Operation::Update, object: &mut next, old: Some(&old), dry_run };
+                self.admission.admit(&mut attrs, self).await?;
+            }
             validation::validate(&next).map_err(|e| invalid(info, &name, e.to_string()))?;
             if !status_only {
                 validation::validate_update(&old, &next).map_err(|e| invalid(info, &name, e.to_string()))?;
