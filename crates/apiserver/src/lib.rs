@@ -6,6 +6,7 @@
 //! - [`storage`]: the `Store` trait, its sled backend and the watch cache.
 //! - [`registry`]: the API's object semantics on top of a store.
 //! - [`admission`]: the admission chain (plugins that mutate or refuse writes).
+//! - [`allocator`]: ClusterIP and NodePort allocation for Services.
 //! - [`defaults`]: Kubernetes' defaulting of omitted fields.
 //! - [`service`]: the gRPC service, watches with selectors and bookmarks.
 //! - [`http`]: `/healthz`, `/livez`, `/readyz` and `/metrics` on the API port.
@@ -13,6 +14,7 @@
 //! - [`error`]: errors and their one mapping to gRPC codes.
 
 pub mod admission;
+pub mod allocator;
 pub mod defaults;
 pub mod error;
 pub mod http;
@@ -46,6 +48,10 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// sled's page cache.
     pub cache_capacity_bytes: u64,
+    /// ClusterIPs come from this range (`--service-cidr`).
+    pub service_cidr: String,
+    /// NodePorts come from this range (`--service-node-port-range`).
+    pub node_port_range: String,
 }
 
 impl Default for Config {
@@ -55,6 +61,8 @@ impl Default for Config {
             history: 10_000,
             bookmark_interval: Duration::from_secs(10),
             cache_capacity_bytes: 64 * 1024 * 1024,
+            service_cidr: registry::DEFAULT_SERVICE_CIDR.into(),
+            node_port_range: "30000-32767".into(),
         }
     }
 }
@@ -62,6 +70,9 @@ impl Default for Config {
 /// Serves the API on `listener` until `shutdown` resolves, then ends every
 /// watch, finishes in-flight requests and closes the store.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let cidr: allocator::Cidr = config.service_cidr.parse().with_context(|| format!("--service-cidr {:?}", config.service_cidr))?;
+    let ports: allocator::PortRange =
+        config.node_port_range.parse().with_context(|| format!("--service-node-port-range {:?}: write it like 30000-32767", config.node_port_range))?;
     let options = SledOptions { history: config.history, cache_capacity_bytes: config.cache_capacity_bytes };
     let dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || SledStore::open(&dir, options))
@@ -70,7 +81,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     let store = Arc::new(store);
     let dyn_store: Arc<dyn storage::Store> = store.clone();
-    let registry = registry::Registry::new(dyn_store.clone());
+    let registry = registry::Registry::new(dyn_store.clone()).with_allocator(allocator::Allocator::new(cidr, ports));
     registry.bootstrap().await.context("cannot create the system namespaces")?;
 
     let metrics = metrics::Metrics::new();

@@ -25,6 +25,12 @@ struct Args {
     /// How often watches get a BOOKMARK event.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     watch_bookmark_interval: Duration,
+    /// The range ClusterIPs are allocated from.
+    #[arg(long, default_value = berth_apiserver::registry::DEFAULT_SERVICE_CIDR)]
+    service_cidr: String,
+    /// The range NodePorts are allocated from.
+    #[arg(long, default_value = "30000-32767")]
+    service_node_port_range: String,
     /// sled's page cache, in MiB.
     #[arg(long, default_value_t = 64)]
     storage_cache_mib: u64,
@@ -49,6 +55,8 @@ async fn main() -> anyhow::Result<()> {
         history: args.watch_history,
         bookmark_interval: args.watch_bookmark_interval,
         cache_capacity_bytes: args.storage_cache_mib * 1024 * 1024,
+        service_cidr: args.service_cidr,
+        node_port_range: args.service_node_port_range,
     };
     berth_apiserver::run(config, listener, berth_client::signal::shutdown()).await
 }

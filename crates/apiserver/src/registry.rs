@@ -12,6 +12,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use crate::admission::{Attributes, Chain, Operation};
+use crate::allocator::{self, Allocator, Cidr, Held, PortRange};
 use crate::defaults;
 use crate::error::{Error, Result};
 use crate::storage::{self, KeyValue, Revision, Store};
@@ -19,6 +20,9 @@ use crate::storage::{self, KeyValue, Revision, Store};
 /// How many times an update without a precondition is retried when another
 /// writer got there first.
 const MAX_RETRIES: usize = 16;
+
+/// The default ClusterIP range (DESIGN.md §5).
+pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/16";
 
 /// Namespaces that exist from the first start and cannot be deleted.
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -73,6 +77,7 @@ impl Filter {
 pub struct Registry {
     store: Arc<dyn Store>,
     admission: Chain,
+    allocator: Arc<Allocator>,
 }
 
 /// The current time as Kubernetes writes timestamps.
@@ -119,7 +124,19 @@ fn invalid(info: &KindInfo, name: &str, message: impl Into<String>) -> Error {
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Registry {
-        Registry { store, admission: Chain::default() }
+        let allocator = Allocator::new(DEFAULT_SERVICE_CIDR.parse().unwrap_or(Cidr { base: 0x0a60_0000, prefix: 16 }), PortRange { first: 30000, last: 32767 });
+        Registry { store, admission: Chain::default(), allocator: Arc::new(allocator) }
+    }
+
+    /// The same registry with ClusterIPs and NodePorts from these ranges.
+    pub fn with_allocator(mut self, allocator: Allocator) -> Registry {
+        self.allocator = Arc::new(allocator);
+        self
+    }
+
+    /// The Service address allocator.
+    pub fn allocator(&self) -> &Arc<Allocator> {
+        &self.allocator
     }
 
     /// The same registry with an admission chain.
@@ -132,8 +149,21 @@ impl Registry {
         &self.store
     }
 
-    /// Creates the system namespaces that do not exist yet.
+    /// Creates the system namespaces that do not exist yet and rebuilds the
+    /// Service allocations from the stored Services.
     pub async fn bootstrap(&self) -> Result<()> {
+        let svc_info = kind("Service")?;
+        let (kvs, _) = self.store.list(&svc_info.prefix("")).map_err(|e| Error::from_store(e, "services", ""))?;
+        let mut held = Vec::with_capacity(kvs.len());
+        for kv in &kvs {
+            if let Some(Kind::Service(svc)) = decode(kv)?.kind {
+                held.push(Held::of(&svc));
+            }
+        }
+        let dup = self.allocator.restore(&held);
+        if !dup.is_empty() {
+            tracing::warn!(values = ?dup, "services share allocated addresses or ports; fix them by hand");
+        }
         for ns in SYSTEM_NAMESPACES {
             let mut o = berth_api::pb::core::Namespace::default();
             berth_api::Resource::metadata_mut(&mut o).name = (*ns).to_string();
@@ -227,6 +257,15 @@ impl Registry {
         self.check_namespace(info, o.namespace())?;
         let mut attrs = Attributes { operation: Operation::Create, object: &mut o, old: None, dry_run };
         self.admission.admit(&mut attrs, self).await?;
+        let taken = self.allocate(info, &mut o, None)?;
+        let result = self.store_new(info, o, dry_run).await;
+        if result.is_err() || dry_run {
+            self.allocator.release(&taken);
+        }
+        result
+    }
+
+    async fn store_new(&self, info: &KindInfo, mut o: Object, dry_run: bool) -> Result<Object> {
         validation::validate(&o).map_err(|e| invalid(info, o.name(), e.to_string()))?;
         if dry_run {
             return Ok(o);
@@ -235,6 +274,74 @@ impl Registry {
         let rev = self.store.create(&key, encode(&o)).await.map_err(|e| Error::from_store(e, info.plural, o.name()))?;
         set_rv(&mut o, rev);
         Ok(o)
+    }
+
+    /// Gives a Service its ClusterIP and NodePorts (keeping the old object's
+    /// on update). Returns what was newly taken, to release if the write fails.
+    fn allocate(&self, info: &KindInfo, o: &mut Object, old: Option<&Object>) -> Result<Held> {
+        let Some(Kind::Service(svc)) = &mut o.kind else { return Ok(Held::default()) };
+        let old_spec = match old.map(|o| &o.kind) {
+            Some(Some(Kind::Service(s))) => s.spec.clone().unwrap_or_default(),
+            _ => Default::default(),
+        };
+        let name = svc.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+        let spec = svc.spec.get_or_insert_with(Default::default);
+        let mut taken = Held::default();
+        let fail = |taken: &Held, field: String, e: allocator::Error| {
+            self.allocator.release(taken);
+            invalid(info, &name, format!("{field}: {e}"))
+        };
+        if spec.r#type == "ExternalName" {
+            spec.cluster_ip.clear();
+            spec.cluster_ips.clear();
+        } else if spec.cluster_ip != "None" {
+            if spec.cluster_ip.is_empty() && !old_spec.cluster_ip.is_empty() && old_spec.cluster_ip != "None" {
+                // An update that leaves clusterIP out keeps the allocated one.
+                spec.cluster_ip = old_spec.cluster_ip.clone();
+            } else if spec.cluster_ip.is_empty() {
+                let ip = self.allocator.next_ip().map_err(|e| fail(&taken, "spec.clusterIP".into(), e))?;
+                taken.cluster_ip = Some(ip);
+                spec.cluster_ip = std::net::Ipv4Addr::from(ip).to_string();
+            } else if spec.cluster_ip != old_spec.cluster_ip {
+                let ip = self.allocator.take_ip(&spec.cluster_ip).map_err(|e| fail(&taken, "spec.clusterIP".into(), e))?;
+                taken.cluster_ip = Some(ip);
+            }
+        }
+        spec.cluster_ips = if spec.cluster_ip.is_empty() { Vec::new() } else { vec![spec.cluster_ip.clone()] };
+        if matches!(spec.r#type.as_str(), "NodePort" | "LoadBalancer") {
+            let old_ports: Vec<(i32, String, i32)> = old_spec.ports.iter().map(|p| (p.port, p.protocol.clone(), p.node_port)).collect();
+            for (i, p) in spec.ports.iter_mut().enumerate() {
+                let field = format!("spec.ports[{i}].nodePort");
+                if p.node_port == 0 {
+                    if let Some(old) = old_ports.iter().find(|o| o.0 == p.port && o.1 == p.protocol && o.2 > 0) {
+                        p.node_port = old.2;
+                        continue;
+                    }
+                    let port = self.allocator.next_port().map_err(|e| fail(&taken, field, e))?;
+                    taken.node_ports.push(port);
+                    p.node_port = i32::from(port);
+                } else if !old_ports.iter().any(|o| o.2 == p.node_port) {
+                    let port = self.allocator.take_port(p.node_port).map_err(|e| fail(&taken, field, e))?;
+                    taken.node_ports.push(port);
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Releases what `old` held and `new` no longer does.
+    fn release_dropped(&self, old: &Object, new: Option<&Object>) {
+        let held = |o: &Object| match &o.kind {
+            Some(Kind::Service(s)) => Held::of(s),
+            _ => Held::default(),
+        };
+        let old_held = held(old);
+        let new_held = new.map(held).unwrap_or_default();
+        let dropped = Held {
+            cluster_ip: old_held.cluster_ip.filter(|ip| new_held.cluster_ip != Some(*ip)),
+            node_ports: old_held.node_ports.iter().copied().filter(|p| !new_held.node_ports.contains(p)).collect(),
+        };
+        self.allocator.release(&dropped);
     }
 
     /// Replaces metadata and spec, keeping status (or, with `status_only`,
@@ -267,42 +374,87 @@ impl Registry {
             }
             let old = decode(&current)?;
             let mut next = if status_only { merge_status(&old, &new) } else { merge_spec(info, &old, &new)? };
+            let mut taken = Held::default();
             if !status_only {
                 let mut attrs = Attributes { operation: Operation::Update, object: &mut next, old: Some(&old), dry_run };
                 self.admission.admit(&mut attrs, self).await?;
+                taken = self.allocate(info, &mut next, Some(&old))?;
             }
-            validation::validate(&next).map_err(|e| invalid(info, &name, e.to_string()))?;
-            if !status_only {
-                validation::validate_update(&old, &next).map_err(|e| invalid(info, &name, e.to_string()))?;
-            }
-            if encode(&next) == encode(&old) {
-                // Nothing changed: no write, no new revision (as Kubernetes).
-                return Ok(old);
-            }
-            if dry_run {
-                return Ok(next);
-            }
-            if deletion_complete(&next) {
-                return self.finish_delete(info, &key, &name, current.mod_revision, Some(&wanted_rv)).await;
-            }
-            match self.store.update(&key, encode(&next), Some(current.mod_revision)).await {
-                Ok(rev) => {
-                    set_rv(&mut next, rev);
-                    return Ok(next);
+            let outcome = self.write_update(info, &key, &name, &old, next, &current, status_only, dry_run).await;
+            match outcome {
+                Ok(Written::Updated(o)) if !dry_run => {
+                    self.release_dropped(&old, Some(&o));
+                    return Ok(o);
                 }
-                Err(storage::Error::Conflict { .. }) if wanted_rv.is_empty() => continue,
-                Err(e) => return Err(Error::from_store(e, info.plural, &name)),
+                Ok(Written::Deleted(o)) => {
+                    self.allocator.release(&taken);
+                    self.release_dropped(&old, None);
+                    return Ok(o);
+                }
+                Ok(Written::Updated(o)) => {
+                    self.allocator.release(&taken);
+                    return Ok(o);
+                }
+                Ok(Written::Raced) if wanted_rv.is_empty() => {
+                    self.allocator.release(&taken);
+                    continue;
+                }
+                Ok(Written::Raced) => {
+                    self.allocator.release(&taken);
+                    return Err(Error::from_store(storage::Error::Conflict { key: key.clone(), expected: 0, actual: 0 }, info.plural, &name));
+                }
+                Err(e) => {
+                    self.allocator.release(&taken);
+                    return Err(e);
+                }
             }
         }
         Err(Error::Conflict { plural: info.plural.into(), name, reason: "too many concurrent writers; try again".into() })
     }
 
-    /// Removes an object whose deletion is complete.
-    async fn finish_delete(&self, info: &KindInfo, key: &str, name: &str, rev: Revision, _precondition: Option<&str>) -> Result<Object> {
-        let (del_rev, kv) = self.store.delete(key, Some(rev)).await.map_err(|e| Error::from_store(e, info.plural, name))?;
-        let mut o = decode(&kv)?;
-        set_rv(&mut o, del_rev);
-        Ok(o)
+    /// Validates and writes an update computed from `old`.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_update(
+        &self,
+        info: &KindInfo,
+        key: &str,
+        name: &str,
+        old: &Object,
+        mut next: Object,
+        current: &KeyValue,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Written> {
+        validation::validate(&next).map_err(|e| invalid(info, name, e.to_string()))?;
+        if !status_only {
+            validation::validate_update(old, &next).map_err(|e| invalid(info, name, e.to_string()))?;
+        }
+        if encode(&next) == encode(old) {
+            // Nothing changed: no write, no new revision (as Kubernetes).
+            return Ok(Written::Updated(old.clone()));
+        }
+        if dry_run {
+            return Ok(Written::Updated(next));
+        }
+        if deletion_complete(&next) {
+            return match self.store.delete(key, Some(current.mod_revision)).await {
+                Ok((rev, kv)) => {
+                    let mut o = decode(&kv)?;
+                    set_rv(&mut o, rev);
+                    Ok(Written::Deleted(o))
+                }
+                Err(storage::Error::Conflict { .. }) => Ok(Written::Raced),
+                Err(e) => Err(Error::from_store(e, info.plural, name)),
+            };
+        }
+        match self.store.update(key, encode(&next), Some(current.mod_revision)).await {
+            Ok(rev) => {
+                set_rv(&mut next, rev);
+                Ok(Written::Updated(next))
+            }
+            Err(storage::Error::Conflict { .. }) => Ok(Written::Raced),
+            Err(e) => Err(Error::from_store(e, info.plural, name)),
+        }
     }
 
     /// Deletes an object, gracefully where the kind has a grace period or
@@ -363,6 +515,7 @@ impl Registry {
                     Ok((rev, kv)) => {
                         let mut gone = decode(&kv)?;
                         set_rv(&mut gone, rev);
+                        self.release_dropped(&gone, None);
                         return Ok(gone);
                     }
                     Err(storage::Error::Conflict { .. }) => continue,
@@ -458,6 +611,15 @@ impl Registry {
         }
         Err(Error::Conflict { plural: info.plural.into(), name: pod_name, reason: "too many concurrent writers; try again".into() })
     }
+}
+
+/// What an update did.
+enum Written {
+    Updated(Object),
+    /// The update completed a pending deletion.
+    Deleted(Object),
+    /// Another writer changed the object first.
+    Raced,
 }
 
 /// The grace period a delete gets: pods on a node wait for their kubelet,

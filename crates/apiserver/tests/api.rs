@@ -450,3 +450,72 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).await.expect("read");
     out
 }
+
+fn service(name: &str, ty: &str, cluster_ip: &str, node_port: i32) -> Service {
+    Service {
+        metadata: meta(name),
+        spec: Some(ServiceSpec {
+            r#type: ty.into(),
+            cluster_ip: cluster_ip.into(),
+            selector: [("app".to_string(), name.to_string())].into(),
+            ports: vec![ServicePort { name: "http".into(), port: 80, node_port, ..Default::default() }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn cluster_ip(s: &Service) -> String {
+    s.spec.as_ref().map(|s| s.cluster_ip.clone()).unwrap_or_default()
+}
+
+fn node_port(s: &Service) -> i32 {
+    s.spec.as_ref().and_then(|s| s.ports.first()).map(|p| p.node_port).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn should_allocate_distinct_cluster_ips_and_node_ports_and_refuse_taken_ones() {
+    let s = Server::start_with(|c| {
+        c.service_cidr = "10.96.0.0/28".into();
+        c.node_port_range = "30000-30003".into();
+    })
+    .await;
+    let a = s.client.create(service("a", "ClusterIP", "", 0)).await.expect("a");
+    let b = s.client.create(service("b", "NodePort", "", 0)).await.expect("b");
+    assert!(cluster_ip(&a).starts_with("10.96.0.") && cluster_ip(&a) != cluster_ip(&b));
+    assert_eq!(node_port(&a), 0);
+    assert!((30000..=30003).contains(&node_port(&b)));
+    assert_eq!(a.spec.as_ref().map(|s| s.cluster_ips.clone()), Some(vec![cluster_ip(&a)]));
+    let err = s.client.create(service("c", "ClusterIP", &cluster_ip(&a), 0)).await.expect_err("taken ip");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.to_string().contains("spec.clusterIP") && err.to_string().contains("already allocated"), "{err}");
+    let err = s.client.create(service("c", "ClusterIP", "10.97.0.1", 0)).await.expect_err("outside");
+    assert!(err.to_string().contains("not in the valid range"), "{err}");
+    let err = s.client.create(service("c", "NodePort", "", node_port(&b))).await.expect_err("taken port");
+    assert!(err.to_string().contains("spec.ports[0].nodePort"), "{err}");
+    // A refused create gives back what it took: the range still has room.
+    let headless = s.client.create(service("h", "ClusterIP", "None", 0)).await.expect("headless");
+    assert_eq!(cluster_ip(&headless), "None");
+    // An update that leaves clusterIP and nodePort out keeps them.
+    let mut again = service("b", "NodePort", "", 0);
+    again.metadata_mut().labels.insert("x".into(), "y".into());
+    let b2 = s.client.update(again).await.expect("re-apply");
+    assert_eq!((cluster_ip(&b2), node_port(&b2)), (cluster_ip(&b), node_port(&b)));
+    // Deleting releases: the same IP and port can be asked for again.
+    s.client.delete::<Service>("default", "b", &DeleteParams::default()).await.expect("delete");
+    let c = s.client.create(service("c", "NodePort", &cluster_ip(&b), node_port(&b))).await.expect("reuse");
+    assert_eq!((cluster_ip(&c), node_port(&c)), (cluster_ip(&b), node_port(&b)));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn should_keep_allocations_across_a_restart() {
+    let s = Server::start_with(|c| c.service_cidr = "10.96.0.0/29".into()).await;
+    let a = s.client.create(service("a", "NodePort", "", 0)).await.expect("a");
+    let (dir, tmp, port) = s.stop().await;
+    let s2 = Server::start_in(dir, Some(port), |c| c.service_cidr = "10.96.0.0/29".into()).await;
+    let err = s2.client.create(service("b", "NodePort", &cluster_ip(&a), 0)).await.expect_err("still taken");
+    assert!(err.to_string().contains("already allocated"), "{err}");
+    let err = s2.client.create(service("b", "NodePort", "", node_port(&a))).await.expect_err("port still taken");
+    assert!(err.to_string().contains("already allocated"), "{err}");
+    drop(tmp);
+}
