@@ -72,6 +72,7 @@ pub trait Resource: prost::Message + Default + Clone + Serialize + DeserializeOw
     /// Wraps the object for the wire.
     fn into_object(self) -> Object;
     /// Unwraps an object of this kind, or gives it back.
+    #[allow(clippy::result_large_err)] // giving the object back whole is the point
     fn from_object(object: Object) -> Result<Self, Object>;
 
     /// The metadata, or an empty one.
@@ -267,36 +268,14 @@ impl Object {
     pub fn kind_name(&self) -> &'static str {
         self.info().map(|i| i.kind).unwrap_or("")
     }
-    /// Unwraps an object of kind `R`.
+    /// Unwraps an object of kind `R`, or gives it back.
+    #[allow(clippy::result_large_err)] // giving the object back whole is the point
     pub fn into_resource<R: Resource>(self) -> Result<R, Object> {
         R::from_object(self)
     }
     /// The object as Kubernetes-shaped YAML.
     pub fn to_yaml(&self) -> String {
         serde_yaml::to_string(&self.to_json_value()).unwrap_or_default()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn should_find_kinds_by_any_name() {
-        for n in ["Pod", "pods", "pod", "po", "PODS"] {
-            assert_eq!(find_kind(n).map(|k| k.kind), Some("Pod"), "{n}");
-        }
-        assert_eq!(find_kind("rc").map(|k| k.kind), Some("ReplicationController"));
-        assert_eq!(find_kind("limits").map(|k| k.kind), Some("LimitRange"));
-        assert!(find_kind("deployment").is_none());
-    }
-
-    #[test]
-    fn should_build_store_keys() {
-        assert_eq!(Pod::INFO.key("default", "web"), "/registry/pods/default/web");
-        assert_eq!(Node::INFO.key("", "n1"), "/registry/nodes/n1");
-        assert_eq!(Pod::INFO.prefix(""), "/registry/pods/");
-        assert_eq!(Lease::INFO.group(), "coordination.k8s.io");
     }
 }
 
@@ -371,5 +350,28 @@ impl Object {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_find_kinds_by_any_name() {
+        for n in ["Pod", "pods", "pod", "po", "PODS"] {
+            assert_eq!(find_kind(n).map(|k| k.kind), Some("Pod"), "{n}");
+        }
+        assert_eq!(find_kind("rc").map(|k| k.kind), Some("ReplicationController"));
+        assert_eq!(find_kind("limits").map(|k| k.kind), Some("LimitRange"));
+        assert!(find_kind("deployment").is_none());
+    }
+
+    #[test]
+    fn should_build_store_keys() {
+        assert_eq!(Pod::INFO.key("default", "web"), "/registry/pods/default/web");
+        assert_eq!(Node::INFO.key("", "n1"), "/registry/nodes/n1");
+        assert_eq!(Pod::INFO.prefix(""), "/registry/pods/");
+        assert_eq!(Lease::INFO.group(), "coordination.k8s.io");
     }
 }

@@ -78,7 +78,7 @@ pub mod int_or_string {
 
     pub fn serialize<S: Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
         match v.parse::<i64>() {
-            Ok(n) if !v.starts_with('+') && !(v.starts_with('0') && v.len() > 1) => s.serialize_i64(n),
+            Ok(n) if !(v.starts_with('+') || v.starts_with('0') && v.len() > 1) => s.serialize_i64(n),
             _ => s.serialize_str(v),
         }
     }

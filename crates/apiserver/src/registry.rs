@@ -693,10 +693,11 @@ fn merge_spec(info: &KindInfo, old: &Object, new: &Object) -> Result<Object> {
             ));
         }
     }
-    if info.has_spec && next.spec_bytes() != old.spec_bytes() {
-        if let Some(m) = next.metadata_mut() {
-            m.generation = old_meta.generation + 1;
-        }
+    if info.has_spec
+        && next.spec_bytes() != old.spec_bytes()
+        && let Some(m) = next.metadata_mut()
+    {
+        m.generation = old_meta.generation + 1;
     }
     Ok(next)
 }

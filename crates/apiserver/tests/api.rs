@@ -64,10 +64,10 @@ impl Server {
 async fn connect(addr: std::net::SocketAddr) -> Client {
     let config = ClientConfig::new(format!("http://{addr}"));
     for _ in 0..100 {
-        if let Ok(c) = Client::connect(&config).await {
-            if c.list::<Namespace>("", &ListParams::default()).await.is_ok() {
-                return c;
-            }
+        if let Ok(c) = Client::connect(&config).await
+            && c.list::<Namespace>("", &ListParams::default()).await.is_ok()
+        {
+            return c;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
