@@ -44,7 +44,7 @@ const ALWAYS_EMIT: &[&str] = &[
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["berth/core/v1/meta.proto", "berth/core/v1/core.proto", "berth/api/v1/api.proto"];
+    let files = ["berth/core/v1/meta.proto", "berth/core/v1/core.proto", "berth/rbac/v1/rbac.proto", "berth/api/v1/api.proto", "berth/kubelet/v1/kubelet.proto"];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());
     }
@@ -60,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     for file in &fds.file {
         let package = file.package();
-        if package != "berth.core.v1" {
+        if package != "berth.core.v1" && package != "berth.rbac.v1" {
             continue;
         }
         for msg in &file.message_type {

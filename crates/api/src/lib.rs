@@ -2,11 +2,12 @@
 //! component shares to work with them.
 //!
 //! # Layout
-//! - [`pb`]: generated prost messages and the tonic `Api` service.
+//! - [`pb`]: generated prost messages, the tonic `Api` service and the kubelet's `Kubelet` service.
 //! - [`resource`]: the [`Resource`] trait, the kind table and [`pb::api::Object`] helpers.
 //! - [`manifest`]: YAML/JSON manifests to objects and back, with errors naming the field.
 //! - [`labels`], [`fields`]: label and field selectors.
 //! - [`quantity`]: resource quantities (`500m`, `128Mi`).
+//! - [`quota`]: what an object uses of a ResourceQuota (shared by quota admission and the quota controller).
 //! - [`names`]: DNS-1123 names and label syntax.
 //! - [`validation`]: per-kind validation, run by the apiserver before anything is stored.
 //! - [`serde_util`]: the serde helpers the generated code uses.
@@ -16,6 +17,7 @@ pub mod labels;
 pub mod manifest;
 pub mod names;
 pub mod quantity;
+pub mod quota;
 pub mod resource;
 pub mod serde_util;
 pub mod validation;
@@ -31,16 +33,30 @@ pub mod pb {
                 include!(concat!(env!("OUT_DIR"), "/berth.core.v1.rs"));
             }
         }
+        pub mod rbac {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/berth.rbac.v1.rs"));
+            }
+        }
         pub mod api {
             pub mod v1 {
                 include!(concat!(env!("OUT_DIR"), "/berth.api.v1.rs"));
             }
         }
+        pub mod kubelet {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/berth.kubelet.v1.rs"));
+            }
+        }
     }
     /// The core/v1 resources.
     pub use berth::core::v1 as core;
+    /// The rbac.authorization.k8s.io/v1 resources.
+    pub use berth::rbac::v1 as rbac;
     /// The API service and its messages.
     pub use berth::api::v1 as api;
+    /// The kubelet's own service (logs, exec, stats), proxied by the apiserver.
+    pub use berth::kubelet::v1 as kubelet;
 
     /// The encoded FileDescriptorSet of all of proto/, with comments
     /// (for `berthctl explain`).
@@ -49,3 +65,4 @@ pub mod pb {
 
 pub use pb::api::Object;
 pub use pb::core::*;
+pub use pb::rbac::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};

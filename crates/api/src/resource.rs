@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 
 use crate::pb::api::{Object, object};
 use crate::pb::core::*;
+use crate::pb::rbac::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 
 /// What the API knows about a kind: its names and how it is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +251,11 @@ kinds! {
     LimitRange => LimitRange { api_version: "v1", plural: "limitranges", singular: "limitrange", short: ["limits"], namespaced: true, status: false, spec: true },
     Event => Event { api_version: "v1", plural: "events", singular: "event", short: ["ev"], namespaced: true, status: false, spec: false },
     Lease => Lease { api_version: "coordination.k8s.io/v1", plural: "leases", singular: "lease", short: [], namespaced: true, status: false, spec: true },
+    ServiceAccount => ServiceAccount { api_version: "v1", plural: "serviceaccounts", singular: "serviceaccount", short: ["sa"], namespaced: true, status: false, spec: false },
+    Role => Role { api_version: "rbac.authorization.k8s.io/v1", plural: "roles", singular: "role", short: [], namespaced: true, status: false, spec: false },
+    ClusterRole => ClusterRole { api_version: "rbac.authorization.k8s.io/v1", plural: "clusterroles", singular: "clusterrole", short: [], namespaced: false, status: false, spec: false },
+    RoleBinding => RoleBinding { api_version: "rbac.authorization.k8s.io/v1", plural: "rolebindings", singular: "rolebinding", short: [], namespaced: true, status: false, spec: false },
+    ClusterRoleBinding => ClusterRoleBinding { api_version: "rbac.authorization.k8s.io/v1", plural: "clusterrolebindings", singular: "clusterrolebinding", short: [], namespaced: false, status: false, spec: false },
 }
 
 /// Looks a kind up by Kind, plural, singular or short name (any case).

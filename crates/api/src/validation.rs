@@ -135,6 +135,23 @@ pub fn validate(o: &Object) -> Result<(), Errors> {
         Some(Kind::LimitRange(x)) => limit_range(&mut c, x),
         Some(Kind::Event(x)) => event(&mut c, x),
         Some(Kind::Lease(x)) => lease(&mut c, x),
+        Some(Kind::ServiceAccount(x)) => object_meta(&mut c, x.metadata.as_ref(), true, NameRule::Subdomain),
+        Some(Kind::Role(x)) => {
+            object_meta(&mut c, x.metadata.as_ref(), true, NameRule::PathSegment);
+            policy_rules(&mut c, &x.rules, true);
+        }
+        Some(Kind::ClusterRole(x)) => {
+            object_meta(&mut c, x.metadata.as_ref(), false, NameRule::PathSegment);
+            policy_rules(&mut c, &x.rules, false);
+        }
+        Some(Kind::RoleBinding(x)) => {
+            object_meta(&mut c, x.metadata.as_ref(), true, NameRule::PathSegment);
+            role_binding(&mut c, &x.subjects, x.role_ref.as_ref(), true);
+        }
+        Some(Kind::ClusterRoleBinding(x)) => {
+            object_meta(&mut c, x.metadata.as_ref(), false, NameRule::PathSegment);
+            role_binding(&mut c, &x.subjects, x.role_ref.as_ref(), false);
+        }
     }
     c.finish()
 }
@@ -162,6 +179,12 @@ pub fn validate_update(old: &Object, new: &Object) -> Result<(), Errors> {
         }
         (Some(Kind::Service(o)), Some(Kind::Service(n))) => service_update(&mut c, o, n),
         (Some(Kind::Node(o)), Some(Kind::Node(n))) => node_update(&mut c, o, n),
+        (Some(Kind::RoleBinding(o)), Some(Kind::RoleBinding(n))) if o.role_ref != n.role_ref => {
+            c.invalid("roleRef", role_ref_text(n.role_ref.as_ref()), "cannot change roleRef");
+        }
+        (Some(Kind::ClusterRoleBinding(o)), Some(Kind::ClusterRoleBinding(n))) if o.role_ref != n.role_ref => {
+            c.invalid("roleRef", role_ref_text(n.role_ref.as_ref()), "cannot change roleRef");
+        }
         _ => {}
     }
     c.finish()
@@ -385,6 +408,8 @@ enum NameRule {
     Subdomain,
     Label,
     Dns1035,
+    /// RBAC names (`system:node`): any path segment.
+    PathSegment,
 }
 
 impl NameRule {
@@ -393,6 +418,7 @@ impl NameRule {
             NameRule::Subdomain => names::dns1123_subdomain(s),
             NameRule::Label => names::dns1123_label(s),
             NameRule::Dns1035 => names::dns1035_label(s),
+            NameRule::PathSegment => path_segment(s),
         }
     }
 }
@@ -1883,6 +1909,89 @@ fn limit_range(c: &mut Check, l: &LimitRange) {
                     }
                 }
             }
+        }
+    }
+}
+
+// ------------------------------------------------------------- RBAC
+
+/// As Kubernetes' path segment names: anything but `.`, `..`, `/` and `%`.
+fn path_segment(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if s == "." || s == ".." {
+        out.push(format!("may not be '{s}'"));
+    }
+    for bad in ["/", "%"] {
+        if s.contains(bad) {
+            out.push(format!("may not contain '{bad}'"));
+        }
+    }
+    out
+}
+
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+fn policy_rules(c: &mut Check, rules: &[crate::pb::rbac::PolicyRule], namespaced: bool) {
+    for (i, r) in rules.iter().enumerate() {
+        let f = format!("rules[{i}]");
+        if r.verbs.is_empty() {
+            c.required(&format!("{f}.verbs"), "verbs must contain at least one value");
+        }
+        if !r.non_resource_urls.is_empty() {
+            if namespaced {
+                c.invalid(&format!("{f}.nonResourceURLs"), r.non_resource_urls.join(","), "namespaced rules cannot apply to non-resource URLs");
+            }
+            if !r.api_groups.is_empty() || !r.resources.is_empty() || !r.resource_names.is_empty() {
+                c.invalid(&format!("{f}.nonResourceURLs"), r.non_resource_urls.join(","), "rules cannot apply to both regular resources and non-resource URLs");
+            }
+            continue;
+        }
+        if r.api_groups.is_empty() {
+            c.required(&format!("{f}.apiGroups"), "resource rules must supply at least one api group");
+        }
+        if r.resources.is_empty() {
+            c.required(&format!("{f}.resources"), "resource rules must supply at least one resource");
+        }
+    }
+}
+
+fn role_ref_text(r: Option<&crate::pb::rbac::RoleRef>) -> String {
+    r.map(|r| format!("{}/{}", r.kind, r.name)).unwrap_or_default()
+}
+
+fn role_binding(c: &mut Check, subjects: &[crate::pb::rbac::Subject], role_ref: Option<&crate::pb::rbac::RoleRef>, namespaced: bool) {
+    match role_ref {
+        None => c.required("roleRef", ""),
+        Some(r) => {
+            if r.api_group != RBAC_GROUP {
+                c.not_supported("roleRef.apiGroup", &r.api_group, &[RBAC_GROUP]);
+            }
+            let kinds: &[&str] = if namespaced { &["Role", "ClusterRole"] } else { &["ClusterRole"] };
+            c.one_of("roleRef.kind", &r.kind, kinds, true);
+            if r.name.is_empty() {
+                c.required("roleRef.name", "");
+            } else {
+                c.invalid_all("roleRef.name", &r.name, path_segment(&r.name));
+            }
+        }
+    }
+    for (i, s) in subjects.iter().enumerate() {
+        let f = format!("subjects[{i}]");
+        c.one_of(&format!("{f}.kind"), &s.kind, &["User", "Group", "ServiceAccount"], true);
+        if s.name.is_empty() {
+            c.required(&format!("{f}.name"), "");
+        }
+        match s.kind.as_str() {
+            "ServiceAccount" => {
+                if !s.api_group.is_empty() {
+                    c.not_supported(&format!("{f}.apiGroup"), &s.api_group, &[""]);
+                }
+                if s.namespace.is_empty() && !namespaced {
+                    c.required(&format!("{f}.namespace"), "");
+                }
+            }
+            "User" | "Group" if !s.api_group.is_empty() && s.api_group != RBAC_GROUP => c.not_supported(&format!("{f}.apiGroup"), &s.api_group, &[RBAC_GROUP]),
+            _ => {}
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum Error {
     /// The requested revision was compacted away (410).
     #[error("too old resource version: {requested} (oldest retained: {oldest})")]
     Gone { requested: u64, oldest: u64 },
+    /// The request carries no valid credentials (401).
+    #[error("{0}")]
+    Unauthenticated(String),
     /// Refused by policy (403).
     #[error("{0}")]
     Forbidden(String),
@@ -48,6 +51,7 @@ impl Error {
             Error::Conflict { .. } => Code::Aborted,
             Error::Invalid { .. } | Error::BadRequest(_) => Code::InvalidArgument,
             Error::Gone { .. } => Code::OutOfRange,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::Forbidden(_) => Code::PermissionDenied,
             Error::Unavailable(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,

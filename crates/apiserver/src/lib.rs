@@ -6,6 +6,11 @@
 //! - [`storage`]: the `Store` trait, its sled backend and the watch cache.
 //! - [`registry`]: the API's object semantics on top of a store.
 //! - [`admission`]: the admission chain (plugins that mutate or refuse writes).
+//! - [`tls`], [`allowlist`]: the API port's connections (TLS, `--allow-hosts`).
+//! - [`authn`], [`authz`], [`gate`]: who a request comes from, what it may do, the check itself.
+//! - [`serviceaccount`]: default accounts, their tokens and token secrets.
+//! - [`audit`]: the audit log.
+//! - [`encryption`]: Secrets encrypted at rest.
 //! - [`allocator`]: ClusterIP and NodePort allocation for Services.
 //! - [`defaults`]: Kubernetes' defaulting of omitted fields.
 //! - [`service`]: the gRPC service, watches with selectors and bookmarks.
@@ -15,13 +20,21 @@
 
 pub mod admission;
 pub mod allocator;
+pub mod allowlist;
+pub mod audit;
+pub mod authn;
+pub mod authz;
 pub mod defaults;
+pub mod encryption;
 pub mod error;
+pub mod gate;
 pub mod http;
 pub mod metrics;
 pub mod registry;
 pub mod service;
+pub mod serviceaccount;
 pub mod storage;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -32,8 +45,7 @@ use anyhow::Context as _;
 use berth_api::pb::api::api_server::ApiServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::storage::sled_store::{SledOptions, SledStore};
 
@@ -52,6 +64,57 @@ pub struct Config {
     pub service_cidr: String,
     /// NodePorts come from this range (`--service-node-port-range`).
     pub node_port_range: String,
+    /// Serve TLS with this certificate and key (`--tls-cert-file`, `--tls-private-key-file`).
+    pub tls: Option<TlsFiles>,
+    /// Accept client certificates signed by this CA (`--client-ca-file`).
+    pub client_ca_file: Option<PathBuf>,
+    /// Static bearer tokens (`--token-auth-file`).
+    pub token_auth_file: Option<PathBuf>,
+    /// Let requests without credentials in as `system:anonymous` (`--anonymous-auth`).
+    pub anonymous_auth: bool,
+    /// HMAC key of ServiceAccount tokens (`--service-account-key-file`); when
+    /// authentication is on and this is unset, a key is made once and kept in the data directory.
+    pub service_account_key_file: Option<PathBuf>,
+    /// Client networks allowed to connect (`--allow-hosts`); empty: all.
+    pub allow_hosts: Vec<String>,
+    /// Kinds not served at all (`--disable-api`).
+    pub disabled_kinds: Vec<String>,
+    /// Admission plugins on besides the defaults, and off (`--enable-admission-plugins`, `--disable-admission-plugins`).
+    pub enable_admission_plugins: Vec<String>,
+    pub disable_admission_plugins: Vec<String>,
+    /// The audit log (`--audit-log-path`).
+    pub audit: Option<audit::AuditConfig>,
+    /// Keys that encrypt Secrets at rest (`--encryption-key-file`).
+    pub encryption_key_file: Option<PathBuf>,
+}
+
+/// The serving certificate and its key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+impl Config {
+    /// Whether any authenticator is configured. Without one the server runs
+    /// in the insecure loopback mode: plaintext on loopback only, and every
+    /// request is `system:masters`.
+    pub fn authentication_configured(&self) -> bool {
+        self.tls.is_some() || self.client_ca_file.is_some() || self.token_auth_file.is_some()
+    }
+
+    /// Refuses a plaintext listener outside loopback, naming what is missing.
+    pub fn check_listen(&self, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+        if self.tls.is_none() && !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to serve plaintext on {addr}: without TLS the API is served only on a loopback address; set --tls-cert-file and --tls-private-key-file (or use --listen 127.0.0.1:PORT)"
+            );
+        }
+        if self.client_ca_file.is_some() && self.tls.is_none() {
+            anyhow::bail!("--client-ca-file needs TLS: set --tls-cert-file and --tls-private-key-file");
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -63,6 +126,17 @@ impl Default for Config {
             cache_capacity_bytes: 64 * 1024 * 1024,
             service_cidr: registry::DEFAULT_SERVICE_CIDR.into(),
             node_port_range: "30000-32767".into(),
+            tls: None,
+            client_ca_file: None,
+            token_auth_file: None,
+            anonymous_auth: false,
+            service_account_key_file: None,
+            allow_hosts: Vec::new(),
+            disabled_kinds: Vec::new(),
+            enable_admission_plugins: Vec::new(),
+            disable_admission_plugins: Vec::new(),
+            audit: None,
+            encryption_key_file: None,
         }
     }
 }
@@ -70,9 +144,39 @@ impl Default for Config {
 /// Serves the API on `listener` until `shutdown` resolves, then ends every
 /// watch, finishes in-flight requests and closes the store.
 pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let addr = listener.local_addr().context("listener has no address")?;
+    config.check_listen(addr)?;
     let cidr: allocator::Cidr = config.service_cidr.parse().with_context(|| format!("--service-cidr {:?}", config.service_cidr))?;
     let ports: allocator::PortRange =
         config.node_port_range.parse().with_context(|| format!("--service-node-port-range {:?}: write it like 30000-32767", config.node_port_range))?;
+    let allow = Arc::new(allowlist::Allowlist::parse(&config.allow_hosts).context("--allow-hosts")?);
+    let disabled = disabled_kinds(&config.disabled_kinds)?;
+    let tls = match &config.tls {
+        Some(t) => Some(Arc::new(
+            berth_client::tls::server_config(&t.cert_file, &t.key_file, config.client_ca_file.as_deref(), berth_client::tls::ClientAuth::Optional)
+                .context("cannot set up TLS (--tls-cert-file, --tls-private-key-file, --client-ca-file)")?,
+        )),
+        None => None,
+    };
+    let transformer = Arc::new(match &config.encryption_key_file {
+        Some(p) => encryption::Transformer::from_file(p).context("--encryption-key-file")?,
+        None => encryption::Transformer::default(),
+    });
+    let tokens = match &config.token_auth_file {
+        Some(p) => authn::read_token_file(p).context("--token-auth-file")?,
+        None => Default::default(),
+    };
+    let audit = match &config.audit {
+        Some(a) => Some(audit::AuditLog::open(a.clone()).with_context(|| format!("--audit-log-path {}", a.path.display()))?),
+        None => None,
+    };
+    let secure = config.authentication_configured();
+    let sa_key = if secure { Some(service_account_key(&config)?) } else { None };
+    let ca_pem = match &config.client_ca_file {
+        Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("cannot read --client-ca-file {}", p.display()))?),
+        None => None,
+    };
+
     let options = SledOptions { history: config.history, cache_capacity_bytes: config.cache_capacity_bytes };
     let dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || SledStore::open(&dir, options))
@@ -80,23 +184,55 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         .context("store open task failed")?
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     let store = Arc::new(store);
-    let dyn_store: Arc<dyn storage::Store> = store.clone();
-    let registry = registry::Registry::new(dyn_store.clone()).with_allocator(allocator::Allocator::new(cidr, ports));
+    let sled_store: Arc<dyn storage::Store> = store.clone();
+    let encrypted = Arc::new(encryption::EncryptedStore::new(sled_store, transformer.clone()));
+    encrypted.rewrite_stale().await.context("cannot rewrite secrets with the current encryption key")?;
+    let dyn_store: Arc<dyn storage::Store> = encrypted;
+    let admission = admission::build(
+        &config.enable_admission_plugins,
+        &config.disable_admission_plugins,
+        admission::Options { mount_service_account_tokens: sa_key.is_some() },
+    )
+    .map_err(anyhow::Error::msg)
+    .context("--enable-admission-plugins / --disable-admission-plugins")?;
+    let registry = registry::Registry::new(dyn_store.clone()).with_allocator(allocator::Allocator::new(cidr, ports)).with_admission(admission);
     registry.bootstrap().await.context("cannot create the system namespaces")?;
+    authz::rbac::bootstrap(&registry).await.context("cannot create the default RBAC roles")?;
+    let service_accounts = Arc::new(serviceaccount::ServiceAccounts::new(registry.clone(), sa_key, ca_pem));
+    service_accounts.bootstrap().await.context("cannot create the default service accounts")?;
+
+    let authenticator = if secure {
+        authn::Authenticator::new(tokens, Some(service_accounts.clone()), config.anonymous_auth)
+    } else {
+        warn!(%addr, "no authentication configured: serving in the insecure loopback mode, where every request is system:masters");
+        authn::Authenticator::insecure()
+    };
+    let authorizer = if secure { authz::Authorizer::new(registry.clone()) } else { authz::Authorizer::allow_all(registry.clone()) };
 
     let metrics = metrics::Metrics::new();
+    let gate = Arc::new(gate::Gate { authorizer, audit, disabled, metrics: metrics.clone() });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = watch::channel(true);
-    let api = service::ApiService::new(registry, metrics.clone(), config.bookmark_interval, stop_rx);
+    let api = service::ApiService::new(registry, metrics.clone(), config.bookmark_interval, stop_rx, gate.clone(), service_accounts, transformer);
     let grpc = ApiServer::new(api).max_decoding_message_size(64 * 1024 * 1024).max_encoding_message_size(256 * 1024 * 1024);
     let router = tonic::service::Routes::new(grpc)
         .into_axum_router()
-        .merge(http::router(http::HealthState { metrics, store: dyn_store, ready: ready_rx }));
+        .merge(http::router(http::HealthState { metrics: metrics.clone(), store: dyn_store, ready: ready_rx, gate }));
 
-    let addr = listener.local_addr().context("listener has no address")?;
-    info!(%addr, data_dir = %config.data_dir.display(), revision = storage::Store::current_revision(store.as_ref()), "serving the API");
+    info!(
+        %addr,
+        tls = config.tls.is_some(),
+        client_certificates = config.client_ca_file.is_some(),
+        anonymous = config.anonymous_auth,
+        data_dir = %config.data_dir.display(),
+        revision = storage::Store::current_revision(store.as_ref()),
+        "serving the API"
+    );
+    // Under systemd (Type=notify): ready now, and answer the watchdog while serving.
+    let watchdog = berth_client::systemd::ready();
     let signal = async move {
         shutdown.await;
+        berth_client::systemd::stopping();
         let _ = ready_tx.send(false);
         // Ending watches first lets the server drain: streams would otherwise keep it open.
         let _ = stop_tx.send(true);
@@ -105,12 +241,58 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         .accept_http1(true)
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .layer(authn::AuthnLayer::new(Arc::new(authenticator)))
         .add_routes(tonic::service::Routes::from(router))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(tls::incoming(listener, tls, allow, metrics), signal)
         .await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     let closed = tokio::task::spawn_blocking(move || store.close()).await;
     served.context("the API server failed")?;
     closed.context("store close task failed")?;
     info!("stopped");
     Ok(())
+}
+
+/// Resolves `--disable-api` names; an unknown one is an error.
+fn disabled_kinds(names: &[String]) -> anyhow::Result<std::collections::HashSet<&'static str>> {
+    let mut out = std::collections::HashSet::new();
+    for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        let info = berth_api::resource::find_kind(n).with_context(|| format!("--disable-api: unknown kind {n:?}"))?;
+        if matches!(info.kind, "Namespace" | "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding" | "ServiceAccount") {
+            anyhow::bail!("--disable-api: {} cannot be disabled: the server itself needs it", info.kind);
+        }
+        out.insert(info.kind);
+    }
+    Ok(out)
+}
+
+/// The ServiceAccount token key: `--service-account-key-file`, or one made
+/// at first start and kept (0600) in the data directory.
+fn service_account_key(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(p) = &config.service_account_key_file {
+        let key = std::fs::read(p).with_context(|| format!("cannot read --service-account-key-file {}", p.display()))?;
+        anyhow::ensure!(key.len() >= 32, "--service-account-key-file {} must hold at least 32 bytes", p.display());
+        return Ok(key);
+    }
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let path = config.data_dir.join("service-account.key");
+    if let Ok(key) = std::fs::read(&path)
+        && key.len() >= 32
+    {
+        return Ok(key);
+    }
+    let key: [u8; 32] = rand::random();
+    write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(key.to_vec())
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
 }

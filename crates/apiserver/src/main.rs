@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use berth_client::duration::parse_duration;
 use berth_client::telemetry::{self, LogArgs};
 use clap::Parser;
@@ -34,6 +34,48 @@ struct Args {
     /// sled's page cache, in MiB.
     #[arg(long, default_value_t = 64)]
     storage_cache_mib: u64,
+    /// Serve the API over TLS with this certificate (PEM; with --tls-private-key-file).
+    #[arg(long, requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The private key of --tls-cert-file (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
+    /// Accept x509 client certificates signed by this CA: CN is the user, each O a group.
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
+    /// Static bearer tokens, CSV lines `token,user,uid,"group1,group2"`.
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
+    /// Let requests without credentials in as system:anonymous (they get what RBAC grants it).
+    #[arg(long)]
+    anonymous_auth: bool,
+    /// HMAC key (at least 32 bytes) that signs ServiceAccount tokens; made and kept in --data-dir if unset.
+    #[arg(long)]
+    service_account_key_file: Option<PathBuf>,
+    /// Accept connections only from these networks (CIDRs, comma-separated); others are closed before TLS.
+    #[arg(long, value_delimiter = ',')]
+    allow_hosts: Vec<String>,
+    /// Kinds not to serve at all (comma-separated), e.g. `--disable-api Event,Lease`.
+    #[arg(long, value_delimiter = ',')]
+    disable_api: Vec<String>,
+    /// Admission plugins to turn on besides the defaults (comma-separated), e.g. AlwaysPullImages.
+    #[arg(long, value_delimiter = ',')]
+    enable_admission_plugins: Vec<String>,
+    /// Admission plugins to turn off (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    disable_admission_plugins: Vec<String>,
+    /// Write an audit log (one JSON line per request) to this file.
+    #[arg(long)]
+    audit_log_path: Option<PathBuf>,
+    /// Rotate the audit log when it reaches this many MiB.
+    #[arg(long, default_value_t = 100)]
+    audit_log_maxsize: u64,
+    /// Rotated audit logs to keep.
+    #[arg(long, default_value_t = 5)]
+    audit_log_maxbackup: usize,
+    /// Encrypt Secrets at rest with these keys: lines `NAME:BASE64-OF-32-BYTES`, the first encrypts.
+    #[arg(long)]
+    encryption_key_file: Option<PathBuf>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -42,14 +84,10 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init(&args.log);
-    if !args.listen.ip().is_loopback() {
-        bail!(
-            "refusing to serve plaintext on {}: without TLS the API is served only on a loopback address (use --listen 127.0.0.1:PORT)",
-            args.listen
-        );
-    }
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("cannot create --data-dir {}", args.data_dir.display()))?;
-    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
+    let tls = match (args.tls_cert_file, args.tls_private_key_file) {
+        (Some(cert_file), Some(key_file)) => Some(berth_apiserver::TlsFiles { cert_file, key_file }),
+        _ => None,
+    };
     let config = berth_apiserver::Config {
         data_dir: args.data_dir,
         history: args.watch_history,
@@ -57,6 +95,25 @@ async fn main() -> anyhow::Result<()> {
         cache_capacity_bytes: args.storage_cache_mib * 1024 * 1024,
         service_cidr: args.service_cidr,
         node_port_range: args.service_node_port_range,
+        tls,
+        client_ca_file: args.client_ca_file,
+        token_auth_file: args.token_auth_file,
+        anonymous_auth: args.anonymous_auth,
+        service_account_key_file: args.service_account_key_file,
+        allow_hosts: args.allow_hosts,
+        disabled_kinds: args.disable_api,
+        enable_admission_plugins: args.enable_admission_plugins,
+        disable_admission_plugins: args.disable_admission_plugins,
+        audit: args.audit_log_path.map(|path| berth_apiserver::audit::AuditConfig {
+            path,
+            max_size_bytes: args.audit_log_maxsize.saturating_mul(1024 * 1024),
+            max_backups: args.audit_log_maxbackup,
+        }),
+        encryption_key_file: args.encryption_key_file,
     };
+    // Before binding: a plaintext listener outside loopback never opens.
+    config.check_listen(args.listen)?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create --data-dir {}", config.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     berth_apiserver::run(config, listener, berth_client::signal::shutdown()).await
 }

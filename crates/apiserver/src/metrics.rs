@@ -47,6 +47,9 @@ pub struct Metrics {
     store_compacted_revision: Gauge,
     store_size_bytes: Gauge,
     store_flushes: Gauge,
+    refused_connections: Counter,
+    authentication_failures: Counter,
+    authorization_denials: Counter,
 }
 
 /// Decrements a gauge when dropped.
@@ -79,6 +82,12 @@ impl Metrics {
         registry.register("storage_size_bytes", "Size of the store on disk", store_size_bytes.clone());
         let store_flushes = Gauge::default();
         registry.register("storage_flushes", "Group-commit flushes since start", store_flushes.clone());
+        let refused_connections = Counter::default();
+        registry.register("refused_connections", "Connections closed before TLS because the client is outside --allow-hosts", refused_connections.clone());
+        let authentication_failures = Counter::default();
+        registry.register("authentication_failures", "Requests refused as Unauthenticated", authentication_failures.clone());
+        let authorization_denials = Counter::default();
+        registry.register("authorization_denials", "Requests refused by authorization (PermissionDenied)", authorization_denials.clone());
         let build = Family::<BuildLabels, Gauge>::default();
         registry.register("build_info", "Build information", build.clone());
         build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
@@ -93,6 +102,9 @@ impl Metrics {
             store_compacted_revision,
             store_size_bytes,
             store_flushes,
+            refused_connections,
+            authentication_failures,
+            authorization_denials,
         })
     }
 
@@ -100,6 +112,21 @@ impl Metrics {
         let code = format!("{code:?}");
         self.requests.get_or_create(&RequestLabels { verb: verb.into(), kind: kind.into(), code }).inc();
         self.latency.get_or_create(&VerbLabels { verb: verb.into() }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts a connection refused by the allowlist.
+    pub fn refused_connection(&self) {
+        self.refused_connections.inc();
+    }
+
+    /// Counts a request that could not be authenticated.
+    pub fn authentication_failure(&self) {
+        self.authentication_failures.inc();
+    }
+
+    /// Counts a request authorization refused.
+    pub fn authorization_denial(&self) {
+        self.authorization_denials.inc();
     }
 
     /// Counts a request in flight until the guard drops.

@@ -13,6 +13,7 @@ use prost::Message;
 
 use crate::admission::{Attributes, Chain, Operation};
 use crate::allocator::{self, Allocator, Cidr, Held, PortRange};
+use crate::authn::UserInfo;
 use crate::defaults;
 use crate::error::{Error, Result};
 use crate::storage::{self, KeyValue, Revision, Store};
@@ -78,6 +79,9 @@ pub struct Registry {
     store: Arc<dyn Store>,
     admission: Chain,
     allocator: Arc<Allocator>,
+    /// Who the writes made through this handle are for (admission plugins
+    /// such as NodeRestriction judge by it); None for the server's own.
+    user: Option<Arc<UserInfo>>,
 }
 
 /// The current time as Kubernetes writes timestamps.
@@ -125,7 +129,7 @@ fn invalid(info: &KindInfo, name: &str, message: impl Into<String>) -> Error {
 impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Registry {
         let allocator = Allocator::new(DEFAULT_SERVICE_CIDR.parse().unwrap_or(Cidr { base: 0x0a60_0000, prefix: 16 }), PortRange { first: 30000, last: 32767 });
-        Registry { store, admission: Chain::default(), allocator: Arc::new(allocator) }
+        Registry { store, admission: Chain::default(), allocator: Arc::new(allocator), user: None }
     }
 
     /// The same registry with ClusterIPs and NodePorts from these ranges.
@@ -137,6 +141,16 @@ impl Registry {
     /// The Service address allocator.
     pub fn allocator(&self) -> &Arc<Allocator> {
         &self.allocator
+    }
+
+    /// The same registry, writing on behalf of `user`.
+    pub fn as_user(&self, user: UserInfo) -> Registry {
+        Registry { user: Some(Arc::new(user)), ..self.clone() }
+    }
+
+    /// The user the writes are for (None: the server itself).
+    pub fn user(&self) -> Option<&UserInfo> {
+        self.user.as_deref()
     }
 
     /// The same registry with an admission chain.
@@ -204,29 +218,8 @@ impl Registry {
         Ok((items, rev))
     }
 
-    /// Checks that a namespaced object's namespace exists and accepts new objects.
-    fn check_namespace(&self, info: &KindInfo, namespace: &str) -> Result<()> {
-        if !info.namespaced {
-            return Ok(());
-        }
-        let ns_info = kind("Namespace")?;
-        let kv = self
-            .store
-            .get(&ns_info.key("", namespace))
-            .map_err(|e| Error::from_store(e, "namespaces", namespace))?
-            .ok_or_else(|| Error::NotFound { plural: "namespaces".into(), name: namespace.into() })?;
-        let ns = decode(&kv)?;
-        if ns.metadata().is_some_and(|m| !m.deletion_timestamp.is_empty()) {
-            return Err(Error::Forbidden(format!(
-                "{} {:?} is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
-                info.plural, namespace
-            )));
-        }
-        Ok(())
-    }
-
     /// Creates an object (DESIGN.md §3): server-set metadata, defaults,
-    /// validation, namespace check, then a durable write.
+    /// admission (which checks the namespace), validation, then a durable write.
     pub async fn create(&self, mut o: Object, dry_run: bool) -> Result<Object> {
         let info = o.info().ok_or_else(|| Error::BadRequest("the request carries no object".into()))?;
         o.set_type_meta();
@@ -254,7 +247,6 @@ impl Registry {
             p.status = None;
         }
         defaults::apply(&mut o);
-        self.check_namespace(info, o.namespace())?;
         let mut attrs = Attributes { operation: Operation::Create, object: &mut o, old: None, dry_run };
         self.admission.admit(&mut attrs, self).await?;
         let taken = self.allocate(info, &mut o, None)?;

@@ -1,5 +1,7 @@
-//! The gRPC `Api` service: decodes requests, calls the [`Registry`], streams
-//! watches with server-side selectors and bookmarks, and records metrics.
+//! The gRPC `Api` service: decodes requests, passes each through the
+//! [`Gate`] (served kind, authentication, authorization, audit), calls the
+//! [`Registry`] on the caller's behalf, streams watches with server-side
+//! selectors and bookmarks, and records metrics.
 
 use std::any::Any;
 use std::future::Future;
@@ -8,16 +10,23 @@ use std::time::{Duration, Instant};
 
 use berth_api::pb::api::api_server::Api;
 use berth_api::pb::api::{
-    BindRequest, CreateRequest, DeleteRequest, GetRequest, ListRequest, ListResponse, Object, UpdateRequest, WatchEvent, WatchRequest,
+    AccessReviewRequest, AccessReviewResponse, ApiResource, BindRequest, CreateRequest, DeleteRequest, DiscoveryRequest, DiscoveryResponse,
+    GetRequest, ListRequest, ListResponse, Object, UpdateRequest, WatchEvent, WatchRequest,
 };
+use berth_api::KindInfo;
 use berth_api::pb::core::ObjectMeta;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{debug, warn};
 
+use crate::authn::{Authenticated, GROUP_AUTHENTICATED, UserInfo};
+use crate::authz::{Attributes, Decision};
+use crate::encryption::Transformer;
 use crate::error::Error;
+use crate::gate::Gate;
 use crate::metrics::Metrics;
+use crate::serviceaccount::ServiceAccounts;
 use crate::registry::{self, DeleteOptions, Filter, Registry};
 use crate::storage::{self, Event, EventType};
 
@@ -30,124 +39,312 @@ pub struct ApiService {
     /// Becomes true when the server shuts down, ending every watch so that
     /// clients reconnect elsewhere.
     stopping: watch::Receiver<bool>,
+    gate: Arc<Gate>,
+    service_accounts: Arc<ServiceAccounts>,
+    /// Opens the sealed Secret values that watch events carry.
+    transformer: Arc<Transformer>,
 }
 
-impl ApiService {
-    pub fn new(registry: Registry, metrics: Arc<Metrics>, bookmark_interval: Duration, stopping: watch::Receiver<bool>) -> Self {
-        ApiService { registry, metrics, bookmark_interval, stopping }
-    }
+/// One request as the gate sees it.
+struct Call<'a> {
+    who: Option<Authenticated>,
+    verb: &'static str,
+    /// The kind, or why it is not served.
+    kind: Result<&'static KindInfo, Error>,
+    namespace: String,
+    name: String,
+    subresource: &'static str,
+    /// The object a write sends (audited at the Request level).
+    object: Option<&'a Object>,
+}
 
-    /// Runs one request, recording its count, code and latency.
-    async fn observe<T>(&self, verb: &'static str, kind: &str, f: impl Future<Output = Result<T, Error>>) -> Result<Response<T>, Status> {
-        let start = Instant::now();
-        let _inflight = self.metrics.inflight();
-        let result = f.await;
-        let code = match &result {
-            Ok(_) => tonic::Code::Ok,
-            Err(e) => e.code(),
+impl<'a> Call<'a> {
+    fn new<R>(req: &Request<R>, verb: &'static str, kind: Result<&'static KindInfo, Error>) -> Call<'a> {
+        Call { who: req.extensions().get::<Authenticated>().cloned(), verb, kind, namespace: String::new(), name: String::new(), subresource: "", object: None }
+    }
+    fn at(mut self, namespace: &str, name: &str) -> Self {
+        self.namespace = namespace.into();
+        self.name = name.into();
+        self
+    }
+    fn sub(mut self, subresource: &'static str) -> Self {
+        self.subresource = subresource;
+        self
+    }
+    fn sending(mut self, object: Option<&'a Object>) -> Self {
+        self.object = object;
+        self
+    }
+    /// The authorization attributes (namespaced kinds default to "default" where the registry does).
+    fn attributes(&self, info: Option<&KindInfo>, default_namespace: bool) -> Attributes {
+        let Some(info) = info else {
+            return Attributes { verb: self.verb_name().into(), namespace: self.namespace.clone(), name: self.name.clone(), ..Default::default() };
         };
-        self.metrics.observe_request(verb, kind, code, start.elapsed());
-        match result {
-            Ok(v) => Ok(Response::new(v)),
-            Err(e) => {
-                debug!(verb, kind, error = %e, "request refused");
-                Err(e.into())
-            }
+        let ns = if info.namespaced && self.namespace.is_empty() && default_namespace { "default" } else { self.namespace.as_str() };
+        Attributes::resource(self.verb_name(), info, ns, &self.name).subresource(self.subresource)
+    }
+    /// The RBAC verb (update_status is an update of the status subresource).
+    fn verb_name(&self) -> &'static str {
+        match self.verb {
+            "update_status" => "update",
+            "bind" => "create",
+            v => v,
         }
     }
 }
 
-fn kind_label(o: &Option<Object>) -> String {
-    o.as_ref().map(|o| o.kind_name().to_string()).unwrap_or_default()
+impl ApiService {
+    pub fn new(
+        registry: Registry,
+        metrics: Arc<Metrics>,
+        bookmark_interval: Duration,
+        stopping: watch::Receiver<bool>,
+        gate: Arc<Gate>,
+        service_accounts: Arc<ServiceAccounts>,
+        transformer: Arc<Transformer>,
+    ) -> Self {
+        ApiService { registry, metrics, bookmark_interval, stopping, gate, service_accounts, transformer }
+    }
+
+    /// Checks a call at the gate: the kind is served, the caller is who it
+    /// says and may do this. Returns the registry to act through, on the caller's behalf.
+    fn admit_call(&self, call: &Call<'_>) -> Result<(&'static KindInfo, Registry), Error> {
+        let info = call.kind.as_ref().map_err(clone_error)?;
+        let user = self.gate.authenticate(call.who.as_ref())?;
+        let writes = !matches!(call.verb, "get" | "list" | "watch");
+        self.gate.authorize(&user, &call.attributes(Some(info), writes))?;
+        Ok((info, self.registry.as_user(user)))
+    }
+
+    /// Runs one request through the gate, recording its count, code,
+    /// latency and audit line.
+    async fn observe<T, F, Fut>(&self, call: Call<'_>, f: F) -> Result<Response<T>, Status>
+    where
+        F: FnOnce(&'static KindInfo, Registry) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let start = Instant::now();
+        let _inflight = self.metrics.inflight();
+        let result = match self.admit_call(&call) {
+            Ok((info, registry)) => f(info, registry).await,
+            Err(e) => Err(e),
+        };
+        let code = match &result {
+            Ok(_) => tonic::Code::Ok,
+            Err(e) => e.code(),
+        };
+        let kind = call.kind.as_ref().map(|k| k.kind).unwrap_or("unknown");
+        self.metrics.observe_request(call.verb, kind, code, start.elapsed());
+        let writes = !matches!(call.verb, "get" | "list" | "watch");
+        self.gate.audit(call.who.as_ref(), &call.attributes(call.kind.as_ref().ok().copied(), writes), kind, code, call.object);
+        match result {
+            Ok(v) => Ok(Response::new(v)),
+            Err(e) => {
+                debug!(verb = call.verb, kind, error = %e, "request refused");
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The user a request comes from, or Unauthenticated.
+    fn caller<R>(&self, req: &Request<R>) -> Result<UserInfo, Error> {
+        self.gate.authenticate(req.extensions().get::<Authenticated>())
+    }
 }
 
-fn canonical_kind(name: &str) -> String {
-    berth_api::resource::find_kind(name).map(|k| k.kind.to_string()).unwrap_or_else(|| "unknown".into())
+/// Errors are not Clone; the gate reports a kind lookup failure once.
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::NotFound { plural, name } => Error::NotFound { plural: plural.clone(), name: name.clone() },
+        other => Error::BadRequest(other.to_string()),
+    }
 }
+
+fn object_kind(gate: &Gate, o: &Option<Object>) -> Result<&'static KindInfo, Error> {
+    let info = o.as_ref().and_then(|o| o.info()).ok_or_else(|| Error::BadRequest("object: Required value".into()))?;
+    gate.kind(info.kind)
+}
+
+fn object_at(o: &Option<Object>) -> (String, String) {
+    o.as_ref().map(|o| (o.namespace().to_string(), o.name().to_string())).unwrap_or_default()
+}
+
+/// The verbs every served kind supports.
+const VERBS: &[&str] = &["create", "delete", "get", "list", "update", "watch"];
 
 #[tonic::async_trait]
 impl Api for ApiService {
     async fn create(&self, req: Request<CreateRequest>) -> Result<Response<Object>, Status> {
+        let call = Call::new(&req, "create", object_kind(&self.gate, &req.get_ref().object));
+        let (ns, name) = object_at(&req.get_ref().object);
         let r = req.into_inner();
-        let kind = kind_label(&r.object);
-        self.observe("create", &kind, async {
-            let o = r.object.ok_or_else(|| Error::BadRequest("object: Required value".into()))?;
-            self.registry.create(o, r.dry_run).await
+        let call = call.at(&ns, &name).sending(r.object.as_ref());
+        let dry_run = r.dry_run;
+        let object = r.object.clone();
+        self.observe(call, |_, registry| async move {
+            let o = object.ok_or_else(|| Error::BadRequest("object: Required value".into()))?;
+            let created = registry.create(o, dry_run).await?;
+            if !dry_run {
+                self.service_accounts.created(&created).await;
+            }
+            Ok(created)
         })
         .await
     }
 
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<Object>, Status> {
+        let call = Call::new(&req, "get", self.gate.kind(&req.get_ref().kind));
         let r = req.into_inner();
-        self.observe("get", &canonical_kind(&r.kind), async { self.registry.get(&r.kind, &r.namespace, &r.name) }).await
+        let call = call.at(&r.namespace, &r.name);
+        self.observe(call, |info, registry| async move { registry.get(info.kind, &r.namespace, &r.name) }).await
     }
 
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let call = Call::new(&req, "list", self.gate.kind(&req.get_ref().kind));
         let r = req.into_inner();
-        self.observe("list", &canonical_kind(&r.kind), async {
-            let info = registry::kind(&r.kind)?;
+        let call = call.at(&r.namespace, "");
+        self.observe(call, |info, registry| async move {
             let filter = Filter::parse(info, &r.label_selector, &r.field_selector)?;
-            let (items, rev) = self.registry.list(info, &r.namespace, &filter, r.min_resource_version).await?;
+            let (items, rev) = registry.list(info, &r.namespace, &filter, r.min_resource_version).await?;
             Ok(ListResponse { items, resource_version: rev })
         })
         .await
     }
 
     async fn update(&self, req: Request<UpdateRequest>) -> Result<Response<Object>, Status> {
+        let call = Call::new(&req, "update", object_kind(&self.gate, &req.get_ref().object));
+        let (ns, name) = object_at(&req.get_ref().object);
         let r = req.into_inner();
-        let kind = kind_label(&r.object);
-        self.observe("update", &kind, async {
-            let o = r.object.ok_or_else(|| Error::BadRequest("object: Required value".into()))?;
-            self.registry.update(o, false, r.dry_run).await
+        let call = call.at(&ns, &name).sending(r.object.as_ref());
+        let (object, dry_run) = (r.object.clone(), r.dry_run);
+        self.observe(call, |_, registry| async move {
+            let o = object.ok_or_else(|| Error::BadRequest("object: Required value".into()))?;
+            registry.update(o, false, dry_run).await
         })
         .await
     }
 
     async fn update_status(&self, req: Request<UpdateRequest>) -> Result<Response<Object>, Status> {
+        let call = Call::new(&req, "update_status", object_kind(&self.gate, &req.get_ref().object));
+        let (ns, name) = object_at(&req.get_ref().object);
         let r = req.into_inner();
-        let kind = kind_label(&r.object);
-        self.observe("update_status", &kind, async {
-            let o = r.object.ok_or_else(|| Error::BadRequest("object: Required value".into()))?;
-            self.registry.update(o, true, r.dry_run).await
+        let call = call.at(&ns, &name).sub("status").sending(r.object.as_ref());
+        let (object, dry_run) = (r.object.clone(), r.dry_run);
+        self.observe(call, |_, registry| async move {
+            let o = object.ok_or_else(|| Error::BadRequest("object: Required value".into()))?;
+            registry.update(o, true, dry_run).await
         })
         .await
     }
 
     async fn delete(&self, req: Request<DeleteRequest>) -> Result<Response<Object>, Status> {
+        let call = Call::new(&req, "delete", self.gate.kind(&req.get_ref().kind));
         let r = req.into_inner();
-        self.observe("delete", &canonical_kind(&r.kind), async {
+        let call = call.at(&r.namespace, &r.name);
+        self.observe(call, |info, registry| async move {
             let opts = DeleteOptions {
                 uid: r.uid,
                 resource_version: r.resource_version,
                 grace_period_seconds: r.grace_period_seconds,
                 propagation_policy: r.propagation_policy,
             };
-            self.registry.delete(&r.kind, &r.namespace, &r.name, &opts).await
+            let gone = registry.delete(info.kind, &r.namespace, &r.name, &opts).await?;
+            self.service_accounts.deleted(&gone).await;
+            Ok(gone)
         })
         .await
     }
 
     async fn bind(&self, req: Request<BindRequest>) -> Result<Response<Object>, Status> {
+        let call = Call::new(&req, "bind", self.gate.kind("Pod"));
         let r = req.into_inner();
-        self.observe("bind", "Pod", async {
+        let pod = r.binding.as_ref().and_then(|b| b.metadata.as_ref()).map(|m| m.name.clone()).unwrap_or_default();
+        let call = call.at(&r.namespace, &pod).sub("binding");
+        self.observe(call, |_, registry| async move {
             let b = r.binding.ok_or_else(|| Error::BadRequest("binding: Required value".into()))?;
-            self.registry.bind(&r.namespace, &b).await
+            registry.bind(&r.namespace, &b).await
         })
         .await
+    }
+
+    async fn access_review(&self, req: Request<AccessReviewRequest>) -> Result<Response<AccessReviewResponse>, Status> {
+        let caller = self.caller(&req)?;
+        let r = req.into_inner();
+        let subject = if r.user.is_empty() {
+            caller
+        } else {
+            // Asking about someone else is a SubjectAccessReview.
+            let review = Attributes {
+                verb: "create".into(),
+                api_group: "authorization.k8s.io".into(),
+                resource: "subjectaccessreviews".into(),
+                ..Default::default()
+            };
+            self.gate.authorize(&caller, &review)?;
+            let mut groups = r.groups.clone();
+            if !groups.iter().any(|g| g == GROUP_AUTHENTICATED) {
+                groups.push(GROUP_AUTHENTICATED.into());
+            }
+            UserInfo { name: r.user.clone(), uid: String::new(), groups }
+        };
+        let attributes = if !r.non_resource_path.is_empty() {
+            Attributes::non_resource(&r.verb, &r.non_resource_path)
+        } else {
+            let (resource, sub) = r.resource.split_once('/').unwrap_or((r.resource.as_str(), ""));
+            match berth_api::resource::find_kind(resource) {
+                Some(info) => Attributes::resource(&r.verb, info, &r.namespace, &r.name).subresource(sub),
+                None => Attributes {
+                    verb: r.verb.clone(),
+                    resource: resource.into(),
+                    subresource: sub.into(),
+                    namespace: r.namespace.clone(),
+                    name: r.name.clone(),
+                    ..Default::default()
+                },
+            }
+        };
+        let decision = self.gate.authorizer.authorize(&subject, &attributes);
+        let (allowed, reason) = match decision {
+            Decision::Allow(why) => (true, why),
+            Decision::Deny(why) => (false, why),
+            Decision::NoOpinion => (false, "no RBAC rule grants it".to_string()),
+        };
+        Ok(Response::new(AccessReviewResponse { allowed, reason, user: subject.name, groups: subject.groups }))
+    }
+
+    async fn discovery(&self, req: Request<DiscoveryRequest>) -> Result<Response<DiscoveryResponse>, Status> {
+        self.caller(&req)?;
+        let resources = berth_api::resource::KINDS
+            .iter()
+            .filter(|k| self.gate.serves(k))
+            .map(|k| ApiResource {
+                kind: k.kind.into(),
+                api_version: k.api_version.into(),
+                plural: k.plural.into(),
+                singular: k.singular.into(),
+                short_names: k.short_names.iter().map(|s| s.to_string()).collect(),
+                namespaced: k.namespaced,
+                verbs: VERBS.iter().map(|v| v.to_string()).collect(),
+            })
+            .collect();
+        Ok(Response::new(DiscoveryResponse { resources }))
     }
 
     type WatchStream = ReceiverStream<Result<WatchEvent, Status>>;
 
     async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+        let call = Call::new(&req, "watch", self.gate.kind(&req.get_ref().kind));
         let r = req.into_inner();
-        let kind = canonical_kind(&r.kind);
+        let call = call.at(&r.namespace, "");
         let start = Instant::now();
-        let result = self.start_watch(r);
+        let result = self.admit_call(&call).and_then(|_| self.start_watch(r));
         let code = match &result {
             Ok(_) => tonic::Code::Ok,
             Err(e) => e.code(),
         };
-        self.metrics.observe_request("watch", &kind, code, start.elapsed());
+        let kind = call.kind.as_ref().map(|k| k.kind).unwrap_or("unknown");
+        self.metrics.observe_request("watch", kind, code, start.elapsed());
+        self.gate.audit(call.who.as_ref(), &call.attributes(call.kind.as_ref().ok().copied(), false), kind, code, None);
         result.map(Response::new).map_err(Status::from)
     }
 }
@@ -158,12 +355,14 @@ struct Decoded {
     prev: Option<Object>,
 }
 
-fn decoded(ev: &Event) -> &Decoded {
+fn decoded<'e>(ev: &'e Event, transformer: &Transformer) -> &'e Decoded {
     let any = ev.decoded.get_or_init(|| {
-        let new = registry::decode_at(&ev.value, ev.revision, &ev.key)
+        let open = |v: &bytes::Bytes| transformer.open(&ev.key, v).map_err(|e| Error::Internal(e.to_string()));
+        let new = open(&ev.value)
+            .and_then(|v| registry::decode_at(&v, ev.revision, &ev.key))
             .inspect_err(|e| warn!(key = %ev.key, error = %e, "undecodable event"))
             .ok();
-        let prev = ev.prev_value.as_ref().and_then(|p| registry::decode_at(p, ev.revision, &ev.key).ok());
+        let prev = ev.prev_value.as_ref().and_then(|p| open(p).and_then(|v| registry::decode_at(&v, ev.revision, &ev.key)).ok());
         Arc::new(Decoded { new, prev }) as Arc<dyn Any + Send + Sync>
     });
     // The slot is only ever filled above, with a Decoded.
@@ -173,8 +372,8 @@ fn decoded(ev: &Event) -> &Decoded {
 
 /// What a watcher with `filter` sees of a store event: selector transitions
 /// turn into ADDED / DELETED as Kubernetes does.
-fn translate(ev: &Event, filter: &Filter) -> Option<WatchEvent> {
-    let d = decoded(ev);
+fn translate(ev: &Event, filter: &Filter, transformer: &Transformer) -> Option<WatchEvent> {
+    let d = decoded(ev, transformer);
     let new = d.new.as_ref()?;
     let everything = filter.is_everything();
     let now_matches = everything || filter.matches(new);
@@ -204,9 +403,10 @@ fn bookmark(kind: &'static berth_api::KindInfo, revision: u64) -> WatchEvent {
 
 impl ApiService {
     fn start_watch(&self, r: WatchRequest) -> Result<ReceiverStream<Result<WatchEvent, Status>>, Error> {
-        let info = registry::kind(&r.kind)?;
+        let info = self.gate.kind(&r.kind)?;
         let filter = Filter::parse(info, &r.label_selector, &r.field_selector)?;
         let prefix = info.prefix(&r.namespace);
+        let transformer = self.transformer.clone();
         let store = self.registry.store().clone();
         let (initial, from) = if r.resource_version == 0 {
             let (kvs, rev) = store.list(&prefix).map_err(|e| Error::from_store(e, info.plural, ""))?;
@@ -237,7 +437,7 @@ impl ApiService {
                 tokio::select! {
                     next = stream.next() => match next {
                         Some(Ok(ev)) => {
-                            if let Some(out) = translate(&ev, &filter)
+                            if let Some(out) = translate(&ev, &filter, &transformer)
                                 && tx.send(Ok(out)).await.is_err()
                             {
                                 return;

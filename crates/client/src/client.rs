@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use berth_api::pb::api::api_client::ApiClient;
 use berth_api::pb::api::{
-    BindRequest, CreateRequest, DeleteRequest, GetRequest, ListRequest, ListResponse, Object, UpdateRequest,
+    AccessReviewRequest, AccessReviewResponse, BindRequest, DiscoveryRequest, DiscoveryResponse, CreateRequest, DeleteRequest, GetRequest, ListRequest, ListResponse, Object, UpdateRequest,
     WatchEvent as RawWatchEvent, WatchRequest,
 };
 use berth_api::pb::core::{Binding, ObjectMeta, ObjectReference};
@@ -13,7 +13,7 @@ use berth_api::Resource;
 use futures::{Stream, StreamExt};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Status};
 
 use crate::config::ClientConfig;
@@ -31,6 +31,9 @@ pub enum Error {
         #[source]
         source: tonic::transport::Error,
     },
+    /// The TLS settings cannot be used (a file that cannot be read, https without a CA).
+    #[error("{0}")]
+    Tls(String),
     /// The token cannot be sent as a header.
     #[error("the token contains characters that cannot be sent in a header")]
     BadToken,
@@ -47,7 +50,7 @@ impl Error {
         match self {
             Error::Api(s) => s.code(),
             Error::Connect { .. } => Code::Unavailable,
-            Error::BadToken | Error::WrongKind { .. } => Code::Internal,
+            Error::BadToken | Error::WrongKind { .. } | Error::Tls(_) => Code::Internal,
         }
     }
     pub fn is_not_found(&self) -> bool {
@@ -237,6 +240,17 @@ impl Client {
         Ok(self.api.clone().bind(req).await?.into_inner())
     }
 
+    /// Whether the caller (or, with `user` set in the request, another
+    /// user) may do something.
+    pub async fn access_review(&self, req: AccessReviewRequest) -> Result<AccessReviewResponse> {
+        Ok(self.api.clone().access_review(req).await?.into_inner())
+    }
+
+    /// The kinds the server serves.
+    pub async fn discovery(&self) -> Result<DiscoveryResponse> {
+        Ok(self.api.clone().discovery(DiscoveryRequest {}).await?.into_inner())
+    }
+
     // ----- typed calls
 
     pub async fn create<R: Resource>(&self, r: R) -> Result<R> {
@@ -290,14 +304,39 @@ impl Client {
 }
 
 fn endpoint(config: &ClientConfig) -> Result<Endpoint> {
-    Endpoint::from_shared(config.server.clone())
+    let endpoint = Endpoint::from_shared(config.server.clone())
         .map(|e| {
             e.connect_timeout(Duration::from_secs(5))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(30))
                 .keep_alive_while_idle(true)
         })
-        .map_err(|source| Error::Connect { server: config.server.clone(), source })
+        .map_err(|source| Error::Connect { server: config.server.clone(), source })?;
+    if !config.server.starts_with("https://") {
+        if config.client_certificate.is_some() {
+            return Err(Error::Tls(format!("a client certificate needs an https:// server, not {}", config.server)));
+        }
+        return Ok(endpoint);
+    }
+    endpoint.tls_config(tls_config(config)?).map_err(|source| Error::Connect { server: config.server.clone(), source })
+}
+
+/// The server is verified against `ca_file` only; a client certificate is
+/// presented when configured.
+fn tls_config(config: &ClientConfig) -> Result<ClientTlsConfig> {
+    let read = |what: &str, p: &std::path::Path| std::fs::read(p).map_err(|e| Error::Tls(format!("cannot read {what} {}: {e}", p.display())));
+    let Some(ca) = &config.ca_file else {
+        return Err(Error::Tls(format!("{} is https: give the CA that signed its certificate with --ca-file", config.server)));
+    };
+    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("--ca-file", ca)?));
+    match (&config.client_certificate, &config.client_key) {
+        (Some(cert), Some(key)) => {
+            tls = tls.identity(Identity::from_pem(read("--client-certificate", cert)?, read("--client-key", key)?));
+        }
+        (None, None) => {}
+        _ => return Err(Error::Tls("--client-certificate and --client-key go together".into())),
+    }
+    Ok(tls)
 }
 
 fn typed<R: Resource>(o: Object) -> Result<R> {

@@ -9,8 +9,11 @@
 //! - [`workqueue`]: rate-limited work queue of keys.
 //! - [`leader`]: leader election through a Lease.
 //! - [`events`]: recording Events about objects.
+//! - [`pki`]: a cluster CA issuing the apiserver's and the components' certificates.
+//! - [`tls`]: PEM certificates and keys, the TLS server configuration, client certificate identities.
 //! - [`health`]: `/healthz`, `/livez`, `/readyz` and `/metrics` for the daemons.
 //! - [`telemetry`]: logging setup and the `--log-format`/`-v` flags.
+//! - [`systemd`]: `Type=notify` readiness and watchdog.
 //! - [`signal`]: the SIGINT/SIGTERM shutdown future.
 //! - [`duration`]: `40s`/`5m`/`500ms` durations in flags.
 
@@ -23,7 +26,10 @@ pub mod informer;
 pub mod leader;
 pub mod reflector;
 pub mod signal;
+pub mod systemd;
 pub mod telemetry;
+pub mod tls;
+pub mod pki;
 pub mod watcher;
 pub mod workqueue;
 

@@ -3,6 +3,14 @@
 //! and storage. A refusal names the plugin and the reason, and nothing is
 //! written.
 
+pub mod always_pull_images;
+pub mod limitranger;
+pub mod namespace_lifecycle;
+pub mod node_restriction;
+pub mod pod_security;
+pub mod resourcequota;
+pub mod service_account;
+
 use std::sync::Arc;
 
 use berth_api::Object;
@@ -59,4 +67,52 @@ impl Chain {
         }
         Ok(())
     }
+}
+
+/// Every plugin, in the order the chain runs them, and whether it is on
+/// unless `--disable-admission-plugins` names it.
+pub const PLUGINS: &[(&str, bool)] = &[
+    ("NamespaceLifecycle", true),
+    ("LimitRanger", true),
+    ("ServiceAccount", true),
+    ("NodeRestriction", true),
+    ("AlwaysPullImages", false),
+    ("PodSecurity", true),
+    ("ResourceQuota", true),
+];
+
+/// What plugins need to know about the server.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// ServiceAccount tokens are signed, so the ServiceAccount plugin mounts them.
+    pub mount_service_account_tokens: bool,
+}
+
+/// The chain of the default plugins plus `enable`, less `disable`, in the
+/// fixed order of [`PLUGINS`]. An unknown name is an error naming it.
+pub fn build<S: AsRef<str>>(enable: &[S], disable: &[S], options: Options) -> Result<Chain, String> {
+    for name in enable.iter().chain(disable.iter()) {
+        if !PLUGINS.iter().any(|(p, _)| *p == name.as_ref()) {
+            let known: Vec<&str> = PLUGINS.iter().map(|(p, _)| *p).collect();
+            return Err(format!("unknown admission plugin {:?} (known: {})", name.as_ref(), known.join(", ")));
+        }
+    }
+    let named = |list: &[S], p: &str| list.iter().any(|n| n.as_ref() == p);
+    let mut plugins: Vec<Arc<dyn Plugin>> = Vec::new();
+    for (name, default) in PLUGINS {
+        if named(disable, name) || !(*default || named(enable, name)) {
+            continue;
+        }
+        plugins.push(match *name {
+            "NamespaceLifecycle" => Arc::new(namespace_lifecycle::NamespaceLifecycle),
+            "LimitRanger" => Arc::new(limitranger::LimitRanger::new()),
+            "ServiceAccount" => Arc::new(service_account::ServiceAccount { mount_tokens: options.mount_service_account_tokens }),
+            "NodeRestriction" => Arc::new(node_restriction::NodeRestriction),
+            "AlwaysPullImages" => Arc::new(always_pull_images::AlwaysPullImages),
+            "PodSecurity" => Arc::new(pod_security::PodSecurity),
+            "ResourceQuota" => Arc::new(resourcequota::ResourceQuota::new()),
+            _ => continue,
+        });
+    }
+    Ok(Chain::new(plugins))
 }
