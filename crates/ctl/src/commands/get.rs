@@ -1,0 +1,303 @@
+//! `get`: lists or fetches objects and prints them as a table, JSON, YAML
+//! or names; `-w` then follows their changes.
+
+use anyhow::{Context as _, Result, bail};
+use berth_api::manifest::list_to_json;
+use berth_api::pb::api::object::Kind as K;
+use berth_api::{KindInfo, Object};
+use berth_client::{Client, ListParams};
+use chrono::Utc;
+use futures::StreamExt as _;
+
+use super::{Ctx, object_ref, out, targets, to_json_pretty, to_yaml, warn_error};
+use crate::error;
+use crate::printers::{self, Options, Table, render_row};
+
+/// How `get` prints objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    /// The table with the kind's extra columns.
+    Wide,
+    Yaml,
+    Json,
+    /// `kind/name` per line.
+    Name,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// Kind of object (pods, po, Pod, rc, svc, ...), or KIND/NAME.
+    pub kind: String,
+    /// Names of objects (all objects of the kind when none is given).
+    pub names: Vec<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
+    /// After printing, watch for changes and print each one.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// Label selector (`app=web,tier!=db`, `env in (a,b)`, `!canary`).
+    #[arg(short = 'l', long)]
+    pub selector: Option<String>,
+    /// Field selector (metadata.name, metadata.namespace, spec.nodeName, status.phase).
+    #[arg(long)]
+    pub field_selector: Option<String>,
+    /// List across all namespaces.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Add a LABELS column.
+    #[arg(long)]
+    pub show_labels: bool,
+    /// Print tables without their header line.
+    #[arg(long)]
+    pub no_headers: bool,
+}
+
+/// The objects of one kind that were found.
+struct Found {
+    info: &'static KindInfo,
+    items: Vec<Object>,
+    /// The revision a list was read at (0 for objects fetched by name).
+    revision: u64,
+}
+
+pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
+    let mut all = vec![args.kind.clone()];
+    all.extend(args.names.iter().cloned());
+    let groups = targets(&all)?;
+    let named: usize = groups.iter().map(|(_, n)| n.len()).sum();
+    if named > 0 && (args.selector.is_some() || args.field_selector.is_some()) {
+        bail!("name cannot be provided when a selector is specified");
+    }
+    if named > 0 && args.all_namespaces {
+        bail!("a resource cannot be retrieved by name across all namespaces");
+    }
+    if args.watch && groups.len() > 1 {
+        bail!("you may only specify a single resource type with --watch");
+    }
+    let client = ctx.client().await?;
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for (info, names) in &groups {
+        let ns = if args.all_namespaces { "" } else { ctx.namespace_for(info) };
+        let f = if names.is_empty() || args.watch {
+            let params = params(&args, names);
+            let (found, missing) = list(&client, info, ns, &params, names).await?;
+            errors.extend(missing);
+            found
+        } else {
+            let mut items = Vec::new();
+            for name in names {
+                match client.get_object(info.kind, ns, name).await {
+                    Ok(o) => items.push(o),
+                    Err(e) => errors.push(error::api(e, info, name)),
+                }
+            }
+            Found { info, items, revision: 0 }
+        };
+        found.push(f);
+    }
+
+    let options = Options {
+        wide: args.output == Some(Output::Wide),
+        namespace_column: args.all_namespaces,
+        show_labels: args.show_labels,
+    };
+    if args.watch {
+        let Some((info, names)) = groups.into_iter().next() else { return Ok(()) };
+        let initial = found.pop().expect("one group was fetched");
+        if let Some(last) = errors.pop() {
+            errors.iter().for_each(warn_error);
+            return Err(last);
+        }
+        let ns = if args.all_namespaces { "" } else { ctx.namespace_for(info) };
+        return watch(&client, &args, options, ns, &names, initial).await;
+    }
+
+    match args.output {
+        None | Some(Output::Wide) => print_tables(&found, options, args.no_headers, errors.is_empty(), ctx, &args),
+        Some(Output::Name) => {
+            for f in &found {
+                for o in &f.items {
+                    out(&format!("{}\n", object_ref(f.info, o.name())));
+                }
+            }
+        }
+        Some(format @ (Output::Json | Output::Yaml)) => {
+            let value = if named == 1 && found.len() == 1 && found[0].items.len() == 1 {
+                found[0].items[0].to_json_value()
+            } else if named == 1 && errors.len() == 1 {
+                serde_json::Value::Null
+            } else if found.len() == 1 {
+                list_to_json(found[0].info.kind, &found[0].items, found[0].revision)
+            } else {
+                let items: Vec<_> = found.iter().flat_map(|f| f.items.iter().map(Object::to_json_value)).collect();
+                serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items})
+            };
+            if !value.is_null() {
+                out(&if format == Output::Json { to_json_pretty(&value) } else { to_yaml(&value)? });
+            }
+        }
+    }
+    match errors.pop() {
+        Some(last) => {
+            errors.iter().for_each(warn_error);
+            Err(last)
+        }
+        None => Ok(()),
+    }
+}
+
+fn params(args: &GetArgs, names: &[String]) -> ListParams {
+    let mut p = ListParams::default()
+        .labels(args.selector.clone().unwrap_or_default())
+        .fields(args.field_selector.clone().unwrap_or_default());
+    if let [name] = names {
+        p.field_selector = format!("metadata.name={name}");
+    }
+    p
+}
+
+/// Lists a kind, keeping only `names` when given; a name not found is an error.
+async fn list(
+    client: &Client,
+    info: &'static KindInfo,
+    ns: &str,
+    params: &ListParams,
+    names: &[String],
+) -> Result<(Found, Vec<anyhow::Error>)> {
+    let resp = client.list_objects(info.kind, ns, params).await.map_err(|e| error::api(e, info, ""))?;
+    let mut items = resp.items;
+    let mut missing = Vec::new();
+    if !names.is_empty() {
+        items.retain(|o| names.iter().any(|n| n == o.name()));
+        for n in names {
+            if !items.iter().any(|o| o.name() == n) {
+                missing.push(error::api(tonic::Status::not_found("").into(), info, n));
+            }
+        }
+    }
+    sort(&mut items);
+    Ok((Found { info, items, revision: resp.resource_version }, missing))
+}
+
+/// Events by when they were last seen, everything else by namespace and name.
+fn sort(items: &mut [Object]) {
+    items.sort_by(|a, b| match (&a.kind, &b.kind) {
+        (Some(K::Event(x)), Some(K::Event(y))) => printers::event_last_seen(x).cmp(printers::event_last_seen(y)),
+        _ => (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())),
+    });
+}
+
+fn print_tables(found: &[Found], options: Options, no_headers: bool, no_errors: bool, ctx: &Ctx, args: &GetArgs) {
+    let now = Utc::now();
+    let mut first = true;
+    for f in found.iter().filter(|f| !f.items.is_empty()) {
+        let mut table = Table::new(f.info, options);
+        for o in &f.items {
+            table.push(o, now);
+        }
+        if !first {
+            out("\n");
+        }
+        first = false;
+        out(&table.render(no_headers));
+    }
+    if first && no_errors {
+        let namespaced = found.iter().any(|f| f.info.namespaced);
+        if namespaced && !args.all_namespaces {
+            eprintln!("No resources found in {} namespace.", ctx.namespace());
+        } else {
+            eprintln!("No resources found");
+        }
+    }
+}
+
+/// Prints the current objects, then one line (or document) per change,
+/// until the stream ends or berthctl is interrupted.
+async fn watch(
+    client: &Client,
+    args: &GetArgs,
+    options: Options,
+    ns: &str,
+    names: &[String],
+    initial: Found,
+) -> Result<()> {
+    let info = initial.info;
+    let mut table = Table::new(info, options);
+    let now = Utc::now();
+    for o in &initial.items {
+        table.push(o, now);
+    }
+    let widths = table.widths(args.no_headers);
+    let mut header_printed = args.no_headers;
+    let mut printed_documents = 0usize;
+    let mut print = |o: &Object, header_printed: &mut bool| -> Result<()> {
+        match args.output {
+            None | Some(Output::Wide) => {
+                if !*header_printed {
+                    out(&render_row(&table.headers, &widths));
+                    *header_printed = true;
+                }
+                out(&render_row(&table.row(o, Utc::now()), &widths));
+            }
+            Some(Output::Name) => out(&format!("{}\n", object_ref(info, o.name()))),
+            Some(Output::Json) => out(&to_json_pretty(&o.to_json_value())),
+            Some(Output::Yaml) => {
+                if printed_documents > 0 {
+                    out("---\n");
+                }
+                out(&to_yaml(&o.to_json_value())?);
+            }
+        }
+        printed_documents += 1;
+        Ok(())
+    };
+    for o in &initial.items {
+        print(o, &mut header_printed)?;
+    }
+
+    let params = params(args, names);
+    let mut revision = initial.revision;
+    loop {
+        let mut too_old = false;
+        match client.watch_objects(info.kind, ns, &params, revision).await {
+            Ok(mut stream) => {
+                while let Some(ev) = stream.next().await {
+                    let ev = match ev {
+                        Ok(ev) => ev,
+                        Err(e) if e.is_too_old() => {
+                            too_old = true;
+                            break;
+                        }
+                        Err(e) => return Err(error::api(e, info, "")).context("watching"),
+                    };
+                    revision = revision.max(ev.resource_version);
+                    if ev.r#type == "BOOKMARK" {
+                        continue;
+                    }
+                    let Some(o) = ev.object else { continue };
+                    if names.is_empty() || names.iter().any(|n| n == o.name()) {
+                        print(&o, &mut header_printed)?;
+                    }
+                }
+            }
+            Err(e) if e.is_too_old() => too_old = true,
+            Err(e) => return Err(error::api(e, info, "")).context("watching"),
+        }
+        if !too_old {
+            // The server closed the stream: resume from the last revision seen.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        // The revision was compacted away: relist and go on from the list,
+        // printing the objects as they are now.
+        let resp = client.list_objects(info.kind, ns, &params).await.map_err(|e| error::api(e, info, ""))?;
+        let mut items = resp.items;
+        sort(&mut items);
+        for o in items.iter().filter(|o| names.is_empty() || names.iter().any(|n| n == o.name())) {
+            print(o, &mut header_printed)?;
+        }
+        revision = resp.resource_version;
+    }
+}

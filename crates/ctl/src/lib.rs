@@ -1,0 +1,19 @@
+//! berthctl, Berth's command line, with kubectl's habits.
+//!
+//! # Layout
+//! - [`commands`]: one module per verb (`apply`, `get`, ...), each a `run`
+//!   function taking its parsed arguments, and the context they share.
+//! - [`printers`]: the tables of `get`, one row function per kind.
+//! - [`describe`]: the readable multi-line view of `describe`.
+//! - [`manifests`]: `-f FILE|DIR|-` to objects.
+//! - [`merge`]: the three-way merge behind `apply`.
+//! - [`tabwriter`]: elastic tab stops, as Go's text/tabwriter.
+//! - [`error`]: how failures are reported (one line, kubectl's wording).
+
+pub mod commands;
+pub mod describe;
+pub mod error;
+pub mod manifests;
+pub mod merge;
+pub mod printers;
+pub mod tabwriter;
