@@ -8,31 +8,6 @@ use std::collections::BTreeSet;
 use berth_api::pb::core::{Namespace, ObjectMeta};
 use berth_e2e::{Apiserver, berthctl, conformance_dir, free_port};
 
-/// Whether every field set in `want` appears in `got` with the same value
-/// (numbers written where Kubernetes keeps strings compare as text).
-fn contains(want: &serde_json::Value, got: &serde_json::Value, path: &str, errs: &mut Vec<String>) {
-    use serde_json::Value::*;
-    match (want, got) {
-        (Object(w), Object(g)) => {
-            for (k, wv) in w {
-                match g.get(k) {
-                    Some(gv) => contains(wv, gv, &format!("{path}.{k}"), errs),
-                    None if wv.is_null() || wv == &serde_json::json!({}) || wv == &serde_json::json!([]) => {}
-                    None => errs.push(format!("{path}.{k} missing")),
-                }
-            }
-        }
-        (Array(w), Array(g)) if w.len() == g.len() => {
-            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
-                contains(wv, gv, &format!("{path}[{i}]"), errs);
-            }
-        }
-        (Number(w), String(g)) if &w.to_string() == g => {}
-        (w, g) if w == g => {}
-        (w, g) => errs.push(format!("{path}: want {w}, got {g}")),
-    }
-}
-
 fn docs(text: &str) -> Vec<serde_json::Value> {
     serde_yaml::Deserializer::from_str(text)
         .filter_map(|d| serde::Deserialize::deserialize(d).ok())
@@ -89,8 +64,7 @@ async fn should_apply_every_conformance_manifest_and_give_back_its_fields() {
                 continue;
             }
             let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("get -o json prints JSON");
-            let mut errs = Vec::new();
-            contains(&want, &got, "", &mut errs);
+            let errs = berth_api::manifest::missing_fields(&want, &got);
             failures.extend(errs.into_iter().map(|e| format!("{} {kind}/{name}: {e}", path.display())));
             checked += 1;
         }

@@ -120,6 +120,39 @@ pub fn list_to_json(kind: &str, items: &[Object], resource_version: u64) -> serd
     })
 }
 
+/// The fields a manifest set that an object does not give back with the
+/// same value, as `path: reason` lines (empty: everything round-tripped).
+/// Numbers written where Kubernetes keeps strings (quantities) compare as
+/// text; fields set to null or left empty count as unset.
+pub fn missing_fields(want: &serde_json::Value, got: &serde_json::Value) -> Vec<String> {
+    let mut errs = Vec::new();
+    missing_into(want, got, "", &mut errs);
+    errs
+}
+
+fn missing_into(want: &serde_json::Value, got: &serde_json::Value, path: &str, errs: &mut Vec<String>) {
+    use serde_json::Value::*;
+    match (want, got) {
+        (Object(w), Object(g)) => {
+            for (k, wv) in w {
+                match g.get(k) {
+                    Some(gv) => missing_into(wv, gv, &format!("{path}.{k}"), errs),
+                    None if wv.is_null() || wv == &serde_json::json!({}) || wv == &serde_json::json!([]) => {}
+                    None => errs.push(format!("{path}.{k}: missing")),
+                }
+            }
+        }
+        (Array(w), Array(g)) if w.len() == g.len() => {
+            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
+                missing_into(wv, gv, &format!("{path}[{i}]"), errs);
+            }
+        }
+        (Number(w), String(g)) if &w.to_string() == g => {}
+        (w, g) if w == g => {}
+        (w, g) => errs.push(format!("{path}: want {w}, got {g}")),
+    }
+}
+
 /// Resolves a kind given on a command line (`po`, `pods`, `Pod`).
 pub fn kind_from_cli(name: &str) -> Option<&'static KindInfo> {
     find_kind(name)
