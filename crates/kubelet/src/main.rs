@@ -1,0 +1,131 @@
+//! berth-kubelet: parses the flags, starts logging and runs the kubelet.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use berth_client::ConnectArgs;
+use berth_client::duration::parse_duration;
+use berth_client::telemetry::{self, LogArgs};
+use berth_kubelet::config::{self, Config, RuntimeKind};
+use clap::{ArgAction, Parser};
+
+/// The node agent: registers a Node and runs the pods bound to it on the
+/// Docker engine.
+#[derive(Parser, Debug)]
+#[command(name = "berth-kubelet", version)]
+struct Args {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    #[command(flatten)]
+    log: LogArgs,
+    /// The name of the Node to register and whose pods to run (default: the hostname).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// Create the Node object (false: it must exist).
+    #[arg(long, default_value_t = true, action = ArgAction::Set)]
+    register_node: bool,
+    /// Labels to add to the Node at registration: k=v,k2=v2.
+    #[arg(long, default_value = "", value_parser = config::parse_key_values)]
+    node_labels: BTreeMap<String, String>,
+    /// The node's address: reported as its InternalIP and the pods' hostIP.
+    #[arg(long, default_value = "127.0.0.1")]
+    node_ip: String,
+    /// The node's slice of the cluster network where no node controller assigns one, e.g. 172.30.1.0/24.
+    #[arg(long)]
+    pod_cidr: Option<String>,
+    /// Where pod data and deleted pods' logs live.
+    #[arg(long, default_value = "/var/lib/berth/kubelet")]
+    root_dir: PathBuf,
+    /// How often the Lease is renewed and the node status computed.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    node_status_update_frequency: Duration,
+    /// The node status is written at least this often.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    node_status_report_frequency: Duration,
+    /// Resources held back from pods: cpu=100m,memory=256Mi.
+    #[arg(long, default_value = "cpu=100m,memory=256Mi", value_parser = config::parse_reserved)]
+    kube_reserved: BTreeMap<String, String>,
+    /// The most pods this node runs.
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
+    /// The container runtime: docker, or fake (hollow nodes for scale tests only).
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Docker)]
+    runtime: RuntimeKind,
+    /// With --runtime fake: run N hollow nodes named NAME-0..NAME-(N-1) in this process.
+    #[arg(long, default_value_t = 0)]
+    hollow_nodes: u32,
+    /// Where /healthz, /livez, /readyz and /metrics are served.
+    #[arg(long, default_value = "127.0.0.1:10248")]
+    health_listen: String,
+    /// The address of the kubelet API (logs, exec, stats); default: the node IP.
+    /// It has no authentication yet: keep it on loopback or the node's address.
+    #[arg(long)]
+    address: Option<String>,
+    /// The port of the kubelet API (0: any free port, reported in the Node's daemonEndpoints).
+    #[arg(long, default_value_t = 10250)]
+    port: u16,
+    /// The cluster's shared Docker bridge network.
+    #[arg(long, default_value = config::CLUSTER_NETWORK)]
+    cluster_network: String,
+    /// The cluster network's subnet.
+    #[arg(long, default_value = config::CLUSTER_CIDR)]
+    cluster_cidr: String,
+    /// The image of the pods' sandbox ("pause") container.
+    #[arg(long, default_value = config::PAUSE_IMAGE)]
+    pause_image: String,
+    /// How often every pod is synced even without a change.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    sync_frequency: Duration,
+    /// How often container usage is sampled.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    housekeeping_interval: Duration,
+    /// When the node reports pressure: memory.available<100Mi,nodefs.available<10%,pid.available<10%
+    /// (Kubernetes' defaults; signals not named keep theirs).
+    #[arg(long, default_value = "", value_parser = berth_kubelet::host::Thresholds::parse)]
+    eviction_hard: berth_kubelet::host::Thresholds,
+    /// How long a deleted pod's logs stay on the node (0: not kept).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    deleted_pod_logs_ttl: Duration,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    telemetry::init(&args.log);
+    let node_name = args.node_name.clone().unwrap_or_else(berth_kubelet::host::hostname);
+    let config = Config {
+        client: (&args.connect).into(),
+        node_name,
+        register_node: args.register_node,
+        node_labels: args.node_labels,
+        node_ip: args.node_ip.clone(),
+        pod_cidr: args.pod_cidr,
+        root_dir: args.root_dir,
+        node_status_update_frequency: args.node_status_update_frequency,
+        node_status_report_frequency: args.node_status_report_frequency,
+        kube_reserved: args.kube_reserved,
+        max_pods: args.max_pods,
+        runtime: args.runtime,
+        cluster_network: args.cluster_network,
+        cluster_cidr: args.cluster_cidr,
+        pause_image: args.pause_image,
+        sync_frequency: args.sync_frequency.max(Duration::from_millis(100)),
+        housekeeping_interval: args.housekeeping_interval.max(Duration::from_millis(100)),
+        deleted_pod_logs_ttl: args.deleted_pod_logs_ttl,
+        hollow_nodes: args.hollow_nodes,
+        eviction_hard: args.eviction_hard,
+    };
+    let health = tokio::net::TcpListener::bind(&args.health_listen)
+        .await
+        .with_context(|| format!("cannot listen on --health-listen {}", args.health_listen))?;
+    let api = if args.hollow_nodes > 0 {
+        None
+    } else {
+        let address = args.address.unwrap_or(args.node_ip);
+        let addr = format!("{address}:{}", args.port);
+        Some(tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr} for the kubelet API"))?)
+    };
+    berth_kubelet::run(config, health, api, berth_client::signal::shutdown()).await.context("berth-kubelet failed")
+}
