@@ -42,7 +42,8 @@ async fn should_apply_every_conformance_manifest_and_give_back_its_fields() {
         texts.push((f.clone(), text));
     }
     for ns in used.difference(&created) {
-        let _ = client.create(Namespace { metadata: Some(ObjectMeta { name: ns.clone(), ..Default::default() }), ..Default::default() }).await;
+        let _ =
+            client.create(Namespace { metadata: Some(ObjectMeta { name: ns.clone(), ..Default::default() }), ..Default::default() }).await;
     }
     // Namespace manifests first, so the rest can land in them.
     texts.sort_by_key(|(_, t)| !docs(t).iter().any(|d| d["kind"] == "Namespace"));

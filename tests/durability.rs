@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_api::pb::core::{ConfigMap, ObjectMeta};
 use berth_api::Resource;
+use berth_api::pb::core::{ConfigMap, ObjectMeta};
 use berth_client::ListParams;
 use berth_e2e::{Apiserver, free_port};
 

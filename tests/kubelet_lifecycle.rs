@@ -132,10 +132,9 @@ async fn should_replace_a_pod_whose_sandbox_died() {
     let sandbox = node_containers(&k.node, false).into_iter().find(|n| n.contains("_POD_")).expect("sandbox");
     let out = Command::new("docker").args(["kill", &sandbox]).output().expect("docker kill");
     assert!(out.status.success());
-    let p = wait_pod(&cluster.client, &k, "phoenix", "running again in a new sandbox", LIMIT, |p| {
-        running(p, "app") && restarts(p, "app") >= 1
-    })
-    .await;
+    let p =
+        wait_pod(&cluster.client, &k, "phoenix", "running again in a new sandbox", LIMIT, |p| running(p, "app") && restarts(p, "app") >= 1)
+            .await;
     assert!(!p.status.map(|s| s.pod_ip).unwrap_or_default().is_empty());
     let running_sandboxes = node_containers(&k.node, false).into_iter().filter(|n| n.contains("_POD_")).count();
     assert_eq!(running_sandboxes, 1);

@@ -71,7 +71,11 @@ async fn should_serve_logs_with_tail_follow_previous_and_after_deletion() {
     assert!(err.message().contains("nope"), "{err:?}");
 
     // Deleted: the logs stay on the node.
-    cluster.client.delete::<Pod>("default", "chatty", &DeleteParams { grace_period_seconds: Some(1), ..Default::default() }).await.expect("delete");
+    cluster
+        .client
+        .delete::<Pod>("default", "chatty", &DeleteParams { grace_period_seconds: Some(1), ..Default::default() })
+        .await
+        .expect("delete");
     wait_for(LIMIT, "the pod gone", || async {
         matches!(cluster.client.get::<Pod>("default", "chatty").await, Err(e) if e.is_not_found()).then_some(())
     })

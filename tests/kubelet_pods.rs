@@ -227,8 +227,16 @@ async fn should_mount_secrets_and_config_maps_as_files_and_env() {
     }];
     let mut p = pod("vols", &k.node, vec![app]);
     p.spec.as_mut().unwrap().volumes = vec![
-        Volume { name: "creds".into(), secret: Some(SecretVolumeSource { secret_name: "creds".into(), ..Default::default() }), ..Default::default() },
-        Volume { name: "settings".into(), config_map: Some(ConfigMapVolumeSource { name: "settings".into(), ..Default::default() }), ..Default::default() },
+        Volume {
+            name: "creds".into(),
+            secret: Some(SecretVolumeSource { secret_name: "creds".into(), ..Default::default() }),
+            ..Default::default()
+        },
+        Volume {
+            name: "settings".into(),
+            config_map: Some(ConfigMapVolumeSource { name: "settings".into(), ..Default::default() }),
+            ..Default::default()
+        },
     ];
     c.create(p).await.expect("create pod");
     wait_pod(c, &k, "vols", "Running", LIMIT, |p| phase(p) == "Running").await;
@@ -316,17 +324,13 @@ async fn should_apply_the_security_context_and_resource_limits() {
         requests: [("cpu".to_string(), "100m".to_string())].into(),
     });
     let mut bare = sh("bare", "exec sleep 3600");
-    bare.security_context = Some(SecurityContext {
-        capabilities: Some(Capabilities { add: vec![], drop: vec!["ALL".into()] }),
-        ..Default::default()
-    });
+    bare.security_context =
+        Some(SecurityContext { capabilities: Some(Capabilities { add: vec![], drop: vec!["ALL".into()] }), ..Default::default() });
     // (privileged: the development machines' engine cannot start privileged
     // containers at all, so capabilities stand in for it here.)
     let mut admin = sh("admin", "exec sleep 3600");
-    admin.security_context = Some(SecurityContext {
-        capabilities: Some(Capabilities { add: vec!["NET_ADMIN".into()], drop: vec![] }),
-        ..Default::default()
-    });
+    admin.security_context =
+        Some(SecurityContext { capabilities: Some(Capabilities { add: vec!["NET_ADMIN".into()], drop: vec![] }), ..Default::default() });
     cluster.client.create(pod("secure", &k.node, vec![nobody, bare, admin])).await.expect("create pod");
     wait_pod(&cluster.client, &k, "secure", "Running", LIMIT, |p| phase(p) == "Running" && condition(p, "Ready")).await;
 
@@ -344,7 +348,12 @@ async fn should_apply_the_security_context_and_resource_limits() {
     let names = node_containers(&k.node, false);
     let name = names.iter().find(|n| n.contains("_secure_nobody_")).expect("container");
     let out = std::process::Command::new("docker")
-        .args(["inspect", "--format", "{{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}} {{.HostConfig.CpuShares}} {{.HostConfig.Memory}}", name])
+        .args([
+            "inspect",
+            "--format",
+            "{{.HostConfig.CpuQuota}} {{.HostConfig.CpuPeriod}} {{.HostConfig.CpuShares}} {{.HostConfig.Memory}}",
+            name,
+        ])
         .output()
         .expect("docker inspect");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("25000 100000 102 {}", 64 << 20));

@@ -19,10 +19,7 @@ fn target_dir() -> PathBuf {
 pub fn bin(name: &str, package: &str) -> PathBuf {
     let path = target_dir().join(name);
     if !path.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", package, "--bin", name])
-            .status()
-            .expect("run cargo build");
+        let status = Command::new(env!("CARGO")).args(["build", "-p", package, "--bin", name]).status().expect("run cargo build");
         assert!(status.success(), "cargo build -p {package} failed");
     }
     path

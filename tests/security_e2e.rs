@@ -119,10 +119,11 @@ async fn should_run_a_tls_cluster_with_the_certificates_berthctl_makes() {
     let yes = as_admin(&["auth", "can-i", "delete", "nodes"]);
     assert!(yes.status.success() && text(&yes).trim() == "yes", "{}", text(&yes));
     let kubelet = |args: &[&str]| {
-        let mut v: Vec<String> = ["--server", &server, "--ca-file", &p("ca.crt"), "--client-certificate", &p("node-n1.crt"), "--client-key", &p("node-n1.key")]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut v: Vec<String> =
+            ["--server", &server, "--ca-file", &p("ca.crt"), "--client-certificate", &p("node-n1.crt"), "--client-key", &p("node-n1.key")]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         v.extend(args.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = v.iter().map(String::as_str).collect();
         berthctl(&refs)
@@ -137,6 +138,7 @@ async fn should_run_a_tls_cluster_with_the_certificates_berthctl_makes() {
     let anonymous = berthctl(&["--server", &server, "--ca-file", &p("ca.crt"), "get", "pods"]);
     assert!(!anonymous.status.success(), "{}", text(&anonymous));
     // Without the CA, berthctl does not trust the server.
-    let untrusted = berthctl(&["--server", &server, "--client-certificate", &p("admin.crt"), "--client-key", &p("admin.key"), "get", "pods"]);
+    let untrusted =
+        berthctl(&["--server", &server, "--client-certificate", &p("admin.crt"), "--client-key", &p("admin.key"), "get", "pods"]);
     assert!(!untrusted.status.success(), "{}", text(&untrusted));
 }

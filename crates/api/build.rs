@@ -24,27 +24,24 @@ const QUANTITY_MAPS: &[&str] = &[
 ];
 
 /// Single quantity strings.
-const QUANTITY_STRINGS: &[&str] = &[
-    ".berth.core.v1.EmptyDirVolumeSource.size_limit",
-    ".berth.core.v1.ResourceFieldSelector.divisor",
-];
+const QUANTITY_STRINGS: &[&str] = &[".berth.core.v1.EmptyDirVolumeSource.size_limit", ".berth.core.v1.ResourceFieldSelector.divisor"];
 
 /// Int-or-string fields: a port number or a port name.
-const INT_OR_STRING: &[&str] = &[
-    ".berth.core.v1.ServicePort.target_port",
-    ".berth.core.v1.HTTPGetAction.port",
-    ".berth.core.v1.TCPSocketAction.port",
-];
+const INT_OR_STRING: &[&str] =
+    &[".berth.core.v1.ServicePort.target_port", ".berth.core.v1.HTTPGetAction.port", ".berth.core.v1.TCPSocketAction.port"];
 
 /// Numbers that Kubernetes always prints, even when zero.
-const ALWAYS_EMIT: &[&str] = &[
-    ".berth.core.v1.ContainerStatus.restart_count",
-    ".berth.core.v1.ReplicationControllerStatus.replicas",
-];
+const ALWAYS_EMIT: &[&str] = &[".berth.core.v1.ContainerStatus.restart_count", ".berth.core.v1.ReplicationControllerStatus.replicas"];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["berth/core/v1/meta.proto", "berth/core/v1/core.proto", "berth/rbac/v1/rbac.proto", "berth/api/v1/api.proto", "berth/kubelet/v1/kubelet.proto"];
+    let files = [
+        "berth/core/v1/meta.proto",
+        "berth/core/v1/core.proto",
+        "berth/rbac/v1/rbac.proto",
+        "berth/api/v1/api.proto",
+        "berth/kubelet/v1/kubelet.proto",
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());
     }
@@ -53,10 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("berth_descriptor.bin"), prost::Message::encode_to_vec(&fds))?;
 
-    let mut builder = tonic_prost_build::configure()
-        .btree_map(".")
-        .build_client(true)
-        .build_server(true);
+    let mut builder = tonic_prost_build::configure().btree_map(".").build_client(true).build_server(true);
 
     for file in &fds.file {
         let package = file.package();
@@ -65,16 +59,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         for msg in &file.message_type {
             let path = format!(".{package}.{}", msg.name());
-            builder = builder.type_attribute(
-                &path,
-                "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default, deny_unknown_fields)]",
-            );
+            builder =
+                builder.type_attribute(&path, "#[derive(serde::Serialize, serde::Deserialize)] #[serde(default, deny_unknown_fields)]");
             for field in &msg.field {
                 let fpath = format!("{path}.{}", field.name());
                 let mut attrs = vec![format!("rename = \"{}\"", field.json_name())];
-                let is_map = field.r#type() == Type::Message
-                    && field.type_name().ends_with("Entry")
-                    && field.label() == Label::Repeated;
+                let is_map = field.r#type() == Type::Message && field.type_name().ends_with("Entry") && field.label() == Label::Repeated;
                 let optional = field.proto3_optional() || field.r#type() == Type::Message && field.label() != Label::Repeated;
                 if is_map {
                     attrs.push("skip_serializing_if = \"std::collections::BTreeMap::is_empty\"".into());

@@ -5,13 +5,8 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("proto");
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("etcd.proto").display()
-    );
+    println!("cargo:rerun-if-changed={}", root.join("etcd.proto").display());
     let fds = protox::compile(["etcd.proto"], [&root])?;
-    tonic_prost_build::configure()
-        .build_server(false)
-        .compile_fds(fds)?;
+    tonic_prost_build::configure().build_server(false).compile_fds(fds)?;
     Ok(())
 }

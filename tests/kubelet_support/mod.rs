@@ -82,9 +82,7 @@ pub fn node_name(what: &str) -> String {
 
 /// Removes every container (running or not) a node's kubelet started.
 pub fn remove_node_containers(node: &str) {
-    let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=berth.io/node={node}")])
-        .output();
+    let out = Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=berth.io/node={node}")]).output();
     if let Ok(out) = out {
         let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_string).collect();
         if !ids.is_empty() {
@@ -183,12 +181,7 @@ impl Kubelet {
             let (client, node) = (client.clone(), node.clone());
             async move {
                 let n = client.get::<Node>("", &node).await.ok()?;
-                let ready = n
-                    .status
-                    .as_ref()?
-                    .conditions
-                    .iter()
-                    .any(|c| c.r#type == "Ready" && c.status == "True");
+                let ready = n.status.as_ref()?.conditions.iter().any(|c| c.r#type == "Ready" && c.status == "True");
                 ready.then_some(n)
             }
         })
@@ -254,24 +247,14 @@ where
 
 /// A container running `sh -c script` in the test image.
 pub fn sh(name: &str, script: &str) -> Container {
-    Container {
-        name: name.into(),
-        image: IMAGE.into(),
-        command: vec!["sh".into(), "-c".into(), script.into()],
-        ..Default::default()
-    }
+    Container { name: name.into(), image: IMAGE.into(), command: vec!["sh".into(), "-c".into(), script.into()], ..Default::default() }
 }
 
 /// A pod bound to `node` (no scheduler needed).
 pub fn pod(name: &str, node: &str, containers: Vec<Container>) -> Pod {
     Pod {
         metadata: Some(ObjectMeta { name: name.into(), namespace: "default".into(), ..Default::default() }),
-        spec: Some(PodSpec {
-            node_name: node.into(),
-            containers,
-            termination_grace_period_seconds: Some(2),
-            ..Default::default()
-        }),
+        spec: Some(PodSpec { node_name: node.into(), containers, termination_grace_period_seconds: Some(2), ..Default::default() }),
         ..Default::default()
     }
 }
@@ -309,11 +292,7 @@ pub fn container_status<'a>(p: &'a Pod, name: &str) -> Option<&'a berth_api::pb:
 }
 
 pub fn waiting_reason(p: &Pod, name: &str) -> String {
-    container_status(p, name)
-        .and_then(|c| c.state.as_ref())
-        .and_then(|s| s.waiting.as_ref())
-        .map(|w| w.reason.clone())
-        .unwrap_or_default()
+    container_status(p, name).and_then(|c| c.state.as_ref()).and_then(|s| s.waiting.as_ref()).map(|w| w.reason.clone()).unwrap_or_default()
 }
 
 pub fn running(p: &Pod, name: &str) -> bool {
@@ -339,11 +318,7 @@ pub fn docker_exec(node: &str, pod: &str, container: &str, cmd: &[&str]) -> (i32
 
 /// Lists the node's pods.
 pub async fn pods_on(client: &Client, node: &str) -> Vec<Pod> {
-    client
-        .list::<Pod>("", &ListParams::default().fields(format!("spec.nodeName={node}")))
-        .await
-        .map(|(p, _)| p)
-        .unwrap_or_default()
+    client.list::<Pod>("", &ListParams::default().fields(format!("spec.nodeName={node}"))).await.map(|(p, _)| p).unwrap_or_default()
 }
 
 pub fn name_of(p: &Pod) -> &str {

@@ -80,10 +80,7 @@ pub struct Selector {
 impl Selector {
     /// Parses a field selector; the empty string selects everything.
     pub fn parse(s: &str) -> Result<Selector> {
-        let error = |reason: String| Error::Parse {
-            selector: s.to_string(),
-            reason,
-        };
+        let error = |reason: String| Error::Parse { selector: s.to_string(), reason };
         let mut requirements = Vec::new();
         for term in split_terms(s) {
             let term = term.trim();
@@ -91,21 +88,14 @@ impl Selector {
                 continue;
             }
             let Some((field, op, raw_value)) = split_term(term) else {
-                return Err(error(format!(
-                    "can't understand '{term}': expected 'field=value', 'field==value' or 'field!=value'"
-                )));
+                return Err(error(format!("can't understand '{term}': expected 'field=value', 'field==value' or 'field!=value'")));
             };
             let field = field.trim();
             if field.is_empty() {
                 return Err(error(format!("missing field name in '{term}'")));
             }
-            let value = unescape_value(raw_value.trim())
-                .map_err(|why| error(format!("{why} in '{term}'")))?;
-            requirements.push(Requirement {
-                field: field.to_string(),
-                op,
-                value,
-            });
+            let value = unescape_value(raw_value.trim()).map_err(|why| error(format!("{why} in '{term}'")))?;
+            requirements.push(Requirement { field: field.to_string(), op, value });
         }
         requirements.sort();
         requirements.dedup();
@@ -122,9 +112,7 @@ impl Selector {
     /// None when the kind has no such field (taken as the empty string; the
     /// caller should have refused unsupported fields beforehand).
     pub fn matches(&self, get: impl Fn(&str) -> Option<String>) -> bool {
-        self.requirements
-            .iter()
-            .all(|r| r.matches_value(get(&r.field).as_deref()))
+        self.requirements.iter().all(|r| r.matches_value(get(&r.field).as_deref()))
     }
 
     /// The distinct fields the selector refers to, in order.
@@ -154,10 +142,7 @@ impl Selector {
     /// The value an `=` requirement on `field` demands, if any (e.g.
     /// `spec.nodeName` to use an index).
     pub fn exact_value(&self, field: &str) -> Option<&str> {
-        self.requirements
-            .iter()
-            .find(|r| r.field == field && r.op == Op::Equals)
-            .map(|r| r.value.as_str())
+        self.requirements.iter().find(|r| r.field == field && r.op == Op::Equals).map(|r| r.value.as_str())
     }
 }
 
@@ -263,10 +248,7 @@ mod tests {
     }
 
     fn object(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |f: &str| map.get(f).cloned()
     }
 
@@ -286,21 +268,9 @@ mod tests {
         assert_eq!(
             sel.requirements(),
             &[
-                Requirement {
-                    field: "a".into(),
-                    op: Op::Equals,
-                    value: "1".into()
-                },
-                Requirement {
-                    field: "b".into(),
-                    op: Op::Equals,
-                    value: "2".into()
-                },
-                Requirement {
-                    field: "c".into(),
-                    op: Op::NotEquals,
-                    value: "3".into()
-                },
+                Requirement { field: "a".into(), op: Op::Equals, value: "1".into() },
+                Requirement { field: "b".into(), op: Op::Equals, value: "2".into() },
+                Requirement { field: "c".into(), op: Op::NotEquals, value: "3".into() },
             ]
         );
         assert_eq!(sel.to_string(), "a=1,b=2,c!=3");
@@ -309,18 +279,9 @@ mod tests {
     #[test]
     fn should_match_equality_and_inequality() {
         let sel = parse("metadata.name=web,status.phase!=Running");
-        assert!(sel.matches(object(&[
-            ("metadata.name", "web"),
-            ("status.phase", "Pending")
-        ])));
-        assert!(!sel.matches(object(&[
-            ("metadata.name", "web"),
-            ("status.phase", "Running")
-        ])));
-        assert!(!sel.matches(object(&[
-            ("metadata.name", "db"),
-            ("status.phase", "Pending")
-        ])));
+        assert!(sel.matches(object(&[("metadata.name", "web"), ("status.phase", "Pending")])));
+        assert!(!sel.matches(object(&[("metadata.name", "web"), ("status.phase", "Running")])));
+        assert!(!sel.matches(object(&[("metadata.name", "db"), ("status.phase", "Pending")])));
     }
 
     #[test]
@@ -358,20 +319,14 @@ mod tests {
     #[test]
     fn should_refuse_unknown_escape_sequences() {
         let e = parse_err(r"a=b\n");
-        assert_eq!(
-            e,
-            "invalid field selector \"a=b\\\\n\": invalid escape sequence '\\n' in 'a=b\\n'"
-        );
+        assert_eq!(e, "invalid field selector \"a=b\\\\n\": invalid escape sequence '\\n' in 'a=b\\n'");
         assert!(parse_err(r"a=b\").contains("invalid escape sequence '\\' at end of value"));
     }
 
     #[test]
     fn should_refuse_unescaped_equals_in_value() {
         let e = parse_err("a=b=c");
-        assert!(
-            e.contains("unescaped '=' in value (write '\\=') in 'a=b=c'"),
-            "{e}"
-        );
+        assert!(e.contains("unescaped '=' in value (write '\\=') in 'a=b=c'"), "{e}");
     }
 
     #[test]

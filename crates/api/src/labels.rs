@@ -103,11 +103,7 @@ impl Requirement {
 
     /// Builds a requirement after checking the key, the values and their
     /// count for the operator; sorts and deduplicates the values.
-    fn new(
-        key: &str,
-        operator: Operator,
-        values: Vec<String>,
-    ) -> std::result::Result<Requirement, String> {
+    fn new(key: &str, operator: Operator, values: Vec<String>) -> std::result::Result<Requirement, String> {
         let errs = names::qualified_name(key);
         if !errs.is_empty() {
             return Err(format!("invalid label key {key:?}: {}", errs.join("; ")));
@@ -127,20 +123,13 @@ impl Requirement {
         for value in &values {
             let errs = names::label_value(value);
             if !errs.is_empty() {
-                return Err(format!(
-                    "invalid label value {value:?} for key {key:?}: {}",
-                    errs.join("; ")
-                ));
+                return Err(format!("invalid label value {value:?} for key {key:?}: {}", errs.join("; ")));
             }
         }
         let mut values = values;
         values.sort();
         values.dedup();
-        Ok(Requirement {
-            key: key.to_string(),
-            operator,
-            values,
-        })
+        Ok(Requirement { key: key.to_string(), operator, values })
     }
 }
 
@@ -169,11 +158,7 @@ impl Selector {
     /// selects everything.
     pub fn parse(s: &str) -> Result<Selector> {
         let tokens = lex(s);
-        let mut parser = Parser {
-            selector: s,
-            tokens,
-            pos: 0,
-        };
+        let mut parser = Parser { selector: s, tokens, pos: 0 };
         let mut requirements = parser.parse()?;
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(Selector { requirements })
@@ -188,14 +173,8 @@ impl Selector {
     /// or Service's selector). An empty map selects everything. The pairs are
     /// not validated.
     pub fn from_map(map: &BTreeMap<String, String>) -> Selector {
-        let requirements = map
-            .iter()
-            .map(|(k, v)| Requirement {
-                key: k.clone(),
-                operator: Operator::Equals,
-                values: vec![v.clone()],
-            })
-            .collect();
+        let requirements =
+            map.iter().map(|(k, v)| Requirement { key: k.clone(), operator: Operator::Equals, values: vec![v.clone()] }).collect();
         Selector { requirements }
     }
 
@@ -209,13 +188,8 @@ impl Selector {
     ) -> Result<Selector> {
         let mut requirements = Vec::with_capacity(match_labels.len() + match_expressions.len());
         for (key, value) in match_labels {
-            let r =
-                Requirement::new(key, Operator::Equals, vec![value.clone()]).map_err(|reason| {
-                    Error::Requirement {
-                        key: key.clone(),
-                        reason,
-                    }
-                })?;
+            let r = Requirement::new(key, Operator::Equals, vec![value.clone()])
+                .map_err(|reason| Error::Requirement { key: key.clone(), reason })?;
             requirements.push(r);
         }
         for (key, operator, values) in match_expressions {
@@ -227,17 +201,11 @@ impl Selector {
                 other => {
                     return Err(Error::Requirement {
                         key: key.clone(),
-                        reason: format!(
-                            "{other:?} is not a valid label selector operator (supported: In, NotIn, Exists, DoesNotExist)"
-                        ),
+                        reason: format!("{other:?} is not a valid label selector operator (supported: In, NotIn, Exists, DoesNotExist)"),
                     });
                 }
             };
-            let r =
-                Requirement::new(key, op, values.clone()).map_err(|reason| Error::Requirement {
-                    key: key.clone(),
-                    reason,
-                })?;
+            let r = Requirement::new(key, op, values.clone()).map_err(|reason| Error::Requirement { key: key.clone(), reason })?;
             requirements.push(r);
         }
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
@@ -262,13 +230,12 @@ impl Selector {
     /// The value the selector requires for `key`, if it requires exactly one
     /// (`key=v` or `key in (v)`): useful for indexing.
     pub fn exact_value(&self, key: &str) -> Option<&str> {
-        self.requirements
-            .iter()
-            .filter(|r| r.key == key && matches!(r.operator, Operator::Equals | Operator::In))
-            .find_map(|r| match r.values.as_slice() {
+        self.requirements.iter().filter(|r| r.key == key && matches!(r.operator, Operator::Equals | Operator::In)).find_map(|r| {
+            match r.values.as_slice() {
                 [v] => Some(v.as_str()),
                 _ => None,
-            })
+            }
+        })
     }
 }
 
@@ -397,10 +364,7 @@ impl Parser<'_> {
     }
 
     fn error(&self, reason: impl Into<String>) -> Error {
-        Error::Parse {
-            selector: self.selector.to_string(),
-            reason: reason.into(),
-        }
+        Error::Parse { selector: self.selector.to_string(), reason: reason.into() }
     }
 
     fn parse(&mut self) -> Result<Vec<Requirement>> {
@@ -414,21 +378,12 @@ impl Parser<'_> {
                 Token::End => return Ok(requirements),
                 Token::Comma => {
                     if !matches!(self.peek(), Token::Ident(_) | Token::Bang) {
-                        return Err(self.error(format!(
-                            "expected a label key or '!' after ',', found {}",
-                            self.peek().describe()
-                        )));
+                        return Err(self.error(format!("expected a label key or '!' after ',', found {}", self.peek().describe())));
                     }
                 }
                 other => {
-                    let last = requirements
-                        .last()
-                        .map(|r| r.to_string())
-                        .unwrap_or_default();
-                    return Err(self.error(format!(
-                        "expected ',' or end of selector after '{last}', found {}",
-                        other.describe()
-                    )));
+                    let last = requirements.last().map(|r| r.to_string()).unwrap_or_default();
+                    return Err(self.error(format!("expected ',' or end of selector after '{last}', found {}", other.describe())));
                 }
             }
         }
@@ -442,16 +397,10 @@ impl Parser<'_> {
         let key = match self.next() {
             Token::Ident(key) => key,
             other if negated => {
-                return Err(self.error(format!(
-                    "expected a label key after '!', found {}",
-                    other.describe()
-                )));
+                return Err(self.error(format!("expected a label key after '!', found {}", other.describe())));
             }
             other => {
-                return Err(self.error(format!(
-                    "expected a label key or '!', found {}",
-                    other.describe()
-                )));
+                return Err(self.error(format!("expected a label key or '!', found {}", other.describe())));
             }
         };
         if negated {
@@ -491,10 +440,7 @@ impl Parser<'_> {
                         v
                     }
                     other => {
-                        return Err(self.error(format!(
-                            "expected a value after '{key}{op_text}', found {}",
-                            other.describe()
-                        )));
+                        return Err(self.error(format!("expected a value after '{key}{op_text}', found {}", other.describe())));
                     }
                 };
                 self.build(&key, operator, vec![value])
@@ -507,10 +453,7 @@ impl Parser<'_> {
         match self.next() {
             Token::OpenParen => {}
             other => {
-                return Err(self.error(format!(
-                    "expected '(' after '{op_text}', found {}",
-                    other.describe()
-                )));
+                return Err(self.error(format!("expected '(' after '{op_text}', found {}", other.describe())));
             }
         }
         let mut values = Vec::new();
@@ -523,10 +466,9 @@ impl Parser<'_> {
                 }
                 Token::Comma | Token::CloseParen => String::new(),
                 other => {
-                    return Err(self.error(format!(
-                        "expected a value, ',' or ')' in the values of '{op_text}', found {}",
-                        other.describe()
-                    )));
+                    return Err(
+                        self.error(format!("expected a value, ',' or ')' in the values of '{op_text}', found {}", other.describe()))
+                    );
                 }
             };
             values.push(value);
@@ -534,10 +476,7 @@ impl Parser<'_> {
                 Token::Comma => continue,
                 Token::CloseParen => return Ok(values),
                 other => {
-                    return Err(self.error(format!(
-                        "expected ',' or ')' in the values of '{op_text}', found {}",
-                        other.describe()
-                    )));
+                    return Err(self.error(format!("expected ',' or ')' in the values of '{op_text}', found {}", other.describe())));
                 }
             }
         }
@@ -553,10 +492,7 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn parse(s: &str) -> Selector {
@@ -588,19 +524,9 @@ mod tests {
     #[test]
     fn should_parse_equality_forms() {
         let sel = parse("a=b");
-        assert_eq!(
-            sel.requirements(),
-            &[Requirement {
-                key: "a".into(),
-                operator: Operator::Equals,
-                values: vec!["b".into()]
-            }]
-        );
+        assert_eq!(sel.requirements(), &[Requirement { key: "a".into(), operator: Operator::Equals, values: vec!["b".into()] }]);
         assert_eq!(parse("a==b"), sel);
-        assert_eq!(
-            parse("a!=b").requirements()[0].operator,
-            Operator::NotEquals
-        );
+        assert_eq!(parse("a!=b").requirements()[0].operator, Operator::NotEquals);
     }
 
     #[test]
@@ -648,12 +574,7 @@ mod tests {
         assert_eq!(sel.requirements().len(), 5);
         assert!(sel.matches(&labels(&[("app", "web"), ("env", "a"), ("team", "x")])));
         assert!(!sel.matches(&labels(&[("app", "web"), ("env", "a")])));
-        assert!(!sel.matches(&labels(&[
-            ("app", "web"),
-            ("env", "a"),
-            ("team", "x"),
-            ("canary", "1")
-        ])));
+        assert!(!sel.matches(&labels(&[("app", "web"), ("env", "a"), ("team", "x"), ("canary", "1")])));
         assert!(!sel.matches(&labels(&[("app", "web"), ("env", "c"), ("team", "x")])));
     }
 
@@ -672,13 +593,7 @@ mod tests {
 
     #[test]
     fn should_round_trip_through_display() {
-        for s in [
-            "a=b,c!=d,e in (x,y),!f",
-            "a=",
-            "a in ()",
-            "a notin (,x)",
-            "example.com/key=V_1.x",
-        ] {
+        for s in ["a=b,c!=d,e in (x,y),!f", "a=", "a in ()", "a notin (,x)", "example.com/key=V_1.x"] {
             let sel = parse(s);
             assert_eq!(parse(&sel.to_string()), sel, "{s}");
         }
@@ -691,18 +606,9 @@ mod tests {
         assert!(sel.matches(&labels(&[("a", "")])));
         assert!(!sel.matches(&labels(&[("a", "x")])));
         assert_eq!(parse("a=,b=c").requirements().len(), 2);
-        assert_eq!(
-            parse("a in ()").requirements()[0].values,
-            vec![String::new()]
-        );
-        assert_eq!(
-            parse("a in (,x)").requirements()[0].values,
-            vec!["".to_string(), "x".to_string()]
-        );
-        assert_eq!(
-            parse("a in (x,,)").requirements()[0].values,
-            vec!["".to_string(), "x".to_string()]
-        );
+        assert_eq!(parse("a in ()").requirements()[0].values, vec![String::new()]);
+        assert_eq!(parse("a in (,x)").requirements()[0].values, vec!["".to_string(), "x".to_string()]);
+        assert_eq!(parse("a in (x,,)").requirements()[0].values, vec!["".to_string(), "x".to_string()]);
     }
 
     #[test]
@@ -720,20 +626,14 @@ mod tests {
 
     #[test]
     fn should_refuse_in_without_parenthesis() {
-        assert_eq!(
-            parse_err("a in x"),
-            "invalid label selector \"a in x\": expected '(' after 'in', found 'x'"
-        );
+        assert_eq!(parse_err("a in x"), "invalid label selector \"a in x\": expected '(' after 'in', found 'x'");
         assert!(parse_err("a notin x").contains("expected '(' after 'notin'"));
     }
 
     #[test]
     fn should_refuse_unclosed_value_list() {
         let e = parse_err("a in (x");
-        assert!(
-            e.contains("expected ',' or ')' in the values of 'in', found end of selector"),
-            "{e}"
-        );
+        assert!(e.contains("expected ',' or ')' in the values of 'in', found end of selector"), "{e}");
         let e = parse_err("a in (x y)");
         assert!(e.contains("found 'y'"), "{e}");
         let e = parse_err("a in (=)");
@@ -742,10 +642,7 @@ mod tests {
 
     #[test]
     fn should_refuse_trailing_and_leading_commas() {
-        assert!(
-            parse_err("a=b,")
-                .contains("expected a label key or '!' after ',', found end of selector")
-        );
+        assert!(parse_err("a=b,").contains("expected a label key or '!' after ',', found end of selector"));
         assert!(parse_err(",a").contains("expected a label key or '!', found ','"));
         assert!(parse_err("a,,b").contains("after ','"));
     }
@@ -753,10 +650,7 @@ mod tests {
     #[test]
     fn should_refuse_missing_separator_between_requirements() {
         let e = parse_err("a=b c=d");
-        assert!(
-            e.contains("expected ',' or end of selector after 'a=b', found 'c'"),
-            "{e}"
-        );
+        assert!(e.contains("expected ',' or end of selector after 'a=b', found 'c'"), "{e}");
     }
 
     #[test]
@@ -770,10 +664,7 @@ mod tests {
     #[test]
     fn should_refuse_value_after_does_not_exist() {
         let e = parse_err("!a=b");
-        assert!(
-            e.contains("expected ',' or end of selector after '!a', found '='"),
-            "{e}"
-        );
+        assert!(e.contains("expected ',' or end of selector after '!a', found '='"), "{e}");
         assert!(parse_err("!").contains("expected a label key after '!', found end of selector"));
         assert!(parse_err("!!a").contains("expected a label key after '!', found '!'"));
     }
@@ -791,34 +682,22 @@ mod tests {
         let e = parse_err("-a=b");
         assert!(e.starts_with("invalid label selector \"-a=b\": invalid label key \"-a\": name part must consist of"), "{e}");
         assert!(parse_err("a/b/c").contains("invalid label key \"a/b/c\""));
-        assert!(
-            parse_err(&format!("{}=b", "k".repeat(64)))
-                .contains("must be no more than 63 characters")
-        );
+        assert!(parse_err(&format!("{}=b", "k".repeat(64))).contains("must be no more than 63 characters"));
         assert!(parse_err("UPPER.com/a").contains("prefix part"));
     }
 
     #[test]
     fn should_refuse_invalid_values() {
         let e = parse_err("a=-b");
-        assert!(
-            e.contains("invalid label value \"-b\" for key \"a\""),
-            "{e}"
-        );
+        assert!(e.contains("invalid label value \"-b\" for key \"a\""), "{e}");
         assert!(parse_err("a in (ok,b/c)").contains("invalid label value \"b/c\""));
-        assert!(
-            parse_err(&format!("a={}", "v".repeat(64)))
-                .contains("must be no more than 63 characters")
-        );
+        assert!(parse_err(&format!("a={}", "v".repeat(64))).contains("must be no more than 63 characters"));
     }
 
     #[test]
     fn should_deduplicate_and_sort_set_values() {
         let sel = parse("a in (z,y,z)");
-        assert_eq!(
-            sel.requirements()[0].values,
-            vec!["y".to_string(), "z".to_string()]
-        );
+        assert_eq!(sel.requirements()[0].values, vec!["y".to_string(), "z".to_string()]);
     }
 
     #[test]
@@ -835,31 +714,15 @@ mod tests {
     fn should_build_from_label_selector_shape() {
         let ml = labels(&[("app", "web")]);
         let exprs = vec![
-            (
-                "env".to_string(),
-                "In".to_string(),
-                vec!["prod".to_string(), "dev".to_string()],
-            ),
+            ("env".to_string(), "In".to_string(), vec!["prod".to_string(), "dev".to_string()]),
             ("canary".to_string(), "DoesNotExist".to_string(), vec![]),
             ("team".to_string(), "Exists".to_string(), vec![]),
-            (
-                "zone".to_string(),
-                "NotIn".to_string(),
-                vec!["a".to_string()],
-            ),
+            ("zone".to_string(), "NotIn".to_string(), vec!["a".to_string()]),
         ];
         let sel = Selector::from_label_selector(&ml, &exprs).expect("valid");
-        assert_eq!(
-            sel.to_string(),
-            "app=web,!canary,env in (dev,prod),team,zone notin (a)"
-        );
+        assert_eq!(sel.to_string(), "app=web,!canary,env in (dev,prod),team,zone notin (a)");
         assert!(sel.matches(&labels(&[("app", "web"), ("env", "dev"), ("team", "t")])));
-        assert!(!sel.matches(&labels(&[
-            ("app", "web"),
-            ("env", "dev"),
-            ("team", "t"),
-            ("zone", "a")
-        ])));
+        assert!(!sel.matches(&labels(&[("app", "web"), ("env", "dev"), ("team", "t"), ("zone", "a")])));
     }
 
     #[test]
@@ -871,9 +734,7 @@ mod tests {
     #[test]
     fn should_refuse_unknown_expression_operator() {
         let exprs = vec![("a".to_string(), "Equals".to_string(), vec!["x".to_string()])];
-        let e = Selector::from_label_selector(&BTreeMap::new(), &exprs)
-            .unwrap_err()
-            .to_string();
+        let e = Selector::from_label_selector(&BTreeMap::new(), &exprs).unwrap_err().to_string();
         assert_eq!(
             e,
             "invalid label selector requirement on key \"a\": \"Equals\" is not a valid label selector operator (supported: In, NotIn, Exists, DoesNotExist)"
@@ -883,18 +744,11 @@ mod tests {
     #[test]
     fn should_refuse_wrong_value_counts_in_expressions() {
         let in_empty = vec![("a".to_string(), "In".to_string(), vec![])];
-        let e = Selector::from_label_selector(&BTreeMap::new(), &in_empty)
-            .unwrap_err()
-            .to_string();
+        let e = Selector::from_label_selector(&BTreeMap::new(), &in_empty).unwrap_err().to_string();
         assert!(e.contains("values set can't be empty"), "{e}");
         let exists_values = vec![("a".to_string(), "Exists".to_string(), vec!["x".to_string()])];
-        let e = Selector::from_label_selector(&BTreeMap::new(), &exists_values)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("values set must be empty for exists and does not exist"),
-            "{e}"
-        );
+        let e = Selector::from_label_selector(&BTreeMap::new(), &exists_values).unwrap_err().to_string();
+        assert!(e.contains("values set must be empty for exists and does not exist"), "{e}");
     }
 
     #[test]

@@ -49,14 +49,14 @@ pub mod pb {
             }
         }
     }
-    /// The core/v1 resources.
-    pub use berth::core::v1 as core;
-    /// The rbac.authorization.k8s.io/v1 resources.
-    pub use berth::rbac::v1 as rbac;
     /// The API service and its messages.
     pub use berth::api::v1 as api;
+    /// The core/v1 resources.
+    pub use berth::core::v1 as core;
     /// The kubelet's own service (logs, exec, stats), proxied by the apiserver.
     pub use berth::kubelet::v1 as kubelet;
+    /// The rbac.authorization.k8s.io/v1 resources.
+    pub use berth::rbac::v1 as rbac;
 
     /// The encoded FileDescriptorSet of all of proto/, with comments
     /// (for `berthctl explain`).

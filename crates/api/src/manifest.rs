@@ -32,7 +32,8 @@ pub fn parse(text: &str) -> Result<Vec<Object>> {
     let mut out = Vec::new();
     for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let n = i + 1;
-        let value: serde_yaml::Value = serde::Deserialize::deserialize(doc).map_err(|e| Error::Syntax { doc: n, message: e.to_string() })?;
+        let value: serde_yaml::Value =
+            serde::Deserialize::deserialize(doc).map_err(|e| Error::Syntax { doc: n, message: e.to_string() })?;
         if value.is_null() {
             continue;
         }
@@ -69,12 +70,7 @@ fn parse_value(doc: usize, value: serde_yaml::Value, out: &mut Vec<Object>) -> R
         return Ok(());
     }
     let info = lookup(doc, &kind, &api_version)?;
-    let name = map
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(|n| n.as_str())
-        .unwrap_or("")
-        .to_string();
+    let name = map.get("metadata").and_then(|m| m.get("name")).and_then(|n| n.as_str()).unwrap_or("").to_string();
     let object = Object::from_value_of(info, value).map_err(|e| Error::Field {
         doc,
         kind: kind.clone(),

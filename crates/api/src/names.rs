@@ -22,22 +22,23 @@ pub const PORT_NAME_MAX_LENGTH: usize = 15;
 
 const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
 const DNS1123_LABEL_ERR_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str =
-    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const DNS1035_LABEL_FMT: &str = "[a-z]([-a-z0-9]*[a-z0-9])?";
 const DNS1035_LABEL_ERR_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character";
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const QUALIFIED_NAME_ERR_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+const QUALIFIED_NAME_ERR_MSG: &str =
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
 const LABEL_VALUE_ERR_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const ENV_VAR_NAME_FMT: &str = "[-._a-zA-Z][-._a-zA-Z0-9]*";
-const ENV_VAR_NAME_ERR_MSG: &str = "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit";
+const ENV_VAR_NAME_ERR_MSG: &str =
+    "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit";
 const C_IDENTIFIER_FMT: &str = "[A-Za-z_][A-Za-z0-9_]*";
-const C_IDENTIFIER_ERR_MSG: &str = "a valid C identifier must start with alphabetic character or '_', followed by a string of alphanumeric characters or '_'";
+const C_IDENTIFIER_ERR_MSG: &str =
+    "a valid C identifier must start with alphabetic character or '_', followed by a string of alphanumeric characters or '_'";
 const CONFIG_MAP_KEY_FMT: &str = "[-._a-zA-Z0-9]+";
-const CONFIG_MAP_KEY_ERR_MSG: &str =
-    "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
+const CONFIG_MAP_KEY_ERR_MSG: &str = "a valid config key must consist of alphanumeric characters, '-', '_' or '.'";
 
 /// Checks a DNS-1123 subdomain (object names of most kinds, the prefix of a
 /// label key): at most 253 characters, lowercase alphanumerics, '-' and '.',
@@ -48,11 +49,7 @@ pub fn dns1123_subdomain(s: &str) -> Vec<String> {
         errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
     }
     if !is_dns1123_subdomain_syntax(s) {
-        errs.push(regex_error(
-            DNS1123_SUBDOMAIN_ERR_MSG,
-            DNS1123_SUBDOMAIN_FMT,
-            &["example.com"],
-        ));
+        errs.push(regex_error(DNS1123_SUBDOMAIN_ERR_MSG, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
     }
     errs
 }
@@ -71,11 +68,7 @@ pub fn dns1123_label(s: &str) -> Vec<String> {
             // above, so it must be the dots.
             errs.push("must not contain dots".to_string());
         } else {
-            errs.push(regex_error(
-                DNS1123_LABEL_ERR_MSG,
-                DNS1123_LABEL_FMT,
-                &["my-name", "123-abc"],
-            ));
+            errs.push(regex_error(DNS1123_LABEL_ERR_MSG, DNS1123_LABEL_FMT, &["my-name", "123-abc"]));
         }
     }
     errs
@@ -91,11 +84,7 @@ pub fn dns1035_label(s: &str) -> Vec<String> {
     }
     let starts_with_letter = s.bytes().next().is_some_and(|b| b.is_ascii_lowercase());
     if !(starts_with_letter && is_dns1123_label_syntax(s)) {
-        errs.push(regex_error(
-            DNS1035_LABEL_ERR_MSG,
-            DNS1035_LABEL_FMT,
-            &["my-name", "abc-123"],
-        ));
+        errs.push(regex_error(DNS1035_LABEL_ERR_MSG, DNS1035_LABEL_FMT, &["my-name", "abc-123"]));
     }
     errs
 }
@@ -113,11 +102,7 @@ pub fn qualified_name(s: &str) -> Vec<String> {
             if prefix.is_empty() {
                 errs.push(format!("prefix part {}", empty_error()));
             } else {
-                errs.extend(
-                    dns1123_subdomain(prefix)
-                        .into_iter()
-                        .map(|m| format!("prefix part {m}")),
-                );
+                errs.extend(dns1123_subdomain(prefix).into_iter().map(|m| format!("prefix part {m}")));
             }
             *name
         }
@@ -132,20 +117,10 @@ pub fn qualified_name(s: &str) -> Vec<String> {
     if name.is_empty() {
         errs.push(format!("name part {}", empty_error()));
     } else if name.len() > QUALIFIED_NAME_MAX_LENGTH {
-        errs.push(format!(
-            "name part {}",
-            max_len_error(QUALIFIED_NAME_MAX_LENGTH)
-        ));
+        errs.push(format!("name part {}", max_len_error(QUALIFIED_NAME_MAX_LENGTH)));
     }
     if !is_label_token(name) {
-        errs.push(format!(
-            "name part {}",
-            regex_error(
-                QUALIFIED_NAME_ERR_MSG,
-                QUALIFIED_NAME_FMT,
-                &["MyName", "my.name", "123-abc"]
-            )
-        ));
+        errs.push(format!("name part {}", regex_error(QUALIFIED_NAME_ERR_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])));
     }
     errs
 }
@@ -159,11 +134,7 @@ pub fn label_value(s: &str) -> Vec<String> {
         errs.push(max_len_error(LABEL_VALUE_MAX_LENGTH));
     }
     if !(s.is_empty() || is_label_token(s)) {
-        errs.push(regex_error(
-            LABEL_VALUE_ERR_MSG,
-            LABEL_VALUE_FMT,
-            &["MyValue", "my_value", "12345"],
-        ));
+        errs.push(regex_error(LABEL_VALUE_ERR_MSG, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
     }
     errs
 }
@@ -176,14 +147,8 @@ pub fn port_name(s: &str) -> Vec<String> {
     if s.len() > PORT_NAME_MAX_LENGTH {
         errs.push(max_len_error(PORT_NAME_MAX_LENGTH));
     }
-    if s.is_empty()
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        errs.push(
-            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string(),
-        );
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        errs.push("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)".to_string());
     }
     if !s.bytes().any(|b| b.is_ascii_lowercase()) {
         errs.push("must contain at least one letter (a-z)".to_string());
@@ -199,30 +164,17 @@ pub fn port_name(s: &str) -> Vec<String> {
 
 /// Checks a port number: 1 to 65535 inclusive.
 pub fn port_number(p: i64) -> Vec<String> {
-    if (1..=65535).contains(&p) {
-        Vec::new()
-    } else {
-        vec![inclusive_range_error(1, 65535)]
-    }
+    if (1..=65535).contains(&p) { Vec::new() } else { vec![inclusive_range_error(1, 65535)] }
 }
 
 /// Checks an environment variable name as Kubernetes does:
 /// `[-._a-zA-Z][-._a-zA-Z0-9]*`, and not `.`, `..` or starting with `..`.
 pub fn env_var_name(s: &str) -> Vec<String> {
     let mut errs = Vec::new();
-    let first_ok = s
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || matches!(b, b'-' | b'.' | b'_'));
-    let rest_ok = s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    let first_ok = s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || matches!(b, b'-' | b'.' | b'_'));
+    let rest_ok = s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
     if !(first_ok && rest_ok) {
-        errs.push(regex_error(
-            ENV_VAR_NAME_ERR_MSG,
-            ENV_VAR_NAME_FMT,
-            &["my.env-name", "MY_ENV.NAME", "MyEnvName1"],
-        ));
+        errs.push(regex_error(ENV_VAR_NAME_ERR_MSG, ENV_VAR_NAME_FMT, &["my.env-name", "MY_ENV.NAME", "MyEnvName1"]));
     }
     errs.extend(ch_dir_prefix_errors(s));
     errs
@@ -230,19 +182,12 @@ pub fn env_var_name(s: &str) -> Vec<String> {
 
 /// Checks a C identifier: `[A-Za-z_][A-Za-z0-9_]*` (no length limit).
 pub fn c_identifier(s: &str) -> Vec<String> {
-    let first_ok = s
-        .bytes()
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    let first_ok = s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
     let rest_ok = s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if first_ok && rest_ok {
         Vec::new()
     } else {
-        vec![regex_error(
-            C_IDENTIFIER_ERR_MSG,
-            C_IDENTIFIER_FMT,
-            &["my_name", "MY_NAME", "MyName"],
-        )]
+        vec![regex_error(C_IDENTIFIER_ERR_MSG, C_IDENTIFIER_FMT, &["my_name", "MY_NAME", "MyName"])]
     }
 }
 
@@ -253,16 +198,8 @@ pub fn config_map_key(s: &str) -> Vec<String> {
     if s.len() > DNS1123_SUBDOMAIN_MAX_LENGTH {
         errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX_LENGTH));
     }
-    if s.is_empty()
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-    {
-        errs.push(regex_error(
-            CONFIG_MAP_KEY_ERR_MSG,
-            CONFIG_MAP_KEY_FMT,
-            &["key.name", "KEY_NAME", "key-name"],
-        ));
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')) {
+        errs.push(regex_error(CONFIG_MAP_KEY_ERR_MSG, CONFIG_MAP_KEY_FMT, &["key.name", "KEY_NAME", "key-name"]));
     }
     errs.extend(ch_dir_prefix_errors(s));
     errs
@@ -297,9 +234,7 @@ pub fn ip_address(s: &str) -> Vec<String> {
 /// zeros in IPv4 octets (also in the dotted tail of an IPv6 address).
 fn sloppy_ip(s: &str) -> Option<IpAddr> {
     match s.rfind(':') {
-        None => strip_ipv4_zeros(s)
-            .and_then(|v4| v4.parse::<Ipv4Addr>().ok())
-            .map(IpAddr::V4),
+        None => strip_ipv4_zeros(s).and_then(|v4| v4.parse::<Ipv4Addr>().ok()).map(IpAddr::V4),
         Some(i) => {
             let (head, tail) = s.split_at(i + 1);
             if !tail.contains('.') {
@@ -334,9 +269,7 @@ fn is_dns1123_label_syntax(s: &str) -> bool {
     let b = s.as_bytes();
     let alnum = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
     match (b.first(), b.last()) {
-        (Some(&first), Some(&last)) => {
-            alnum(first) && alnum(last) && b.iter().all(|&c| alnum(c) || c == b'-')
-        }
+        (Some(&first), Some(&last)) => alnum(first) && alnum(last) && b.iter().all(|&c| alnum(c) || c == b'-'),
         _ => false,
     }
 }
@@ -353,8 +286,7 @@ fn is_label_token(s: &str) -> bool {
         (Some(first), Some(last)) => {
             first.is_ascii_alphanumeric()
                 && last.is_ascii_alphanumeric()
-                && b.iter()
-                    .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+                && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         }
         _ => false,
     }
@@ -391,10 +323,7 @@ fn regex_error(msg: &str, fmt: &str, examples: &[&str]) -> String {
         return format!("{msg} (regex used for validation is '{fmt}')");
     }
     let examples: Vec<String> = examples.iter().map(|e| format!("'{e}', ")).collect();
-    format!(
-        "{msg} (e.g. {}regex used for validation is '{fmt}')",
-        examples.join(" or ")
-    )
+    format!("{msg} (e.g. {}regex used for validation is '{fmt}')", examples.join(" or "))
 }
 
 #[cfg(test)]
@@ -429,20 +358,11 @@ mod tests {
 
     #[test]
     fn should_refuse_subdomains_longer_than_253() {
-        let ok = format!(
-            "{}.{}.{}.{}",
-            "a".repeat(63),
-            "b".repeat(63),
-            "c".repeat(63),
-            "d".repeat(61)
-        );
+        let ok = format!("{}.{}.{}.{}", "a".repeat(63), "b".repeat(63), "c".repeat(63), "d".repeat(61));
         assert_eq!(ok.len(), 253);
         assert!(dns1123_subdomain(&ok).is_empty());
         let long = format!("{ok}e");
-        assert_eq!(
-            dns1123_subdomain(&long),
-            vec!["must be no more than 253 characters"]
-        );
+        assert_eq!(dns1123_subdomain(&long), vec!["must be no more than 253 characters"]);
     }
 
     #[test]
@@ -470,10 +390,7 @@ mod tests {
     #[test]
     fn should_refuse_labels_longer_than_63() {
         assert!(dns1123_label(&"a".repeat(63)).is_empty());
-        assert_eq!(
-            dns1123_label(&"a".repeat(64)),
-            vec!["must be no more than 63 characters"]
-        );
+        assert_eq!(dns1123_label(&"a".repeat(64)), vec!["must be no more than 63 characters"]);
     }
 
     #[test]
@@ -487,15 +404,7 @@ mod tests {
 
     #[test]
     fn should_accept_qualified_names_with_and_without_prefix() {
-        for s in [
-            "app",
-            "App_Name",
-            "my.name",
-            "123-abc",
-            "example.com/MyName",
-            "kubernetes.io/hostname",
-            "a",
-        ] {
+        for s in ["app", "App_Name", "my.name", "123-abc", "example.com/MyName", "kubernetes.io/hostname", "a"] {
             assert!(qualified_name(s).is_empty(), "{s}");
         }
     }
@@ -513,10 +422,7 @@ mod tests {
     fn should_refuse_invalid_prefix_in_qualified_names() {
         let errs = qualified_name("Example.com/a");
         assert_eq!(errs.len(), 1);
-        assert!(
-            errs[0].starts_with("prefix part a lowercase RFC 1123 subdomain"),
-            "{errs:?}"
-        );
+        assert!(errs[0].starts_with("prefix part a lowercase RFC 1123 subdomain"), "{errs:?}");
     }
 
     #[test]
@@ -524,18 +430,13 @@ mod tests {
         let errs = qualified_name("a/b/c");
         assert_eq!(errs.len(), 1);
         assert!(errs[0].starts_with("a valid label key must consist of"));
-        assert!(errs[0].ends_with(
-            "with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-        ));
+        assert!(errs[0].ends_with("with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"));
     }
 
     #[test]
     fn should_refuse_qualified_name_part_longer_than_63() {
         assert!(qualified_name(&"a".repeat(63)).is_empty());
-        assert_eq!(
-            qualified_name(&"a".repeat(64)),
-            vec!["name part must be no more than 63 characters"]
-        );
+        assert_eq!(qualified_name(&"a".repeat(64)), vec!["name part must be no more than 63 characters"]);
     }
 
     #[test]
@@ -562,14 +463,8 @@ mod tests {
         for s in ["-a", "a-", "a b", "a/b", "é"] {
             assert_eq!(label_value(s).len(), 1, "{s}");
         }
-        assert_eq!(
-            label_value(&"a".repeat(64)),
-            vec!["must be no more than 63 characters"]
-        );
-        assert!(
-            label_value("a/b")[0]
-                .starts_with("a valid label must be an empty string or consist of")
-        );
+        assert_eq!(label_value(&"a".repeat(64)), vec!["must be no more than 63 characters"]);
+        assert!(label_value("a/b")[0].starts_with("a valid label must be an empty string or consist of"));
     }
 
     #[test]
@@ -581,31 +476,13 @@ mod tests {
 
     #[test]
     fn should_refuse_invalid_port_names() {
-        assert_eq!(
-            port_name("abcdefghijklmnop"),
-            vec!["must be no more than 15 characters"]
-        );
-        assert_eq!(
-            port_name("8080"),
-            vec!["must contain at least one letter (a-z)"]
-        );
-        assert_eq!(
-            port_name("a--b"),
-            vec!["must not contain consecutive hyphens"]
-        );
-        assert_eq!(
-            port_name("-ab"),
-            vec!["must not begin or end with a hyphen"]
-        );
-        assert_eq!(
-            port_name("ab-"),
-            vec!["must not begin or end with a hyphen"]
-        );
+        assert_eq!(port_name("abcdefghijklmnop"), vec!["must be no more than 15 characters"]);
+        assert_eq!(port_name("8080"), vec!["must contain at least one letter (a-z)"]);
+        assert_eq!(port_name("a--b"), vec!["must not contain consecutive hyphens"]);
+        assert_eq!(port_name("-ab"), vec!["must not begin or end with a hyphen"]);
+        assert_eq!(port_name("ab-"), vec!["must not begin or end with a hyphen"]);
         assert_eq!(port_name("HTTP").len(), 2);
-        assert_eq!(
-            port_name("HTTP")[0],
-            "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)"
-        );
+        assert_eq!(port_name("HTTP")[0], "must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)");
         assert_eq!(port_name("").len(), 2);
     }
 
@@ -613,25 +490,14 @@ mod tests {
     fn should_accept_port_numbers_in_range_only() {
         assert!(port_number(1).is_empty());
         assert!(port_number(65535).is_empty());
-        assert_eq!(
-            port_number(0),
-            vec!["must be between 1 and 65535, inclusive"]
-        );
+        assert_eq!(port_number(0), vec!["must be between 1 and 65535, inclusive"]);
         assert_eq!(port_number(65536).len(), 1);
         assert_eq!(port_number(-1).len(), 1);
     }
 
     #[test]
     fn should_accept_kubernetes_env_var_names() {
-        for s in [
-            "HOME",
-            "my.env-name",
-            "MY_ENV.NAME",
-            "MyEnvName1",
-            "_x",
-            "-x",
-            ".x",
-        ] {
+        for s in ["HOME", "my.env-name", "MY_ENV.NAME", "MyEnvName1", "_x", "-x", ".x"] {
             assert!(env_var_name(s).is_empty(), "{s}");
         }
     }
@@ -669,71 +535,37 @@ mod tests {
         assert_eq!(config_map_key("a/b").len(), 1);
         assert_eq!(config_map_key("").len(), 1);
         assert_eq!(config_map_key(".."), vec!["must not be '..'"]);
-        assert_eq!(
-            config_map_key(&"a".repeat(254)),
-            vec!["must be no more than 253 characters"]
-        );
+        assert_eq!(config_map_key(&"a".repeat(254)), vec!["must be no more than 253 characters"]);
     }
 
     #[test]
     fn should_accept_canonical_ip_addresses() {
-        for s in [
-            "10.9.8.7",
-            "0.0.0.0",
-            "2001:db8::ffff",
-            "::1",
-            "::",
-            "fe80::abc",
-        ] {
+        for s in ["10.9.8.7", "0.0.0.0", "2001:db8::ffff", "::1", "::", "fe80::abc"] {
             assert!(ip_address(s).is_empty(), "{s}");
         }
     }
 
     #[test]
     fn should_refuse_malformed_ip_addresses() {
-        for s in [
-            "",
-            "1.2.3",
-            "1.2.3.256",
-            "abc",
-            "1.2.3.4/24",
-            " 1.2.3.4",
-            "::g",
-        ] {
-            assert_eq!(
-                ip_address(s),
-                vec!["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"],
-                "{s:?}"
-            );
+        for s in ["", "1.2.3", "1.2.3.256", "abc", "1.2.3.4/24", " 1.2.3.4", "::g"] {
+            assert_eq!(ip_address(s), vec!["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"], "{s:?}");
         }
     }
 
     #[test]
     fn should_refuse_ipv4_with_leading_zeros() {
-        assert_eq!(
-            ip_address("010.002.003.004"),
-            vec!["must not have leading 0s"]
-        );
+        assert_eq!(ip_address("010.002.003.004"), vec!["must not have leading 0s"]);
         assert_eq!(ip_address("1.2.3.04"), vec!["must not have leading 0s"]);
     }
 
     #[test]
     fn should_refuse_ipv4_mapped_ipv6() {
-        assert_eq!(
-            ip_address("::ffff:1.2.3.4"),
-            vec!["must not be an IPv4-mapped IPv6 address"]
-        );
+        assert_eq!(ip_address("::ffff:1.2.3.4"), vec!["must not be an IPv4-mapped IPv6 address"]);
     }
 
     #[test]
     fn should_refuse_non_canonical_ipv6() {
-        assert_eq!(
-            ip_address("2001:DB8::1"),
-            vec!["must be in canonical form (\"2001:db8::1\")"]
-        );
-        assert_eq!(
-            ip_address("2001:db8:0:0:0:0:0:1"),
-            vec!["must be in canonical form (\"2001:db8::1\")"]
-        );
+        assert_eq!(ip_address("2001:DB8::1"), vec!["must be in canonical form (\"2001:db8::1\")"]);
+        assert_eq!(ip_address("2001:db8:0:0:0:0:0:1"), vec!["must be in canonical form (\"2001:db8::1\")"]);
     }
 }

@@ -30,9 +30,7 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// The string does not have the shape of a quantity.
-    #[error(
-        "invalid quantity {input:?}: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
-    )]
+    #[error("invalid quantity {input:?}: quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")]
     Format {
         /// The string as given.
         input: String,
@@ -88,9 +86,7 @@ impl Quantity {
     /// Parses a quantity such as `500m`, `1.5`, `128Mi`, `1G` or `1e3`.
     /// Surrounding blanks are not accepted.
     pub fn parse(s: &str) -> Result<Quantity> {
-        let format_err = || Error::Format {
-            input: s.to_string(),
-        };
+        let format_err = || Error::Format { input: s.to_string() };
         let bytes = s.as_bytes();
         let mut pos = 0;
         let negative = match bytes.first() {
@@ -125,17 +121,10 @@ impl Quantity {
         if !suffix_has_valid_shape(suffix) {
             return Err(format_err());
         }
-        let unit = interpret_suffix(suffix).ok_or_else(|| Error::Suffix {
-            input: s.to_string(),
-            suffix: suffix.to_string(),
-        })?;
+        let unit = interpret_suffix(suffix).ok_or_else(|| Error::Suffix { input: s.to_string(), suffix: suffix.to_string() })?;
 
         // The digits as a decimal integer D, the value being D * 10^-f * unit.
-        let mut digits: Vec<u8> = int_digits
-            .bytes()
-            .chain(frac_digits.bytes())
-            .map(|b| b - b'0')
-            .collect();
+        let mut digits: Vec<u8> = int_digits.bytes().chain(frac_digits.bytes()).map(|b| b - b'0').collect();
         let frac_len = i64::try_from(frac_digits.len()).map_err(|_| format_err())?;
         let (exp10, format) = match unit {
             Unit::Decimal(e) => (e, Format::DecimalSI),
@@ -147,49 +136,31 @@ impl Quantity {
         };
         // nanos = D * 10^(9 - f + exp10), rounded up away from zero.
         let scale = 9i64.saturating_sub(frac_len).saturating_add(exp10);
-        let magnitude = scale_digits(&digits, scale).ok_or_else(|| Error::TooLarge {
-            input: s.to_string(),
-        })?;
-        let magnitude = if format == Format::BinarySI {
-            magnitude.min(MAX_BINARY_UNITS * NANOS_PER_UNIT)
-        } else {
-            magnitude
-        };
+        let magnitude = scale_digits(&digits, scale).ok_or_else(|| Error::TooLarge { input: s.to_string() })?;
+        let magnitude = if format == Format::BinarySI { magnitude.min(MAX_BINARY_UNITS * NANOS_PER_UNIT) } else { magnitude };
         let nanos = if negative { -magnitude } else { magnitude };
         Ok(Quantity { nanos, format })
     }
 
     /// A quantity of `m` thousandths (`from_milli(500)` is `500m`).
     pub fn from_milli(m: i64) -> Quantity {
-        Quantity {
-            nanos: i128::from(m) * NANOS_PER_MILLI,
-            format: Format::DecimalSI,
-        }
+        Quantity { nanos: i128::from(m) * NANOS_PER_MILLI, format: Format::DecimalSI }
     }
 
     /// A quantity of `v` whole units, printed with decimal suffixes.
     pub fn from_value(v: i64) -> Quantity {
-        Quantity {
-            nanos: i128::from(v) * NANOS_PER_UNIT,
-            format: Format::DecimalSI,
-        }
+        Quantity { nanos: i128::from(v) * NANOS_PER_UNIT, format: Format::DecimalSI }
     }
 
     /// A quantity of `v` whole units printed with binary suffixes when exact
     /// (`from_binary_value(128 << 20)` is `128Mi`): for byte counts.
     pub fn from_binary_value(v: i64) -> Quantity {
-        Quantity {
-            nanos: i128::from(v) * NANOS_PER_UNIT,
-            format: Format::BinarySI,
-        }
+        Quantity { nanos: i128::from(v) * NANOS_PER_UNIT, format: Format::BinarySI }
     }
 
     /// A quantity of exactly `n` nano-units.
     pub fn from_nano(n: i128) -> Quantity {
-        Quantity {
-            nanos: n,
-            format: Format::DecimalSI,
-        }
+        Quantity { nanos: n, format: Format::DecimalSI }
     }
 
     /// The exact value in nano-units.
@@ -227,28 +198,18 @@ impl Quantity {
     /// The sum, or None on overflow.
     pub fn checked_add(self, other: Quantity) -> Option<Quantity> {
         let nanos = self.nanos.checked_add(other.nanos)?;
-        Some(Quantity {
-            nanos,
-            format: self.combined_format(other),
-        })
+        Some(Quantity { nanos, format: self.combined_format(other) })
     }
 
     /// The difference, or None on overflow.
     pub fn checked_sub(self, other: Quantity) -> Option<Quantity> {
         let nanos = self.nanos.checked_sub(other.nanos)?;
-        Some(Quantity {
-            nanos,
-            format: self.combined_format(other),
-        })
+        Some(Quantity { nanos, format: self.combined_format(other) })
     }
 
     /// Like Kubernetes: a zero receiver takes the other operand's format.
     fn combined_format(self, other: Quantity) -> Format {
-        if self.nanos == 0 {
-            other.format
-        } else {
-            self.format
-        }
+        if self.nanos == 0 { other.format } else { self.format }
     }
 
     /// Mantissa and power of ten with the power a multiple of three and as
@@ -304,18 +265,12 @@ impl Quantity {
 
     fn fmt_decimal_exponent(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (mantissa, exponent) = self.decimal_parts();
-        if exponent == 0 {
-            write!(f, "{mantissa}")
-        } else {
-            write!(f, "{mantissa}e{exponent}")
-        }
+        if exponent == 0 { write!(f, "{mantissa}") } else { write!(f, "{mantissa}e{exponent}") }
     }
 
     fn fmt_binary_si(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Below 1024, or not a whole number: decimal, as Kubernetes does.
-        if self.nanos.unsigned_abs() < 1024 * NANOS_PER_UNIT.unsigned_abs()
-            || self.nanos % NANOS_PER_UNIT != 0
-        {
+        if self.nanos.unsigned_abs() < 1024 * NANOS_PER_UNIT.unsigned_abs() || self.nanos % NANOS_PER_UNIT != 0 {
             return self.fmt_decimal_si(f);
         }
         let mut units = self.nanos / NANOS_PER_UNIT;
@@ -510,10 +465,7 @@ impl Add for Quantity {
 
     /// Saturating addition; see [`Quantity::checked_add`].
     fn add(self, other: Quantity) -> Quantity {
-        Quantity {
-            nanos: self.nanos.saturating_add(other.nanos),
-            format: self.combined_format(other),
-        }
+        Quantity { nanos: self.nanos.saturating_add(other.nanos), format: self.combined_format(other) }
     }
 }
 
@@ -522,10 +474,7 @@ impl Sub for Quantity {
 
     /// Saturating subtraction; see [`Quantity::checked_sub`].
     fn sub(self, other: Quantity) -> Quantity {
-        Quantity {
-            nanos: self.nanos.saturating_sub(other.nanos),
-            format: self.combined_format(other),
-        }
+        Quantity { nanos: self.nanos.saturating_sub(other.nanos), format: self.combined_format(other) }
     }
 }
 
@@ -554,10 +503,7 @@ impl<'a> Sum<&'a Quantity> for Quantity {
 }
 
 impl serde::Serialize for Quantity {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         serializer.collect_str(self)
     }
 }
@@ -565,9 +511,7 @@ impl serde::Serialize for Quantity {
 impl<'de> serde::Deserialize<'de> for Quantity {
     /// Accepts a string (`"500m"`) or a number (`1`, `0.5`), as manifests
     /// write `cpu: 1`.
-    fn deserialize<D: serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> std::result::Result<Quantity, D::Error> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Quantity, D::Error> {
         struct Visitor;
 
         impl serde::de::Visitor<'_> for Visitor {
@@ -586,17 +530,12 @@ impl<'de> serde::Deserialize<'de> for Quantity {
             }
 
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Quantity, E> {
-                Ok(Quantity {
-                    nanos: i128::from(v) * NANOS_PER_UNIT,
-                    format: Format::DecimalSI,
-                })
+                Ok(Quantity { nanos: i128::from(v) * NANOS_PER_UNIT, format: Format::DecimalSI })
             }
 
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> std::result::Result<Quantity, E> {
                 if !v.is_finite() {
-                    return Err(E::custom(format!(
-                        "invalid quantity {v}: not a finite number"
-                    )));
+                    return Err(E::custom(format!("invalid quantity {v}: not a finite number")));
                 }
                 // Rust prints finite floats as plain decimals, which parse.
                 Quantity::parse(&v.to_string()).map_err(E::custom)
@@ -682,19 +621,13 @@ mod tests {
         assert_eq!(q("0.0000000010").nano_value(), 1);
         assert_eq!(q("0.00000000100").nano_value(), 1);
         assert_eq!(q("1.0000000001").nano_value(), 1_000_000_001);
-        assert_eq!(
-            q("0.1234567890123456789012345678901234567890123").nano_value(),
-            123_456_790
-        );
+        assert_eq!(q("0.1234567890123456789012345678901234567890123").nano_value(), 123_456_790);
         assert_eq!(q("0.0000000001Ki").nano_value(), 103);
     }
 
     #[test]
     fn should_reject_malformed_quantities_naming_them() {
-        for s in [
-            "", "abc", "1.2.3", "1 ", " 1", "1e3.5", "--1", "1Mi3", "1.5.Gi", "Ki", "-", ".", "+",
-            "e3", "1,5",
-        ] {
+        for s in ["", "abc", "1.2.3", "1 ", " 1", "1e3.5", "--1", "1Mi3", "1.5.Gi", "Ki", "-", ".", "+", "e3", "1,5"] {
             let err = Quantity::parse(s).expect_err(s);
             let msg = err.to_string();
             assert!(msg.contains(&format!("{s:?}")), "{msg}");
@@ -707,16 +640,9 @@ mod tests {
 
     #[test]
     fn should_reject_unknown_suffixes() {
-        for (s, suffix) in [
-            ("1K", "K"),
-            ("1e", "e"),
-            ("1i", "i"),
-            ("1Mi3", "Mi3"),
-            ("1kk", "kk"),
-            ("1Ee3", "Ee3"),
-            ("1m3", "m3"),
-            ("1e-", "e-"),
-        ] {
+        for (s, suffix) in
+            [("1K", "K"), ("1e", "e"), ("1i", "i"), ("1Mi3", "Mi3"), ("1kk", "kk"), ("1Ee3", "Ee3"), ("1m3", "m3"), ("1e-", "e-")]
+        {
             match Quantity::parse(s) {
                 Err(Error::Suffix { input, suffix: got }) => {
                     assert_eq!(input, s);
@@ -726,22 +652,13 @@ mod tests {
             }
         }
         assert!(matches!(Quantity::parse("1KB"), Err(Error::Format { .. })));
-        assert!(matches!(
-            Quantity::parse("1e99999999999999999999"),
-            Err(Error::Suffix { .. })
-        ));
+        assert!(matches!(Quantity::parse("1e99999999999999999999"), Err(Error::Suffix { .. })));
     }
 
     #[test]
     fn should_reject_values_too_large() {
-        assert!(matches!(
-            Quantity::parse("1e40"),
-            Err(Error::TooLarge { .. })
-        ));
-        assert!(matches!(
-            Quantity::parse(&"9".repeat(40)),
-            Err(Error::TooLarge { .. })
-        ));
+        assert!(matches!(Quantity::parse("1e40"), Err(Error::TooLarge { .. })));
+        assert!(matches!(Quantity::parse(&"9".repeat(40)), Err(Error::TooLarge { .. })));
         assert!(Quantity::parse("1e20").is_ok());
         assert!(Quantity::parse("1e29").is_ok());
     }
@@ -782,10 +699,7 @@ mod tests {
         assert_eq!(q("0.5").cmp(&q("500m")), Ordering::Equal);
         let mut v = [q("1Gi"), q("1"), q("500m"), q("1G")];
         v.sort();
-        assert_eq!(
-            v.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
-            vec!["500m", "1", "1G", "1Gi"]
-        );
+        assert_eq!(v.iter().map(|x| x.to_string()).collect::<Vec<_>>(), vec!["500m", "1", "1G", "1Gi"]);
     }
 
     #[test]
@@ -853,19 +767,7 @@ mod tests {
 
     #[test]
     fn should_round_trip_canonical_forms() {
-        for s in [
-            "500m",
-            "1.5",
-            "128Mi",
-            "1G",
-            "0.3",
-            "1e3",
-            "1.5Gi",
-            "100u",
-            "-7n",
-            "1e21",
-            "123456789",
-        ] {
+        for s in ["500m", "1.5", "128Mi", "1G", "0.3", "1e3", "1.5Gi", "100u", "-7n", "1e21", "123456789"] {
             let a = q(s);
             let b = q(&a.to_string());
             assert_eq!(a, b, "{s}");
@@ -947,14 +849,8 @@ mod tests {
 
     #[test]
     fn should_serialize_as_canonical_string() {
-        assert_eq!(
-            serde_json::to_string(&q("1.5Gi")).ok(),
-            Some("\"1536Mi\"".to_string())
-        );
-        assert_eq!(
-            serde_json::to_string(&q("0.5")).ok(),
-            Some("\"500m\"".to_string())
-        );
+        assert_eq!(serde_json::to_string(&q("1.5Gi")).ok(), Some("\"1536Mi\"".to_string()));
+        assert_eq!(serde_json::to_string(&q("0.5")).ok(), Some("\"500m\"".to_string()));
     }
 
     #[test]
@@ -964,15 +860,9 @@ mod tests {
         assert_eq!(from("1").ok(), Some(q("1")));
         assert_eq!(from("-2").ok(), Some(q("-2")));
         assert_eq!(from("0.5").ok(), Some(q("500m")));
-        assert_eq!(
-            from("18446744073709551615").ok().map(|x| x.nano_value()),
-            Some(18_446_744_073_709_551_615_i128 * 1_000_000_000)
-        );
+        assert_eq!(from("18446744073709551615").ok().map(|x| x.nano_value()), Some(18_446_744_073_709_551_615_i128 * 1_000_000_000));
         let err = from("\"1 GB\"").expect_err("invalid");
-        assert!(
-            err.to_string().contains("invalid quantity \"1 GB\""),
-            "{err}"
-        );
+        assert!(err.to_string().contains("invalid quantity \"1 GB\""), "{err}");
         assert!(from("true").is_err());
     }
 }

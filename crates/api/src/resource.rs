@@ -289,7 +289,15 @@ impl Object {
 /// allows them.
 pub fn selectable_fields(kind: &str) -> &'static [&'static str] {
     match kind {
-        "Pod" => &["metadata.name", "metadata.namespace", "spec.nodeName", "spec.schedulerName", "spec.restartPolicy", "status.phase", "status.podIP"],
+        "Pod" => &[
+            "metadata.name",
+            "metadata.namespace",
+            "spec.nodeName",
+            "spec.schedulerName",
+            "spec.restartPolicy",
+            "status.phase",
+            "status.podIP",
+        ],
         "Node" => &["metadata.name", "spec.unschedulable"],
         "Namespace" => &["metadata.name", "status.phase"],
         "Secret" => &["metadata.name", "metadata.namespace", "type"],
@@ -334,14 +342,10 @@ impl Object {
                     _ => None,
                 }
             }
-            (Some(K::Node(n)), "spec.unschedulable") => {
-                Some(n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false).to_string())
-            }
+            (Some(K::Node(n)), "spec.unschedulable") => Some(n.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false).to_string()),
             (Some(K::Namespace(n)), "status.phase") => Some(n.status.as_ref().map(|s| s.phase.clone()).unwrap_or_default()),
             (Some(K::Secret(s)), "type") => Some(s.r#type.clone()),
-            (Some(K::ReplicationController(r)), "status.replicas") => {
-                Some(r.status.as_ref().map(|s| s.replicas).unwrap_or(0).to_string())
-            }
+            (Some(K::ReplicationController(r)), "status.replicas") => Some(r.status.as_ref().map(|s| s.replicas).unwrap_or(0).to_string()),
             (Some(K::Event(e)), _) => {
                 let io = e.involved_object.clone().unwrap_or_default();
                 match path {

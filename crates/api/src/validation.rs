@@ -479,7 +479,11 @@ fn object_meta(c: &mut Check, meta: Option<&ObjectMeta>, namespaced: bool, rule:
         }
     }
     if controllers > 1 {
-        c.invalid("metadata.ownerReferences", Rendered(format!("{controllers} controllers")), "Only one reference can have Controller set to true");
+        c.invalid(
+            "metadata.ownerReferences",
+            Rendered(format!("{controllers} controllers")),
+            "Only one reference can have Controller set to true",
+        );
     }
     for (i, f) in m.finalizers.iter().enumerate() {
         c.invalid_all(&idx("metadata.finalizers", i), f, names::qualified_name(f));
@@ -994,14 +998,8 @@ const ENV_FIELD_PATHS: &[&str] = &[
 ];
 
 /// Resources a resourceFieldRef may name in an environment variable.
-const ENV_RESOURCES: &[&str] = &[
-    "limits.cpu",
-    "limits.memory",
-    "limits.ephemeral-storage",
-    "requests.cpu",
-    "requests.memory",
-    "requests.ephemeral-storage",
-];
+const ENV_RESOURCES: &[&str] =
+    &["limits.cpu", "limits.memory", "limits.ephemeral-storage", "requests.cpu", "requests.memory", "requests.ephemeral-storage"];
 
 fn env_var(c: &mut Check, e: &EnvVar, p: &str) {
     let np = at(p, "name");
@@ -1362,17 +1360,24 @@ fn pod_update(c: &mut Check, old: &Pod, new: &Pod) {
     }
     if munged != *n {
         let changed = changed_fields(&munged, n);
-        let detail = if changed.is_empty() { POD_UPDATE_FORBIDDEN.to_string() } else { format!("{POD_UPDATE_FORBIDDEN} (changed: {})", changed.join(", ")) };
+        let detail = if changed.is_empty() {
+            POD_UPDATE_FORBIDDEN.to_string()
+        } else {
+            format!("{POD_UPDATE_FORBIDDEN} (changed: {})", changed.join(", "))
+        };
         c.forbidden("spec", detail);
     }
     match (o.active_deadline_seconds, n.active_deadline_seconds) {
         (Some(ov), Some(nv)) if nv > ov => c.invalid("spec.activeDeadlineSeconds", nv, "must be less than or equal to previous value"),
-        (Some(_), None) => c.invalid("spec.activeDeadlineSeconds", Rendered("null".into()), "must not update from a positive integer to nil value"),
+        (Some(_), None) => {
+            c.invalid("spec.activeDeadlineSeconds", Rendered("null".into()), "must not update from a positive integer to nil value")
+        }
         _ => {}
     }
     // Tolerations may be added; existing ones may change only tolerationSeconds.
     for ot in &o.tolerations {
-        let kept = n.tolerations.iter().any(|nt| nt.key == ot.key && nt.operator == ot.operator && nt.value == ot.value && nt.effect == ot.effect);
+        let kept =
+            n.tolerations.iter().any(|nt| nt.key == ot.key && nt.operator == ot.operator && nt.value == ot.value && nt.effect == ot.effect);
         if !kept {
             c.forbidden("spec.tolerations", "existing toleration can not be modified except its tolerationSeconds");
             break;
@@ -1546,7 +1551,11 @@ fn service(c: &mut Check, svc: &Service) {
     }
     if !s.external_traffic_policy.is_empty() {
         if !matches!(ty, "NodePort" | "LoadBalancer") {
-            c.invalid("spec.externalTrafficPolicy", &s.external_traffic_policy, "may only be set when `type` is 'NodePort' or 'LoadBalancer'");
+            c.invalid(
+                "spec.externalTrafficPolicy",
+                &s.external_traffic_policy,
+                "may only be set when `type` is 'NodePort' or 'LoadBalancer'",
+            );
         } else {
             c.one_of("spec.externalTrafficPolicy", &s.external_traffic_policy, &["Cluster", "Local"], false);
         }
@@ -1564,7 +1573,11 @@ fn service(c: &mut Check, svc: &Service) {
         }
         for (i, r) in s.load_balancer_source_ranges.iter().enumerate() {
             if !is_cidr(r.trim()) {
-                c.invalid(&idx("spec.loadBalancerSourceRanges", i), r, "must be a list of IP ranges. For example, 10.240.0.0/24,10.250.0.0/24 ");
+                c.invalid(
+                    &idx("spec.loadBalancerSourceRanges", i),
+                    r,
+                    "must be a list of IP ranges. For example, 10.240.0.0/24,10.250.0.0/24 ",
+                );
             }
         }
     }
@@ -1674,7 +1687,8 @@ fn secret(c: &mut Check, s: &Secret) {
     match s.r#type.as_str() {
         "" => c.required("type", ""),
         "kubernetes.io/service-account-token" => {
-            let annotated = s.metadata.as_ref().and_then(|m| m.annotations.get("kubernetes.io/service-account.name")).is_some_and(|n| !n.is_empty());
+            let annotated =
+                s.metadata.as_ref().and_then(|m| m.annotations.get("kubernetes.io/service-account.name")).is_some_and(|n| !n.is_empty());
             if !annotated {
                 c.required("metadata.annotations[kubernetes.io/service-account.name]", "");
             }
@@ -1799,7 +1813,8 @@ fn resource_quota(c: &mut Check, q: &ResourceQuota) {
     object_meta(c, q.metadata.as_ref(), true, NameRule::Subdomain);
     if let Some(s) = &q.spec {
         quota_list(c, &s.hard, "spec.hard");
-        const SCOPES: &[&str] = &["Terminating", "NotTerminating", "BestEffort", "NotBestEffort", "PriorityClass", "CrossNamespacePodAffinity"];
+        const SCOPES: &[&str] =
+            &["Terminating", "NotTerminating", "BestEffort", "NotBestEffort", "PriorityClass", "CrossNamespacePodAffinity"];
         for (i, scope) in s.scopes.iter().enumerate() {
             c.one_of(&idx("spec.scopes", i), scope, SCOPES, true);
         }
@@ -1857,7 +1872,8 @@ fn limit_range(c: &mut Check, l: &LimitRange) {
         let default = parse("default", &item.default);
         let default_request = parse("defaultRequest", &item.default_request);
         let ratio = parse("maxLimitRequestRatio", &item.max_limit_request_ratio);
-        let keys: BTreeSet<&String> = max.keys().chain(min.keys()).chain(default.keys()).chain(default_request.keys()).chain(ratio.keys()).collect();
+        let keys: BTreeSet<&String> =
+            max.keys().chain(min.keys()).chain(default.keys()).chain(default_request.keys()).chain(ratio.keys()).collect();
         for k in keys {
             let (mx, mn, d, dr, r) = (max.get(k), min.get(k), default.get(k), default_request.get(k), ratio.get(k));
             let path = |field: &str| key(&at(&ip, field), k);
@@ -1870,17 +1886,29 @@ fn limit_range(c: &mut Check, l: &LimitRange) {
                 if let Some(mn) = mn
                     && mn > dr
                 {
-                    c.invalid(&path("defaultRequest"), dr.to_string(), format!("min value {mn} is greater than default request value {dr}"));
+                    c.invalid(
+                        &path("defaultRequest"),
+                        dr.to_string(),
+                        format!("min value {mn} is greater than default request value {dr}"),
+                    );
                 }
                 if let Some(mx) = mx
                     && dr > mx
                 {
-                    c.invalid(&path("defaultRequest"), dr.to_string(), format!("default request value {dr} is greater than max value {mx}"));
+                    c.invalid(
+                        &path("defaultRequest"),
+                        dr.to_string(),
+                        format!("default request value {dr} is greater than max value {mx}"),
+                    );
                 }
                 if let Some(d) = d
                     && dr > d
                 {
-                    c.invalid(&path("defaultRequest"), dr.to_string(), format!("default request value {dr} is greater than default limit value {d}"));
+                    c.invalid(
+                        &path("defaultRequest"),
+                        dr.to_string(),
+                        format!("default request value {dr} is greater than default limit value {d}"),
+                    );
                 }
             }
             if let Some(d) = d {
@@ -1939,10 +1967,18 @@ fn policy_rules(c: &mut Check, rules: &[crate::pb::rbac::PolicyRule], namespaced
         }
         if !r.non_resource_urls.is_empty() {
             if namespaced {
-                c.invalid(&format!("{f}.nonResourceURLs"), r.non_resource_urls.join(","), "namespaced rules cannot apply to non-resource URLs");
+                c.invalid(
+                    &format!("{f}.nonResourceURLs"),
+                    r.non_resource_urls.join(","),
+                    "namespaced rules cannot apply to non-resource URLs",
+                );
             }
             if !r.api_groups.is_empty() || !r.resources.is_empty() || !r.resource_names.is_empty() {
-                c.invalid(&format!("{f}.nonResourceURLs"), r.non_resource_urls.join(","), "rules cannot apply to both regular resources and non-resource URLs");
+                c.invalid(
+                    &format!("{f}.nonResourceURLs"),
+                    r.non_resource_urls.join(","),
+                    "rules cannot apply to both regular resources and non-resource URLs",
+                );
             }
             continue;
         }
@@ -1990,7 +2026,9 @@ fn role_binding(c: &mut Check, subjects: &[crate::pb::rbac::Subject], role_ref: 
                     c.required(&format!("{f}.namespace"), "");
                 }
             }
-            "User" | "Group" if !s.api_group.is_empty() && s.api_group != RBAC_GROUP => c.not_supported(&format!("{f}.apiGroup"), &s.api_group, &[RBAC_GROUP]),
+            "User" | "Group" if !s.api_group.is_empty() && s.api_group != RBAC_GROUP => {
+                c.not_supported(&format!("{f}.apiGroup"), &s.api_group, &[RBAC_GROUP])
+            }
             _ => {}
         }
     }
@@ -2090,10 +2128,7 @@ mod tests {
         let mut spec = ReplicationControllerSpec {
             replicas: Some(2),
             selector: labels.clone(),
-            template: Some(PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels, ..Default::default() }),
-                spec: Some(pod_spec()),
-            }),
+            template: Some(PodTemplateSpec { metadata: Some(ObjectMeta { labels, ..Default::default() }), spec: Some(pod_spec()) }),
             ..Default::default()
         };
         f(&mut spec);
@@ -2151,7 +2186,12 @@ mod tests {
     }
 
     fn quota(hard: &[(&str, &str)]) -> Object {
-        ResourceQuota { metadata: meta("quota"), spec: Some(ResourceQuotaSpec { hard: map(hard), ..Default::default() }), ..Default::default() }.into_object()
+        ResourceQuota {
+            metadata: meta("quota"),
+            spec: Some(ResourceQuotaSpec { hard: map(hard), ..Default::default() }),
+            ..Default::default()
+        }
+        .into_object()
     }
 
     fn limits(item: LimitRangeItem) -> Object {
@@ -2161,7 +2201,12 @@ mod tests {
     fn event_with(f: impl FnOnce(&mut Event)) -> Object {
         let mut e = Event {
             metadata: meta("web.17a8b"),
-            involved_object: Some(ObjectReference { kind: "Pod".into(), name: "web".into(), namespace: "default".into(), ..Default::default() }),
+            involved_object: Some(ObjectReference {
+                kind: "Pod".into(),
+                name: "web".into(),
+                namespace: "default".into(),
+                ..Default::default()
+            }),
             reason: "Scheduled".into(),
             message: "Successfully assigned default/web to node-1".into(),
             r#type: "Normal".into(),
@@ -2209,9 +2254,15 @@ mod tests {
     fn should_print_field_errors_like_kubernetes() {
         let e = |kind, detail: &str| FieldError { field: "spec.x".into(), kind, detail: detail.into() };
         assert_eq!(e(ErrorKind::Required, "").to_string(), "spec.x: Required value");
-        assert_eq!(e(ErrorKind::Required, "must specify a handler type").to_string(), "spec.x: Required value: must specify a handler type");
+        assert_eq!(
+            e(ErrorKind::Required, "must specify a handler type").to_string(),
+            "spec.x: Required value: must specify a handler type"
+        );
         assert_eq!(e(ErrorKind::Invalid("\"Web\"".into()), "bad").to_string(), "spec.x: Invalid value: \"Web\": bad");
-        assert_eq!(e(ErrorKind::Invalid("-1".into()), "must be greater than or equal to 0").to_string(), "spec.x: Invalid value: -1: must be greater than or equal to 0");
+        assert_eq!(
+            e(ErrorKind::Invalid("-1".into()), "must be greater than or equal to 0").to_string(),
+            "spec.x: Invalid value: -1: must be greater than or equal to 0"
+        );
         assert_eq!(
             e(ErrorKind::NotSupported(vec!["Always".into(), "Never".into()]), "\"Sometimes\"").to_string(),
             "spec.x: Unsupported value: \"Sometimes\": supported values: \"Always\", \"Never\""
@@ -2273,9 +2324,11 @@ mod tests {
     #[test]
     fn should_check_generate_name_as_a_prefix() {
         let mut p = pod_of(pod_spec());
-        p.metadata = Some(ObjectMeta { name: "web-x7k2p".into(), generate_name: "web-".into(), namespace: "default".into(), ..Default::default() });
+        p.metadata =
+            Some(ObjectMeta { name: "web-x7k2p".into(), generate_name: "web-".into(), namespace: "default".into(), ..Default::default() });
         assert_valid(&p.clone().into_object());
-        p.metadata = Some(ObjectMeta { name: "web-x7k2p".into(), generate_name: "Web-".into(), namespace: "default".into(), ..Default::default() });
+        p.metadata =
+            Some(ObjectMeta { name: "web-x7k2p".into(), generate_name: "Web-".into(), namespace: "default".into(), ..Default::default() });
         assert_error_at(&p.into_object(), "metadata.generateName");
     }
 
@@ -2315,18 +2368,32 @@ mod tests {
         assert_error_at(&p.clone().into_object(), "metadata.annotations");
         let m = p.metadata.get_or_insert_with(Default::default);
         m.annotations = BTreeMap::from([("big".to_string(), "x".repeat(MAX_ANNOTATIONS_SIZE))]);
-        assert_eq!(assert_error_at(&p.into_object(), "metadata.annotations"), "metadata.annotations: Too long: must have at most 262144 bytes");
+        assert_eq!(
+            assert_error_at(&p.into_object(), "metadata.annotations"),
+            "metadata.annotations: Too long: must have at most 262144 bytes"
+        );
     }
 
     #[test]
     fn should_require_owner_reference_fields_and_one_controller() {
         let mut p = pod_of(pod_spec());
-        let owner = OwnerReference { api_version: "v1".into(), kind: "ReplicationController".into(), name: "web".into(), uid: "u1".into(), controller: Some(true), ..Default::default() };
+        let owner = OwnerReference {
+            api_version: "v1".into(),
+            kind: "ReplicationController".into(),
+            name: "web".into(),
+            uid: "u1".into(),
+            controller: Some(true),
+            ..Default::default()
+        };
         p.metadata.get_or_insert_with(Default::default).owner_references = vec![owner.clone()];
         assert_valid(&p.clone().into_object());
         p.metadata.get_or_insert_with(Default::default).owner_references = vec![OwnerReference { uid: String::new(), ..owner.clone() }];
-        assert_eq!(assert_error_at(&p.clone().into_object(), "metadata.ownerReferences[0].uid"), "metadata.ownerReferences[0].uid: Required value");
-        p.metadata.get_or_insert_with(Default::default).owner_references = vec![owner.clone(), OwnerReference { name: "other".into(), ..owner }];
+        assert_eq!(
+            assert_error_at(&p.clone().into_object(), "metadata.ownerReferences[0].uid"),
+            "metadata.ownerReferences[0].uid: Required value"
+        );
+        p.metadata.get_or_insert_with(Default::default).owner_references =
+            vec![owner.clone(), OwnerReference { name: "other".into(), ..owner }];
         assert_error_at(&p.into_object(), "metadata.ownerReferences");
     }
 
@@ -2348,7 +2415,11 @@ mod tests {
         let o = pod_with(|s| {
             s.volumes = vec![
                 empty_dir("scratch"),
-                Volume { name: "certs".into(), secret: Some(SecretVolumeSource { secret_name: "tls".into(), default_mode: Some(0o400), ..Default::default() }), ..Default::default() },
+                Volume {
+                    name: "certs".into(),
+                    secret: Some(SecretVolumeSource { secret_name: "tls".into(), default_mode: Some(0o400), ..Default::default() }),
+                    ..Default::default()
+                },
                 Volume {
                     name: "conf".into(),
                     config_map: Some(ConfigMapVolumeSource {
@@ -2358,29 +2429,50 @@ mod tests {
                     }),
                     ..Default::default()
                 },
-                Volume { name: "logs".into(), host_path: Some(HostPathVolumeSource { path: "/var/log".into(), r#type: "Directory".into() }), ..Default::default() },
-                Volume { name: "db".into(), persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: "db".into(), read_only: None }), ..Default::default() },
+                Volume {
+                    name: "logs".into(),
+                    host_path: Some(HostPathVolumeSource { path: "/var/log".into(), r#type: "Directory".into() }),
+                    ..Default::default()
+                },
+                Volume {
+                    name: "db".into(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource { claim_name: "db".into(), read_only: None }),
+                    ..Default::default()
+                },
             ];
             s.init_containers = vec![ctr("setup")];
             s.init_containers[0].volume_mounts = vec![mount("scratch", "/scratch")];
             let c = &mut s.containers[0];
-            c.ports = vec![ContainerPort { name: "http".into(), host_port: 8080, ..port(80) }, ContainerPort { name: "dns".into(), protocol: "UDP".into(), ..port(53) }];
+            c.ports = vec![
+                ContainerPort { name: "http".into(), host_port: 8080, ..port(80) },
+                ContainerPort { name: "dns".into(), protocol: "UDP".into(), ..port(53) },
+            ];
             c.env = vec![
                 EnvVar { name: "MODE".into(), value: "prod".into(), ..Default::default() },
                 EnvVar {
                     name: "POD_NAME".into(),
-                    value_from: Some(EnvVarSource { field_ref: Some(ObjectFieldSelector { api_version: "v1".into(), field_path: "metadata.name".into() }), ..Default::default() }),
+                    value_from: Some(EnvVarSource {
+                        field_ref: Some(ObjectFieldSelector { api_version: "v1".into(), field_path: "metadata.name".into() }),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 },
                 EnvVar {
                     name: "APP".into(),
-                    value_from: Some(EnvVarSource { field_ref: Some(ObjectFieldSelector { api_version: String::new(), field_path: "metadata.labels['app']".into() }), ..Default::default() }),
+                    value_from: Some(EnvVarSource {
+                        field_ref: Some(ObjectFieldSelector { api_version: String::new(), field_path: "metadata.labels['app']".into() }),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 },
                 EnvVar {
                     name: "CPU".into(),
                     value_from: Some(EnvVarSource {
-                        resource_field_ref: Some(ResourceFieldSelector { resource: "limits.cpu".into(), divisor: "1m".into(), ..Default::default() }),
+                        resource_field_ref: Some(ResourceFieldSelector {
+                            resource: "limits.cpu".into(),
+                            divisor: "1m".into(),
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -2394,12 +2486,22 @@ mod tests {
                     ..Default::default()
                 },
             ];
-            c.env_from = vec![EnvFromSource { prefix: "CFG_".into(), config_map_ref: Some(ConfigMapEnvSource { name: "app".into(), optional: None }), secret_ref: None }];
+            c.env_from = vec![EnvFromSource {
+                prefix: "CFG_".into(),
+                config_map_ref: Some(ConfigMapEnvSource { name: "app".into(), optional: None }),
+                secret_ref: None,
+            }];
             c.resources = Some(ResourceRequirements {
                 limits: map(&[("cpu", "1"), ("memory", "128Mi"), ("example.com/gpu", "1")]),
                 requests: map(&[("cpu", "500m"), ("memory", "64Mi"), ("example.com/gpu", "1"), ("hugepages-2Mi", "0")]),
             });
-            c.volume_mounts = vec![mount("scratch", "/scratch"), mount("certs", "/etc/tls"), mount("conf", "/etc/app"), mount("logs", "/var/log/app"), mount("db", "/data")];
+            c.volume_mounts = vec![
+                mount("scratch", "/scratch"),
+                mount("certs", "/etc/tls"),
+                mount("conf", "/etc/app"),
+                mount("logs", "/var/log/app"),
+                mount("db", "/data"),
+            ];
             c.liveness_probe = Some(Probe {
                 http_get: Some(HttpGetAction { path: "/healthz".into(), port: "http".into(), scheme: "HTTP".into(), ..Default::default() }),
                 initial_delay_seconds: Some(5),
@@ -2407,9 +2509,20 @@ mod tests {
                 success_threshold: Some(1),
                 ..Default::default()
             });
-            c.readiness_probe = Some(Probe { tcp_socket: Some(TcpSocketAction { port: "80".into(), host: String::new() }), success_threshold: Some(3), ..Default::default() });
-            c.startup_probe = Some(Probe { exec: Some(ExecAction { command: vec!["true".into()] }), failure_threshold: Some(30), ..Default::default() });
-            c.lifecycle = Some(Lifecycle { pre_stop: Some(LifecycleHandler { exec: Some(ExecAction { command: vec!["sleep".into(), "5".into()] }), ..Default::default() }), post_start: None });
+            c.readiness_probe = Some(Probe {
+                tcp_socket: Some(TcpSocketAction { port: "80".into(), host: String::new() }),
+                success_threshold: Some(3),
+                ..Default::default()
+            });
+            c.startup_probe =
+                Some(Probe { exec: Some(ExecAction { command: vec!["true".into()] }), failure_threshold: Some(30), ..Default::default() });
+            c.lifecycle = Some(Lifecycle {
+                pre_stop: Some(LifecycleHandler {
+                    exec: Some(ExecAction { command: vec!["sleep".into(), "5".into()] }),
+                    ..Default::default()
+                }),
+                post_start: None,
+            });
             c.security_context = Some(SecurityContext {
                 capabilities: Some(Capabilities { add: vec!["NET_ADMIN".into()], drop: vec!["ALL".into()] }),
                 run_as_user: Some(1000),
@@ -2422,9 +2535,21 @@ mod tests {
             s.active_deadline_seconds = Some(600);
             s.service_account_name = "default".into();
             s.tolerations = vec![
-                Toleration { key: "dedicated".into(), operator: "Equal".into(), value: "web".into(), effect: "NoSchedule".into(), toleration_seconds: None },
+                Toleration {
+                    key: "dedicated".into(),
+                    operator: "Equal".into(),
+                    value: "web".into(),
+                    effect: "NoSchedule".into(),
+                    toleration_seconds: None,
+                },
                 Toleration { operator: "Exists".into(), ..Default::default() },
-                Toleration { key: "node.kubernetes.io/unreachable".into(), operator: "Exists".into(), effect: "NoExecute".into(), toleration_seconds: Some(300), ..Default::default() },
+                Toleration {
+                    key: "node.kubernetes.io/unreachable".into(),
+                    operator: "Exists".into(),
+                    effect: "NoExecute".into(),
+                    toleration_seconds: Some(300),
+                    ..Default::default()
+                },
             ];
             s.affinity = Some(Affinity {
                 node_affinity: Some(NodeAffinity {
@@ -2435,12 +2560,23 @@ mod tests {
                                 NodeSelectorRequirement { key: "gpu".into(), operator: "Exists".into(), values: vec![] },
                                 NodeSelectorRequirement { key: "cores".into(), operator: "Gt".into(), values: vec!["4".into()] },
                             ],
-                            match_fields: vec![NodeSelectorRequirement { key: "metadata.name".into(), operator: "In".into(), values: vec!["node-1".into()] }],
+                            match_fields: vec![NodeSelectorRequirement {
+                                key: "metadata.name".into(),
+                                operator: "In".into(),
+                                values: vec!["node-1".into()],
+                            }],
                         }],
                     }),
                     preferred_during_scheduling_ignored_during_execution: vec![PreferredSchedulingTerm {
                         weight: 50,
-                        preference: Some(NodeSelectorTerm { match_expressions: vec![NodeSelectorRequirement { key: "ssd".into(), operator: "DoesNotExist".into(), values: vec![] }], match_fields: vec![] }),
+                        preference: Some(NodeSelectorTerm {
+                            match_expressions: vec![NodeSelectorRequirement {
+                                key: "ssd".into(),
+                                operator: "DoesNotExist".into(),
+                                values: vec![],
+                            }],
+                            match_fields: vec![],
+                        }),
                     }],
                 }),
             });
@@ -2483,19 +2619,42 @@ mod tests {
 
     #[test]
     fn should_check_container_ports() {
-        assert_eq!(assert_error_at(&ctr_with(|c| c.ports = vec![port(0)]), "spec.containers[0].ports[0].containerPort"), "spec.containers[0].ports[0].containerPort: Required value");
+        assert_eq!(
+            assert_error_at(&ctr_with(|c| c.ports = vec![port(0)]), "spec.containers[0].ports[0].containerPort"),
+            "spec.containers[0].ports[0].containerPort: Required value"
+        );
         assert_eq!(
             assert_error_at(&ctr_with(|c| c.ports = vec![port(70000)]), "spec.containers[0].ports[0].containerPort"),
             "spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"
         );
         assert_error_at(&ctr_with(|c| c.ports = vec![ContainerPort { host_port: -1, ..port(80) }]), "spec.containers[0].ports[0].hostPort");
-        assert_error_at(&ctr_with(|c| c.ports = vec![ContainerPort { protocol: "HTTP".into(), ..port(80) }]), "spec.containers[0].ports[0].protocol");
-        assert_error_at(&ctr_with(|c| c.ports = vec![ContainerPort { protocol: String::new(), ..port(80) }]), "spec.containers[0].ports[0].protocol");
-        assert_error_at(&ctr_with(|c| c.ports = vec![ContainerPort { name: "HTTP".into(), ..port(80) }]), "spec.containers[0].ports[0].name");
-        assert_error_at(&ctr_with(|c| c.ports = vec![ContainerPort { name: "a-very-long-port-name".into(), ..port(80) }]), "spec.containers[0].ports[0].name");
-        assert_error_at(&ctr_with(|c| c.ports = vec![ContainerPort { host_ip: "10.0.0.256".into(), ..port(80) }]), "spec.containers[0].ports[0].hostIP");
-        let dup = ctr_with(|c| c.ports = vec![ContainerPort { name: "http".into(), ..port(80) }, ContainerPort { name: "http".into(), ..port(81) }]);
-        assert_eq!(assert_error_at(&dup, "spec.containers[0].ports[1].name"), "spec.containers[0].ports[1].name: Duplicate value: \"http\"");
+        assert_error_at(
+            &ctr_with(|c| c.ports = vec![ContainerPort { protocol: "HTTP".into(), ..port(80) }]),
+            "spec.containers[0].ports[0].protocol",
+        );
+        assert_error_at(
+            &ctr_with(|c| c.ports = vec![ContainerPort { protocol: String::new(), ..port(80) }]),
+            "spec.containers[0].ports[0].protocol",
+        );
+        assert_error_at(
+            &ctr_with(|c| c.ports = vec![ContainerPort { name: "HTTP".into(), ..port(80) }]),
+            "spec.containers[0].ports[0].name",
+        );
+        assert_error_at(
+            &ctr_with(|c| c.ports = vec![ContainerPort { name: "a-very-long-port-name".into(), ..port(80) }]),
+            "spec.containers[0].ports[0].name",
+        );
+        assert_error_at(
+            &ctr_with(|c| c.ports = vec![ContainerPort { host_ip: "10.0.0.256".into(), ..port(80) }]),
+            "spec.containers[0].ports[0].hostIP",
+        );
+        let dup = ctr_with(|c| {
+            c.ports = vec![ContainerPort { name: "http".into(), ..port(80) }, ContainerPort { name: "http".into(), ..port(81) }]
+        });
+        assert_eq!(
+            assert_error_at(&dup, "spec.containers[0].ports[1].name"),
+            "spec.containers[0].ports[1].name: Duplicate value: \"http\""
+        );
     }
 
     #[test]
@@ -2504,7 +2663,10 @@ mod tests {
             s.containers[0].ports = vec![ContainerPort { host_port: 8080, ..port(80) }];
             s.containers.push(Container { ports: vec![ContainerPort { host_port: 8080, ..port(81) }], ..ctr("b") });
         });
-        assert_eq!(assert_error_at(&o, "spec.containers[1].ports[0].hostPort"), "spec.containers[1].ports[0].hostPort: Duplicate value: \"TCP//8080\"");
+        assert_eq!(
+            assert_error_at(&o, "spec.containers[1].ports[0].hostPort"),
+            "spec.containers[1].ports[0].hostPort: Duplicate value: \"TCP//8080\""
+        );
     }
 
     #[test]
@@ -2521,7 +2683,10 @@ mod tests {
     }
 
     fn field_ref(path: &str) -> Option<EnvVarSource> {
-        Some(EnvVarSource { field_ref: Some(ObjectFieldSelector { api_version: "v1".into(), field_path: path.into() }), ..Default::default() })
+        Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { api_version: "v1".into(), field_path: path.into() }),
+            ..Default::default()
+        })
     }
 
     #[test]
@@ -2529,7 +2694,10 @@ mod tests {
         assert_valid(&env("my.env-name", "x", None));
         assert_error_at(&env("1BAD", "x", None), "spec.containers[0].env[0].name");
         assert_error_at(&env("", "x", None), "spec.containers[0].env[0].name");
-        assert_error_at(&ctr_with(|c| c.env_from = vec![EnvFromSource { prefix: "1X".into(), ..Default::default() }]), "spec.containers[0].envFrom[0].prefix");
+        assert_error_at(
+            &ctr_with(|c| c.env_from = vec![EnvFromSource { prefix: "1X".into(), ..Default::default() }]),
+            "spec.containers[0].envFrom[0].prefix",
+        );
         assert_error_at(&ctr_with(|c| c.env_from = vec![EnvFromSource::default()]), "spec.containers[0].envFrom[0]");
     }
 
@@ -2556,19 +2724,30 @@ mod tests {
         assert_error_at(&env("A", "", field_ref("metadata.labels['bad key']")), "spec.containers[0].env[0].valueFrom.fieldRef");
         assert_error_at(&env("A", "", field_ref("spec.nodeName['x']")), "spec.containers[0].env[0].valueFrom.fieldRef");
         assert_error_at(&env("A", "", field_ref("")), "spec.containers[0].env[0].valueFrom.fieldRef.fieldPath");
-        let v2 = Some(EnvVarSource { field_ref: Some(ObjectFieldSelector { api_version: "v2".into(), field_path: "metadata.name".into() }), ..Default::default() });
+        let v2 = Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { api_version: "v2".into(), field_path: "metadata.name".into() }),
+            ..Default::default()
+        });
         assert_error_at(&env("A", "", v2), "spec.containers[0].env[0].valueFrom.fieldRef.apiVersion");
     }
 
     #[test]
     fn should_check_resource_and_key_refs_in_env() {
         let res = |r: &str, d: &str| {
-            Some(EnvVarSource { resource_field_ref: Some(ResourceFieldSelector { resource: r.into(), divisor: d.into(), ..Default::default() }), ..Default::default() })
+            Some(EnvVarSource {
+                resource_field_ref: Some(ResourceFieldSelector { resource: r.into(), divisor: d.into(), ..Default::default() }),
+                ..Default::default()
+            })
         };
         assert_valid(&env("M", "", res("requests.memory", "1Mi")));
         assert_error_at(&env("M", "", res("limits.gpu", "")), "spec.containers[0].env[0].valueFrom.resourceFieldRef.resource");
         assert_error_at(&env("M", "", res("limits.cpu", "2")), "spec.containers[0].env[0].valueFrom.resourceFieldRef.divisor");
-        let cm = |name: &str, key: &str| Some(EnvVarSource { config_map_key_ref: Some(ConfigMapKeySelector { name: name.into(), key: key.into(), optional: None }), ..Default::default() });
+        let cm = |name: &str, key: &str| {
+            Some(EnvVarSource {
+                config_map_key_ref: Some(ConfigMapKeySelector { name: name.into(), key: key.into(), optional: None }),
+                ..Default::default()
+            })
+        };
         assert_error_at(&env("A", "", cm("app", "")), "spec.containers[0].env[0].valueFrom.configMapKeyRef.key");
         assert_error_at(&env("A", "", cm("app", "bad/key")), "spec.containers[0].env[0].valueFrom.configMapKeyRef.key");
         assert_error_at(&env("A", "", cm("", "k")), "spec.containers[0].env[0].valueFrom.configMapKeyRef.name");
@@ -2581,13 +2760,19 @@ mod tests {
     #[test]
     fn should_check_resource_names_and_quantities() {
         assert_valid(&resources(&[("cpu", "2"), ("ephemeral-storage", "1Gi")], &[("cpu", "0.5")]));
-        assert!(assert_error_at(&resources(&[("gpu", "1")], &[]), "spec.containers[0].resources.limits[gpu]").contains("must be a standard resource for containers"));
+        assert!(
+            assert_error_at(&resources(&[("gpu", "1")], &[]), "spec.containers[0].resources.limits[gpu]")
+                .contains("must be a standard resource for containers")
+        );
         assert_error_at(&resources(&[("cpu", "lots")], &[]), "spec.containers[0].resources.limits[cpu]");
         assert_eq!(
             assert_error_at(&resources(&[], &[("memory", "-1Mi")]), "spec.containers[0].resources.requests[memory]"),
             "spec.containers[0].resources.requests[memory]: Invalid value: \"-1Mi\": must be greater than or equal to 0"
         );
-        assert!(assert_error_at(&resources(&[("example.com/gpu", "500m")], &[]), "spec.containers[0].resources.limits[example.com/gpu]").contains("must be an integer"));
+        assert!(
+            assert_error_at(&resources(&[("example.com/gpu", "500m")], &[]), "spec.containers[0].resources.limits[example.com/gpu]")
+                .contains("must be an integer")
+        );
     }
 
     #[test]
@@ -2597,7 +2782,10 @@ mod tests {
             "spec.containers[0].resources.requests[cpu]: Invalid value: \"1\": must be less than or equal to cpu limit of 500m"
         );
         assert_valid(&resources(&[("memory", "1Gi")], &[("memory", "1024Mi")]));
-        assert_error_at(&resources(&[("example.com/gpu", "2")], &[("example.com/gpu", "1")]), "spec.containers[0].resources.requests[example.com/gpu]");
+        assert_error_at(
+            &resources(&[("example.com/gpu", "2")], &[("example.com/gpu", "1")]),
+            "spec.containers[0].resources.requests[example.com/gpu]",
+        );
         assert_error_at(&resources(&[], &[("example.com/gpu", "1")]), "spec.containers[0].resources.limits[example.com/gpu]");
     }
 
@@ -2608,39 +2796,62 @@ mod tests {
         assert_error_at(&pod_with(|s| s.volumes = vec![empty_dir("Data")]), "spec.volumes[0].name");
         let none = pod_with(|s| s.volumes = vec![Volume { name: "data".into(), ..Default::default() }]);
         assert_eq!(assert_error_at(&none, "spec.volumes[0]"), "spec.volumes[0]: Required value: must specify a volume type");
-        let two = pod_with(|s| s.volumes = vec![Volume { host_path: Some(HostPathVolumeSource { path: "/tmp".into(), ..Default::default() }), ..empty_dir("data") }]);
-        assert_eq!(assert_error_at(&two, "spec.volumes[0].emptyDir"), "spec.volumes[0].emptyDir: Forbidden: may not specify more than 1 volume type");
+        let two = pod_with(|s| {
+            s.volumes =
+                vec![Volume { host_path: Some(HostPathVolumeSource { path: "/tmp".into(), ..Default::default() }), ..empty_dir("data") }]
+        });
+        assert_eq!(
+            assert_error_at(&two, "spec.volumes[0].emptyDir"),
+            "spec.volumes[0].emptyDir: Forbidden: may not specify more than 1 volume type"
+        );
     }
 
     #[test]
     fn should_check_volume_sources() {
         let vol = |v: Volume| pod_with(|s| s.volumes = vec![v]);
         let base = Volume { name: "v".into(), ..Default::default() };
-        let host = |p: &str, t: &str| vol(Volume { host_path: Some(HostPathVolumeSource { path: p.into(), r#type: t.into() }), ..base.clone() });
+        let host =
+            |p: &str, t: &str| vol(Volume { host_path: Some(HostPathVolumeSource { path: p.into(), r#type: t.into() }), ..base.clone() });
         assert_error_at(&host("", ""), "spec.volumes[0].hostPath.path");
         assert!(assert_error_at(&host("var/log", ""), "spec.volumes[0].hostPath.path").contains("must be an absolute path"));
         assert_error_at(&host("/var/../etc", ""), "spec.volumes[0].hostPath.path");
         assert_error_at(&host("/var", "Folder"), "spec.volumes[0].hostPath.type");
         assert_error_at(&vol(Volume { secret: Some(SecretVolumeSource::default()), ..base.clone() }), "spec.volumes[0].secret.secretName");
         assert_error_at(
-            &vol(Volume { secret: Some(SecretVolumeSource { secret_name: "s".into(), default_mode: Some(0o1000), ..Default::default() }), ..base.clone() }),
+            &vol(Volume {
+                secret: Some(SecretVolumeSource { secret_name: "s".into(), default_mode: Some(0o1000), ..Default::default() }),
+                ..base.clone()
+            }),
             "spec.volumes[0].secret.defaultMode",
         );
-        assert_error_at(&vol(Volume { config_map: Some(ConfigMapVolumeSource::default()), ..base.clone() }), "spec.volumes[0].configMap.name");
+        assert_error_at(
+            &vol(Volume { config_map: Some(ConfigMapVolumeSource::default()), ..base.clone() }),
+            "spec.volumes[0].configMap.name",
+        );
         let item = |p: &str| {
             vol(Volume {
-                config_map: Some(ConfigMapVolumeSource { name: "c".into(), items: vec![KeyToPath { key: "k".into(), path: p.into(), mode: None }], ..Default::default() }),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: "c".into(),
+                    items: vec![KeyToPath { key: "k".into(), path: p.into(), mode: None }],
+                    ..Default::default()
+                }),
                 ..base.clone()
             })
         };
         assert_error_at(&item("/abs"), "spec.volumes[0].configMap.items[0].path");
         assert_error_at(&item("../up"), "spec.volumes[0].configMap.items[0].path");
-        assert_error_at(&vol(Volume { persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource::default()), ..base.clone() }), "spec.volumes[0].persistentVolumeClaim.claimName");
+        assert_error_at(
+            &vol(Volume { persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource::default()), ..base.clone() }),
+            "spec.volumes[0].persistentVolumeClaim.claimName",
+        );
         assert_error_at(
             &vol(Volume { empty_dir: Some(EmptyDirVolumeSource { medium: String::new(), size_limit: "-1Gi".into() }), ..base.clone() }),
             "spec.volumes[0].emptyDir.sizeLimit",
         );
-        assert_error_at(&vol(Volume { empty_dir: Some(EmptyDirVolumeSource { medium: "Disk".into(), size_limit: String::new() }), ..base }), "spec.volumes[0].emptyDir.medium");
+        assert_error_at(
+            &vol(Volume { empty_dir: Some(EmptyDirVolumeSource { medium: "Disk".into(), size_limit: String::new() }), ..base }),
+            "spec.volumes[0].emptyDir.medium",
+        );
     }
 
     #[test]
@@ -2655,9 +2866,18 @@ mod tests {
         assert!(assert_error_at(&o(vec![mount("cache", "/cache")]), "spec.containers[0].volumeMounts[0].name").contains("spec.volumes"));
         assert_error_at(&o(vec![mount("data", "")]), "spec.containers[0].volumeMounts[0].mountPath");
         assert_error_at(&o(vec![mount("data", "data")]), "spec.containers[0].volumeMounts[0].mountPath");
-        assert!(assert_error_at(&o(vec![mount("data", "/a"), mount("data", "/a")]), "spec.containers[0].volumeMounts[1].mountPath").contains("must be unique"));
-        assert_error_at(&o(vec![VolumeMount { sub_path: "../x".into(), ..mount("data", "/a") }]), "spec.containers[0].volumeMounts[0].subPath");
-        assert_error_at(&o(vec![VolumeMount { mount_propagation: "Bidirectional".into(), ..mount("data", "/a") }]), "spec.containers[0].volumeMounts[0].mountPropagation");
+        assert!(
+            assert_error_at(&o(vec![mount("data", "/a"), mount("data", "/a")]), "spec.containers[0].volumeMounts[1].mountPath")
+                .contains("must be unique")
+        );
+        assert_error_at(
+            &o(vec![VolumeMount { sub_path: "../x".into(), ..mount("data", "/a") }]),
+            "spec.containers[0].volumeMounts[0].subPath",
+        );
+        assert_error_at(
+            &o(vec![VolumeMount { mount_propagation: "Bidirectional".into(), ..mount("data", "/a") }]),
+            "spec.containers[0].volumeMounts[0].mountPropagation",
+        );
     }
 
     fn with_probe(p: Probe) -> Object {
@@ -2674,9 +2894,16 @@ mod tests {
             assert_error_at(&with_probe(Probe::default()), "spec.containers[0].livenessProbe"),
             "spec.containers[0].livenessProbe: Required value: must specify a handler type"
         );
-        let two = Probe { http_get: http("80"), tcp_socket: Some(TcpSocketAction { port: "80".into(), host: String::new() }), ..Default::default() };
+        let two = Probe {
+            http_get: http("80"),
+            tcp_socket: Some(TcpSocketAction { port: "80".into(), host: String::new() }),
+            ..Default::default()
+        };
         assert_error_at(&with_probe(two), "spec.containers[0].livenessProbe.tcpSocket");
-        assert_error_at(&with_probe(Probe { exec: Some(ExecAction::default()), ..Default::default() }), "spec.containers[0].livenessProbe.exec.command");
+        assert_error_at(
+            &with_probe(Probe { exec: Some(ExecAction::default()), ..Default::default() }),
+            "spec.containers[0].livenessProbe.exec.command",
+        );
     }
 
     #[test]
@@ -2694,22 +2921,39 @@ mod tests {
             assert_error_at(&p(|x| x.success_threshold = Some(2)), "spec.containers[0].livenessProbe.successThreshold"),
             "spec.containers[0].livenessProbe.successThreshold: Invalid value: 2: must be 1"
         );
-        assert_valid(&ctr_with(|c| c.readiness_probe = Some(Probe { http_get: http("80"), success_threshold: Some(2), ..Default::default() })));
+        assert_valid(&ctr_with(|c| {
+            c.readiness_probe = Some(Probe { http_get: http("80"), success_threshold: Some(2), ..Default::default() })
+        }));
         assert_error_at(
-            &ctr_with(|c| c.readiness_probe = Some(Probe { http_get: http("80"), termination_grace_period_seconds: Some(5), ..Default::default() })),
+            &ctr_with(|c| {
+                c.readiness_probe = Some(Probe { http_get: http("80"), termination_grace_period_seconds: Some(5), ..Default::default() })
+            }),
             "spec.containers[0].readinessProbe.terminationGracePeriodSeconds",
         );
         assert_error_at(&with_probe(Probe { http_get: http("0"), ..Default::default() }), "spec.containers[0].livenessProbe.httpGet.port");
-        assert_error_at(&with_probe(Probe { http_get: http("70000"), ..Default::default() }), "spec.containers[0].livenessProbe.httpGet.port");
-        assert_error_at(&with_probe(Probe { http_get: http("Web_Port"), ..Default::default() }), "spec.containers[0].livenessProbe.httpGet.port");
-        assert_error_at(&with_probe(Probe { tcp_socket: Some(TcpSocketAction::default()), ..Default::default() }), "spec.containers[0].livenessProbe.tcpSocket.port");
-        let bad_scheme = Probe { http_get: Some(HttpGetAction { port: "80".into(), scheme: "FTP".into(), ..Default::default() }), ..Default::default() };
+        assert_error_at(
+            &with_probe(Probe { http_get: http("70000"), ..Default::default() }),
+            "spec.containers[0].livenessProbe.httpGet.port",
+        );
+        assert_error_at(
+            &with_probe(Probe { http_get: http("Web_Port"), ..Default::default() }),
+            "spec.containers[0].livenessProbe.httpGet.port",
+        );
+        assert_error_at(
+            &with_probe(Probe { tcp_socket: Some(TcpSocketAction::default()), ..Default::default() }),
+            "spec.containers[0].livenessProbe.tcpSocket.port",
+        );
+        let bad_scheme =
+            Probe { http_get: Some(HttpGetAction { port: "80".into(), scheme: "FTP".into(), ..Default::default() }), ..Default::default() };
         assert_error_at(&with_probe(bad_scheme), "spec.containers[0].livenessProbe.httpGet.scheme");
     }
 
     #[test]
     fn should_forbid_probes_and_lifecycle_on_init_containers() {
-        let o = pod_with(|s| s.init_containers = vec![Container { liveness_probe: Some(Probe { http_get: http("80"), ..Default::default() }), ..ctr("init") }]);
+        let o = pod_with(|s| {
+            s.init_containers =
+                vec![Container { liveness_probe: Some(Probe { http_get: http("80"), ..Default::default() }), ..ctr("init") }]
+        });
         assert_error_at(&o, "spec.initContainers[0].livenessProbe");
         let o = pod_with(|s| s.init_containers = vec![Container { lifecycle: Some(Lifecycle::default()), ..ctr("init") }]);
         assert_error_at(&o, "spec.initContainers[0].lifecycle");
@@ -2722,19 +2966,38 @@ mod tests {
     }
 
     fn toleration(key: &str, op: &str, value: &str, effect: &str) -> Object {
-        pod_with(|s| s.tolerations = vec![Toleration { key: key.into(), operator: op.into(), value: value.into(), effect: effect.into(), toleration_seconds: None }])
+        pod_with(|s| {
+            s.tolerations = vec![Toleration {
+                key: key.into(),
+                operator: op.into(),
+                value: value.into(),
+                effect: effect.into(),
+                toleration_seconds: None,
+            }]
+        })
     }
 
     #[test]
     fn should_check_tolerations() {
         assert_valid(&toleration("k", "", "v", ""));
         assert_valid(&toleration("k", "Exists", "", "PreferNoSchedule"));
-        assert!(assert_error_at(&toleration("k", "Exists", "v", ""), "spec.tolerations[0].operator").contains("value must be empty when `operator` is 'Exists'"));
+        assert!(
+            assert_error_at(&toleration("k", "Exists", "v", ""), "spec.tolerations[0].operator")
+                .contains("value must be empty when `operator` is 'Exists'")
+        );
         assert_error_at(&toleration("k", "In", "v", ""), "spec.tolerations[0].operator");
         assert_error_at(&toleration("", "Equal", "v", ""), "spec.tolerations[0].operator");
         assert_error_at(&toleration("k", "Equal", "v", "NoRun"), "spec.tolerations[0].effect");
         assert_error_at(&toleration("bad key", "Exists", "", ""), "spec.tolerations[0].key");
-        let seconds = pod_with(|s| s.tolerations = vec![Toleration { key: "k".into(), operator: "Exists".into(), effect: "NoSchedule".into(), toleration_seconds: Some(5), ..Default::default() }]);
+        let seconds = pod_with(|s| {
+            s.tolerations = vec![Toleration {
+                key: "k".into(),
+                operator: "Exists".into(),
+                effect: "NoSchedule".into(),
+                toleration_seconds: Some(5),
+                ..Default::default()
+            }]
+        });
         assert_error_at(&seconds, "spec.tolerations[0].effect");
     }
 
@@ -2744,7 +3007,11 @@ mod tests {
                 node_affinity: Some(NodeAffinity {
                     required_during_scheduling_ignored_during_execution: Some(NodeSelector {
                         node_selector_terms: vec![NodeSelectorTerm {
-                            match_expressions: vec![NodeSelectorRequirement { key: "zone".into(), operator: op.into(), values: values.iter().map(|v| v.to_string()).collect() }],
+                            match_expressions: vec![NodeSelectorRequirement {
+                                key: "zone".into(),
+                                operator: op.into(),
+                                values: values.iter().map(|v| v.to_string()).collect(),
+                            }],
                             match_fields: vec![],
                         }],
                     }),
@@ -2763,10 +3030,16 @@ mod tests {
         assert_error_at(&node_expr("Exists", &["a"]), &format!("{p}.values"));
         assert_error_at(&node_expr("Gt", &["1", "2"]), &format!("{p}.values"));
         assert_error_at(&node_expr("Gt", &["many"]), &format!("{p}.values[0]"));
-        assert_eq!(assert_error_at(&node_expr("Near", &["a"]), &format!("{p}.operator")), format!("{p}.operator: Invalid value: \"Near\": not a valid selector operator"));
+        assert_eq!(
+            assert_error_at(&node_expr("Near", &["a"]), &format!("{p}.operator")),
+            format!("{p}.operator: Invalid value: \"Near\": not a valid selector operator")
+        );
         let empty = pod_with(|s| {
             s.affinity = Some(Affinity {
-                node_affinity: Some(NodeAffinity { required_during_scheduling_ignored_during_execution: Some(NodeSelector::default()), preferred_during_scheduling_ignored_during_execution: vec![] }),
+                node_affinity: Some(NodeAffinity {
+                    required_during_scheduling_ignored_during_execution: Some(NodeSelector::default()),
+                    preferred_during_scheduling_ignored_during_execution: vec![],
+                }),
             })
         });
         assert_error_at(&empty, "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms");
@@ -2774,7 +3047,10 @@ mod tests {
             s.affinity = Some(Affinity {
                 node_affinity: Some(NodeAffinity {
                     required_during_scheduling_ignored_during_execution: None,
-                    preferred_during_scheduling_ignored_during_execution: vec![PreferredSchedulingTerm { weight: 0, preference: Some(NodeSelectorTerm::default()) }],
+                    preferred_during_scheduling_ignored_during_execution: vec![PreferredSchedulingTerm {
+                        weight: 0,
+                        preference: Some(NodeSelectorTerm::default()),
+                    }],
                 }),
             })
         });
@@ -2795,27 +3071,37 @@ mod tests {
         assert_error_at(&pod_with(|s| s.service_account_name = "My SA".into()), "spec.serviceAccountName");
         assert_error_at(&pod_with(|s| s.hostname = "a.b".into()), "spec.hostname");
         assert_error_at(&pod_with(|s| s.image_pull_secrets = vec![LocalObjectReference::default()]), "spec.imagePullSecrets[0].name");
-        assert_error_at(&pod_with(|s| s.security_context = Some(PodSecurityContext { run_as_user: Some(-1), ..Default::default() })), "spec.securityContext.runAsUser");
+        assert_error_at(
+            &pod_with(|s| s.security_context = Some(PodSecurityContext { run_as_user: Some(-1), ..Default::default() })),
+            "spec.securityContext.runAsUser",
+        );
     }
 
     #[test]
     fn should_check_container_security_context() {
         let caps = |add: &[&str]| {
             ctr_with(|c| {
-                c.security_context = Some(SecurityContext { capabilities: Some(Capabilities { add: add.iter().map(|s| s.to_string()).collect(), drop: vec![] }), ..Default::default() })
+                c.security_context = Some(SecurityContext {
+                    capabilities: Some(Capabilities { add: add.iter().map(|s| s.to_string()).collect(), drop: vec![] }),
+                    ..Default::default()
+                })
             })
         };
         assert_valid(&caps(&["IPC_LOCK", "CAP_SYS_ADMIN"]));
         assert_error_at(&caps(&[""]), "spec.containers[0].securityContext.capabilities.add[0]");
         assert_error_at(&caps(&["NET ADMIN"]), "spec.containers[0].securityContext.capabilities.add[0]");
-        let esc = ctr_with(|c| c.security_context = Some(SecurityContext { privileged: Some(true), allow_privilege_escalation: Some(false), ..Default::default() }));
+        let esc = ctr_with(|c| {
+            c.security_context =
+                Some(SecurityContext { privileged: Some(true), allow_privilege_escalation: Some(false), ..Default::default() })
+        });
         assert_error_at(&esc, "spec.containers[0].securityContext");
     }
 
     #[test]
     fn should_check_pod_status_addresses_and_phase() {
         let mut p = pod_of(pod_spec());
-        p.status = Some(PodStatus { phase: "Running".into(), pod_ip: "172.30.0.7".into(), host_ip: "10.0.0.1".into(), ..Default::default() });
+        p.status =
+            Some(PodStatus { phase: "Running".into(), pod_ip: "172.30.0.7".into(), host_ip: "10.0.0.1".into(), ..Default::default() });
         assert_valid(&p.clone().into_object());
         p.status = Some(PodStatus { phase: "Sleeping".into(), pod_ip: "172.30.0.300".into(), ..Default::default() });
         let errs = errors(&p.into_object());
@@ -2834,7 +3120,10 @@ mod tests {
     #[test]
     fn should_refuse_a_selector_that_does_not_match_the_template_labels() {
         let msg = assert_error_at(&rc_with(|s| s.selector = map(&[("app", "db")])), "spec.template.metadata.labels");
-        assert!(msg.starts_with("spec.template.metadata.labels: Invalid value: {\"app\":\"web\"}: `selector` does not match template `labels`"), "{msg}");
+        assert!(
+            msg.starts_with("spec.template.metadata.labels: Invalid value: {\"app\":\"web\"}: `selector` does not match template `labels`"),
+            "{msg}"
+        );
         assert_valid(&rc_with(|s| {
             if let Some(m) = s.template.as_mut().and_then(|t| t.metadata.as_mut()) {
                 m.labels.insert("tier".into(), "front".into());
@@ -2851,7 +3140,10 @@ mod tests {
 
     #[test]
     fn should_refuse_negative_replicas_and_min_ready_seconds() {
-        assert_eq!(assert_error_at(&rc_with(|s| s.replicas = Some(-1)), "spec.replicas"), "spec.replicas: Invalid value: -1: must be greater than or equal to 0");
+        assert_eq!(
+            assert_error_at(&rc_with(|s| s.replicas = Some(-1)), "spec.replicas"),
+            "spec.replicas: Invalid value: -1: must be greater than or equal to 0"
+        );
         assert_error_at(&rc_with(|s| s.min_ready_seconds = Some(-5)), "spec.minReadySeconds");
     }
 
@@ -2943,8 +3235,14 @@ mod tests {
 
     #[test]
     fn should_require_unique_names_when_a_service_has_several_ports() {
-        assert_eq!(assert_error_at(&svc_with(|s| s.ports = vec![svc_port("", 80), svc_port("b", 81)]), "spec.ports[0].name"), "spec.ports[0].name: Required value");
-        assert_eq!(assert_error_at(&svc_with(|s| s.ports = vec![svc_port("a", 80), svc_port("a", 81)]), "spec.ports[1].name"), "spec.ports[1].name: Duplicate value: \"a\"");
+        assert_eq!(
+            assert_error_at(&svc_with(|s| s.ports = vec![svc_port("", 80), svc_port("b", 81)]), "spec.ports[0].name"),
+            "spec.ports[0].name: Required value"
+        );
+        assert_eq!(
+            assert_error_at(&svc_with(|s| s.ports = vec![svc_port("a", 80), svc_port("a", 81)]), "spec.ports[1].name"),
+            "spec.ports[1].name: Duplicate value: \"a\""
+        );
         assert_error_at(&svc_with(|s| s.ports = vec![svc_port("Web", 80)]), "spec.ports[0].name");
         // Kubernetes checks service port names as DNS labels, not IANA names.
         assert_valid(&svc_with(|s| s.ports = vec![svc_port("state-snapshot-transfer", 4444)]));
@@ -3014,7 +3312,10 @@ mod tests {
         assert_error_at(&endpoints_with(|ss| ss.ports[0].port = 0), "subsets[0].ports[0].port");
         assert_error_at(&endpoints_with(|ss| ss.ports[0].protocol = "tcp".into()), "subsets[0].ports[0].protocol");
         assert_error_at(&endpoints_with(|ss| ss.addresses.clear()), "subsets[0]");
-        assert_error_at(&endpoints_with(|ss| ss.ports.push(EndpointPort { port: 9090, protocol: "TCP".into(), ..Default::default() })), "subsets[0].ports[0].name");
+        assert_error_at(
+            &endpoints_with(|ss| ss.ports.push(EndpointPort { port: 9090, protocol: "TCP".into(), ..Default::default() })),
+            "subsets[0].ports[0].name",
+        );
     }
 
     // -------------------------------------------------------- Secret, ConfigMap
@@ -3086,7 +3387,12 @@ mod tests {
 
     #[test]
     fn should_check_node_taints_cidrs_and_capacity() {
-        let taint = |key: &str, effect: &str| node_with(|n| n.spec.get_or_insert_with(Default::default).taints = vec![Taint { key: key.into(), effect: effect.into(), ..Default::default() }]);
+        let taint = |key: &str, effect: &str| {
+            node_with(|n| {
+                n.spec.get_or_insert_with(Default::default).taints =
+                    vec![Taint { key: key.into(), effect: effect.into(), ..Default::default() }]
+            })
+        };
         assert_valid(&taint("node.kubernetes.io/unreachable", "NoExecute"));
         assert_error_at(&taint("bad key", "NoSchedule"), "spec.taints[0].key");
         assert_eq!(assert_error_at(&taint("k", ""), "spec.taints[0].effect"), "spec.taints[0].effect: Required value");
@@ -3099,15 +3405,27 @@ mod tests {
         assert_error_at(&node_with(|n| n.spec.get_or_insert_with(Default::default).pod_cidr = "172.30.1.0".into()), "spec.podCIDR");
         assert_error_at(&node_with(|n| n.spec.get_or_insert_with(Default::default).pod_cidr = "172.30.1.0/33".into()), "spec.podCIDR");
         assert_valid(&node_with(|n| n.spec.get_or_insert_with(Default::default).pod_cidr = "fd00::/64".into()));
-        assert_error_at(&node_with(|n| n.status.get_or_insert_with(Default::default).capacity = map(&[("cpu", "four")])), "status.capacity[cpu]");
-        assert_error_at(&node_with(|n| n.status.get_or_insert_with(Default::default).allocatable = map(&[("memory", "-1Gi")])), "status.allocatable[memory]");
+        assert_error_at(
+            &node_with(|n| n.status.get_or_insert_with(Default::default).capacity = map(&[("cpu", "four")])),
+            "status.capacity[cpu]",
+        );
+        assert_error_at(
+            &node_with(|n| n.status.get_or_insert_with(Default::default).allocatable = map(&[("memory", "-1Gi")])),
+            "status.allocatable[memory]",
+        );
     }
 
     // ---------------------------------------------- ResourceQuota, LimitRange
 
     #[test]
     fn should_check_quota_resource_names_and_values() {
-        assert_valid(&quota(&[("pods", "10"), ("requests.cpu", "4"), ("limits.memory", "8Gi"), ("count/configmaps", "5"), ("services.nodeports", "0")]));
+        assert_valid(&quota(&[
+            ("pods", "10"),
+            ("requests.cpu", "4"),
+            ("limits.memory", "8Gi"),
+            ("count/configmaps", "5"),
+            ("services.nodeports", "0"),
+        ]));
         assert_eq!(
             assert_error_at(&quota(&[("widgets", "1")]), "spec.hard[widgets]"),
             "spec.hard[widgets]: Invalid value: \"widgets\": must be a standard resource for quota"
@@ -3115,7 +3433,11 @@ mod tests {
         assert_error_at(&quota(&[("pods", "-1")]), "spec.hard[pods]");
         assert!(assert_error_at(&quota(&[("pods", "1500m")]), "spec.hard[pods]").contains("must be an integer"));
         assert_error_at(&quota(&[("cpu", "x")]), "spec.hard[cpu]");
-        let scope = ResourceQuota { metadata: meta("q"), spec: Some(ResourceQuotaSpec { scopes: vec!["Everything".into()], ..Default::default() }), ..Default::default() };
+        let scope = ResourceQuota {
+            metadata: meta("q"),
+            spec: Some(ResourceQuotaSpec { scopes: vec!["Everything".into()], ..Default::default() }),
+            ..Default::default()
+        };
         assert_error_at(&scope.into_object(), "spec.scopes[0]");
     }
 
@@ -3137,14 +3459,51 @@ mod tests {
         assert_valid(&item("PersistentVolumeClaim", |i| i.max = map(&[("storage", "10Gi")])));
         assert_error_at(&item("Volume", |_| {}), "spec.limits[0].type");
         assert_eq!(
-            assert_error_at(&item("Container", |i| { i.min = map(&[("cpu", "2")]); i.max = map(&[("cpu", "1")]); }), "spec.limits[0].min[cpu]"),
+            assert_error_at(
+                &item("Container", |i| {
+                    i.min = map(&[("cpu", "2")]);
+                    i.max = map(&[("cpu", "1")]);
+                }),
+                "spec.limits[0].min[cpu]"
+            ),
             "spec.limits[0].min[cpu]: Invalid value: \"2\": min value 2 is greater than max value 1"
         );
-        assert_error_at(&item("Container", |i| { i.default = map(&[("memory", "2Gi")]); i.max = map(&[("memory", "1Gi")]); }), "spec.limits[0].default[memory]");
-        assert_error_at(&item("Container", |i| { i.default = map(&[("cpu", "1")]); i.default_request = map(&[("cpu", "2")]); }), "spec.limits[0].defaultRequest[cpu]");
-        assert_error_at(&item("Container", |i| { i.min = map(&[("cpu", "1")]); i.default_request = map(&[("cpu", "500m")]); }), "spec.limits[0].defaultRequest[cpu]");
-        assert!(assert_error_at(&item("Container", |i| i.max_limit_request_ratio = map(&[("cpu", "500m")])), "spec.limits[0].maxLimitRequestRatio[cpu]").contains("is less than 1"));
-        assert_error_at(&item("Container", |i| { i.min = map(&[("cpu", "1")]); i.max = map(&[("cpu", "2")]); i.max_limit_request_ratio = map(&[("cpu", "3")]); }), "spec.limits[0].maxLimitRequestRatio[cpu]");
+        assert_error_at(
+            &item("Container", |i| {
+                i.default = map(&[("memory", "2Gi")]);
+                i.max = map(&[("memory", "1Gi")]);
+            }),
+            "spec.limits[0].default[memory]",
+        );
+        assert_error_at(
+            &item("Container", |i| {
+                i.default = map(&[("cpu", "1")]);
+                i.default_request = map(&[("cpu", "2")]);
+            }),
+            "spec.limits[0].defaultRequest[cpu]",
+        );
+        assert_error_at(
+            &item("Container", |i| {
+                i.min = map(&[("cpu", "1")]);
+                i.default_request = map(&[("cpu", "500m")]);
+            }),
+            "spec.limits[0].defaultRequest[cpu]",
+        );
+        assert!(
+            assert_error_at(
+                &item("Container", |i| i.max_limit_request_ratio = map(&[("cpu", "500m")])),
+                "spec.limits[0].maxLimitRequestRatio[cpu]"
+            )
+            .contains("is less than 1")
+        );
+        assert_error_at(
+            &item("Container", |i| {
+                i.min = map(&[("cpu", "1")]);
+                i.max = map(&[("cpu", "2")]);
+                i.max_limit_request_ratio = map(&[("cpu", "3")]);
+            }),
+            "spec.limits[0].maxLimitRequestRatio[cpu]",
+        );
         assert_error_at(&item("Pod", |i| i.default = map(&[("cpu", "1")])), "spec.limits[0].default");
         assert_error_at(&item("Container", |i| i.max = map(&[("widgets", "1")])), "spec.limits[0].max[widgets]");
         assert_error_at(&item("Container", |i| i.max = map(&[("cpu", "-1")])), "spec.limits[0].max[cpu]");
@@ -3156,7 +3515,9 @@ mod tests {
     #[test]
     fn should_require_an_involved_object_in_the_events_namespace() {
         assert_valid(&event_with(|_| {}));
-        assert_valid(&event_with(|e| e.involved_object = Some(ObjectReference { kind: "Node".into(), name: "node-1".into(), ..Default::default() })));
+        assert_valid(&event_with(|e| {
+            e.involved_object = Some(ObjectReference { kind: "Node".into(), name: "node-1".into(), ..Default::default() })
+        }));
         assert_error_at(&event_with(|e| e.involved_object = None), "involvedObject");
         assert_error_at(&event_with(|e| e.involved_object = Some(ObjectReference::default())), "involvedObject");
         let other_ns = event_with(|e| e.involved_object.get_or_insert_with(Default::default).namespace = "prod".into());
@@ -3170,10 +3531,20 @@ mod tests {
 
     #[test]
     fn should_require_a_positive_lease_duration() {
-        let lease = |d: Option<i32>| Lease { metadata: meta("kube-scheduler"), spec: Some(LeaseSpec { lease_duration_seconds: d, holder_identity: Some("a".into()), ..Default::default() }), ..Default::default() }.into_object();
+        let lease = |d: Option<i32>| {
+            Lease {
+                metadata: meta("kube-scheduler"),
+                spec: Some(LeaseSpec { lease_duration_seconds: d, holder_identity: Some("a".into()), ..Default::default() }),
+                ..Default::default()
+            }
+            .into_object()
+        };
         assert_valid(&lease(Some(15)));
         assert_valid(&lease(None));
-        assert_eq!(assert_error_at(&lease(Some(0)), "spec.leaseDurationSeconds"), "spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0");
+        assert_eq!(
+            assert_error_at(&lease(Some(0)), "spec.leaseDurationSeconds"),
+            "spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0"
+        );
     }
 
     // ---------------------------------------------------------------- updates
@@ -3207,14 +3578,26 @@ mod tests {
     fn should_allow_pod_updates_of_images_deadlines_grace_and_new_tolerations() {
         let old = pod_obj(|s| {
             s.init_containers = vec![ctr("init")];
-            s.tolerations = vec![Toleration { key: "k".into(), operator: "Exists".into(), effect: "NoExecute".into(), toleration_seconds: Some(60), ..Default::default() }];
+            s.tolerations = vec![Toleration {
+                key: "k".into(),
+                operator: "Exists".into(),
+                effect: "NoExecute".into(),
+                toleration_seconds: Some(60),
+                ..Default::default()
+            }];
             s.active_deadline_seconds = Some(100);
         });
         let new = pod_obj(|s| {
             s.init_containers = vec![Container { image: "busybox:1.37".into(), ..ctr("init") }];
             s.containers[0].image = "nginx:1.27".into();
             s.tolerations = vec![
-                Toleration { key: "k".into(), operator: "Exists".into(), effect: "NoExecute".into(), toleration_seconds: Some(30), ..Default::default() },
+                Toleration {
+                    key: "k".into(),
+                    operator: "Exists".into(),
+                    effect: "NoExecute".into(),
+                    toleration_seconds: Some(30),
+                    ..Default::default()
+                },
                 Toleration { key: "extra".into(), operator: "Exists".into(), ..Default::default() },
             ];
             s.active_deadline_seconds = Some(50);
@@ -3299,7 +3682,10 @@ mod tests {
     fn should_keep_a_service_cluster_ip_once_set() {
         let old = svc_with(|s| s.cluster_ip = "10.96.0.10".into());
         let changed = svc_with(|s| s.cluster_ip = "10.96.0.11".into());
-        assert_eq!(error_at(&update_errors(&old, &changed), "spec.clusterIP"), "spec.clusterIP: Invalid value: \"10.96.0.11\": field is immutable");
+        assert_eq!(
+            error_at(&update_errors(&old, &changed), "spec.clusterIP"),
+            "spec.clusterIP: Invalid value: \"10.96.0.11\": field is immutable"
+        );
         error_at(&update_errors(&old, &svc_with(|_| {})), "spec.clusterIP");
         let external = svc_with(|s| {
             s.r#type = "ExternalName".into();
@@ -3320,7 +3706,10 @@ mod tests {
             error_at(&update_errors(&set, &changed), "spec.podCIDR"),
             "spec.podCIDR: Forbidden: node updates may not change podCIDR except from \"\" to valid"
         );
-        let tainted = node_with(|n| n.spec.get_or_insert_with(Default::default).taints = vec![Taint { key: "k".into(), effect: "NoSchedule".into(), ..Default::default() }]);
+        let tainted = node_with(|n| {
+            n.spec.get_or_insert_with(Default::default).taints =
+                vec![Taint { key: "k".into(), effect: "NoSchedule".into(), ..Default::default() }]
+        });
         assert!(validate_update(&set, &tainted).is_ok());
     }
 

@@ -20,11 +20,22 @@ fn selector_text() -> impl Strategy<Value = String> {
 }
 
 fn quantity_text() -> impl Strategy<Value = String> {
-    proptest::string::string_regex(r"[+-]?[0-9]{0,20}(\.[0-9]{0,12})?([eE][+-]?[0-9]{1,4})?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|u|n)?").expect("regex")
+    proptest::string::string_regex(r"[+-]?[0-9]{0,20}(\.[0-9]{0,12})?([eE][+-]?[0-9]{1,4})?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|u|n)?")
+        .expect("regex")
 }
 
 fn manifest_text() -> impl Strategy<Value = String> {
-    let kinds = prop::sample::select(vec!["Pod", "Service", "ConfigMap", "Secret", "ReplicationController", "Role", "RoleBinding", "ServiceAccount", "Nope"]);
+    let kinds = prop::sample::select(vec![
+        "Pod",
+        "Service",
+        "ConfigMap",
+        "Secret",
+        "ReplicationController",
+        "Role",
+        "RoleBinding",
+        "ServiceAccount",
+        "Nope",
+    ]);
     let values = prop::collection::vec(any::<String>(), 0..4);
     (kinds, values, "[a-z:{}\\[\\] \\n-]{0,60}").prop_map(|(kind, vals, junk)| {
         let mut s = format!("apiVersion: v1\nkind: {kind}\nmetadata:\n  name: x\n");

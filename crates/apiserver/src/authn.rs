@@ -202,7 +202,8 @@ pub fn parse_token_file(text: &str) -> Result<HashMap<String, UserInfo>, (usize,
         if token.is_empty() || name.is_empty() {
             return Err((i + 1, "the token and the user must not be empty".into()));
         }
-        let groups = fields.get(3).map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect()).unwrap_or_default();
+        let groups =
+            fields.get(3).map(|g| g.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect()).unwrap_or_default();
         if out.insert(token, UserInfo { name, uid, groups }).is_some() {
             return Err((i + 1, "duplicate token".into()));
         }

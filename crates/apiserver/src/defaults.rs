@@ -1,9 +1,9 @@
 //! Defaulting: the values Kubernetes fills in when a manifest leaves them
 //! out, applied on create and update before validation.
 
+use berth_api::Object;
 use berth_api::pb::api::object::Kind;
 use berth_api::pb::core::*;
-use berth_api::Object;
 
 /// Fills in defaults for any kind.
 pub fn apply(object: &mut Object) {
@@ -133,7 +133,12 @@ fn pod_spec(spec: &mut PodSpec) {
     }
     // Kubernetes: a volume that names no source is an emptyDir.
     for v in &mut spec.volumes {
-        if v.host_path.is_none() && v.empty_dir.is_none() && v.secret.is_none() && v.config_map.is_none() && v.persistent_volume_claim.is_none() {
+        if v.host_path.is_none()
+            && v.empty_dir.is_none()
+            && v.secret.is_none()
+            && v.config_map.is_none()
+            && v.persistent_volume_claim.is_none()
+        {
             v.empty_dir = Some(Default::default());
         }
     }

@@ -129,12 +129,10 @@ impl Transformer {
     /// was enabled, pass unchanged).
     pub fn open(&self, key: &str, value: &Bytes) -> storage::Result<Bytes> {
         let Some((name, rest)) = Self::sealed_with(value) else { return Ok(value.clone()) };
-        let cipher = self
-            .keys
-            .iter()
-            .find(|k| k.0 == name)
-            .map(|k| &k.1)
-            .ok_or_else(|| storage::Error::corrupt(key, format!("sealed with key {name:?}, which --encryption-key-file does not hold")))?;
+        let cipher =
+            self.keys.iter().find(|k| k.0 == name).map(|k| &k.1).ok_or_else(|| {
+                storage::Error::corrupt(key, format!("sealed with key {name:?}, which --encryption-key-file does not hold"))
+            })?;
         if rest.len() < NONCE_LEN {
             return Err(storage::Error::corrupt(key, "sealed value too short"));
         }

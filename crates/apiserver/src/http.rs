@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::Extension;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -44,11 +44,7 @@ async fn live() -> &'static str {
 }
 
 async fn ready(State(s): State<HealthState>) -> impl IntoResponse {
-    if *s.ready.borrow() {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
-    }
+    if *s.ready.borrow() { (StatusCode::OK, "ok") } else { (StatusCode::SERVICE_UNAVAILABLE, "shutting down") }
 }
 
 async fn metrics(State(s): State<HealthState>, who: Option<Extension<Authenticated>>) -> axum::response::Response {

@@ -147,14 +147,21 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let addr = listener.local_addr().context("listener has no address")?;
     config.check_listen(addr)?;
     let cidr: allocator::Cidr = config.service_cidr.parse().with_context(|| format!("--service-cidr {:?}", config.service_cidr))?;
-    let ports: allocator::PortRange =
-        config.node_port_range.parse().with_context(|| format!("--service-node-port-range {:?}: write it like 30000-32767", config.node_port_range))?;
+    let ports: allocator::PortRange = config
+        .node_port_range
+        .parse()
+        .with_context(|| format!("--service-node-port-range {:?}: write it like 30000-32767", config.node_port_range))?;
     let allow = Arc::new(allowlist::Allowlist::parse(&config.allow_hosts).context("--allow-hosts")?);
     let disabled = disabled_kinds(&config.disabled_kinds)?;
     let tls = match &config.tls {
         Some(t) => Some(Arc::new(
-            berth_client::tls::server_config(&t.cert_file, &t.key_file, config.client_ca_file.as_deref(), berth_client::tls::ClientAuth::Optional)
-                .context("cannot set up TLS (--tls-cert-file, --tls-private-key-file, --client-ca-file)")?,
+            berth_client::tls::server_config(
+                &t.cert_file,
+                &t.key_file,
+                config.client_ca_file.as_deref(),
+                berth_client::tls::ClientAuth::Optional,
+            )
+            .context("cannot set up TLS (--tls-cert-file, --tls-private-key-file, --client-ca-file)")?,
         )),
         None => None,
     };
@@ -195,7 +202,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     )
     .map_err(anyhow::Error::msg)
     .context("--enable-admission-plugins / --disable-admission-plugins")?;
-    let registry = registry::Registry::new(dyn_store.clone()).with_allocator(allocator::Allocator::new(cidr, ports)).with_admission(admission);
+    let registry =
+        registry::Registry::new(dyn_store.clone()).with_allocator(allocator::Allocator::new(cidr, ports)).with_admission(admission);
     registry.bootstrap().await.context("cannot create the system namespaces")?;
     authz::rbac::bootstrap(&registry).await.context("cannot create the default RBAC roles")?;
     let service_accounts = Arc::new(serviceaccount::ServiceAccounts::new(registry.clone(), sa_key, ca_pem));
@@ -213,11 +221,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let gate = Arc::new(gate::Gate { authorizer, audit, disabled, metrics: metrics.clone() });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = watch::channel(true);
-    let api = service::ApiService::new(registry, metrics.clone(), config.bookmark_interval, stop_rx, gate.clone(), service_accounts, transformer);
+    let api =
+        service::ApiService::new(registry, metrics.clone(), config.bookmark_interval, stop_rx, gate.clone(), service_accounts, transformer);
     let grpc = ApiServer::new(api).max_decoding_message_size(64 * 1024 * 1024).max_encoding_message_size(256 * 1024 * 1024);
-    let router = tonic::service::Routes::new(grpc)
-        .into_axum_router()
-        .merge(http::router(http::HealthState { metrics: metrics.clone(), store: dyn_store, ready: ready_rx, gate }));
+    let router = tonic::service::Routes::new(grpc).into_axum_router().merge(http::router(http::HealthState {
+        metrics: metrics.clone(),
+        store: dyn_store,
+        ready: ready_rx,
+        gate,
+    }));
 
     info!(
         %addr,

@@ -83,7 +83,11 @@ impl Metrics {
         let store_flushes = Gauge::default();
         registry.register("storage_flushes", "Group-commit flushes since start", store_flushes.clone());
         let refused_connections = Counter::default();
-        registry.register("refused_connections", "Connections closed before TLS because the client is outside --allow-hosts", refused_connections.clone());
+        registry.register(
+            "refused_connections",
+            "Connections closed before TLS because the client is outside --allow-hosts",
+            refused_connections.clone(),
+        );
         let authentication_failures = Counter::default();
         registry.register("authentication_failures", "Requests refused as Unauthenticated", authentication_failures.clone());
         let authorization_denials = Counter::default();

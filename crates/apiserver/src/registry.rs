@@ -46,8 +46,10 @@ pub struct Filter {
 impl Filter {
     /// Parses both selectors; a field the kind cannot select on is refused.
     pub fn parse(info: &KindInfo, label_selector: &str, field_selector: &str) -> Result<Filter> {
-        let labels = labels::Selector::parse(label_selector).map_err(|e| Error::BadRequest(format!("unable to parse label selector: {e}")))?;
-        let fields = fields::Selector::parse(field_selector).map_err(|e| Error::BadRequest(format!("unable to parse field selector: {e}")))?;
+        let labels =
+            labels::Selector::parse(label_selector).map_err(|e| Error::BadRequest(format!("unable to parse label selector: {e}")))?;
+        let fields =
+            fields::Selector::parse(field_selector).map_err(|e| Error::BadRequest(format!("unable to parse field selector: {e}")))?;
         let allowed = selectable_fields(info.kind);
         for f in fields.fields() {
             if !allowed.contains(&f) {
@@ -128,7 +130,10 @@ fn invalid(info: &KindInfo, name: &str, message: impl Into<String>) -> Error {
 
 impl Registry {
     pub fn new(store: Arc<dyn Store>) -> Registry {
-        let allocator = Allocator::new(DEFAULT_SERVICE_CIDR.parse().unwrap_or(Cidr { base: 0x0a60_0000, prefix: 16 }), PortRange { first: 30000, last: 32767 });
+        let allocator = Allocator::new(
+            DEFAULT_SERVICE_CIDR.parse().unwrap_or(Cidr { base: 0x0a60_0000, prefix: 16 }),
+            PortRange { first: 30000, last: 32767 },
+        );
         Registry { store, admission: Chain::default(), allocator: Arc::new(allocator), user: None }
     }
 
@@ -202,12 +207,8 @@ impl Registry {
     /// the list reflects.
     pub async fn list(&self, info: &KindInfo, namespace: &str, filter: &Filter, min_revision: Revision) -> Result<(Vec<Object>, Revision)> {
         let prefix = info.prefix(namespace);
-        let (kvs, rev) = if min_revision > 0 {
-            self.store.list_at_least(&prefix, min_revision).await
-        } else {
-            self.store.list(&prefix)
-        }
-        .map_err(|e| Error::from_store(e, info.plural, ""))?;
+        let (kvs, rev) = if min_revision > 0 { self.store.list_at_least(&prefix, min_revision).await } else { self.store.list(&prefix) }
+            .map_err(|e| Error::from_store(e, info.plural, ""))?;
         let mut items = Vec::with_capacity(kvs.len());
         for kv in &kvs {
             let o = decode(kv)?;
@@ -344,12 +345,15 @@ impl Registry {
             return Err(Error::NotFound { plural: format!("{}/status", info.plural), name: new.name().into() });
         }
         new.set_type_meta();
-        if info.namespaced && new.namespace().is_empty()
+        if info.namespaced
+            && new.namespace().is_empty()
             && let Some(m) = new.metadata_mut()
         {
             m.namespace = "default".into();
         }
-        if !info.namespaced && let Some(m) = new.metadata_mut() {
+        if !info.namespaced
+            && let Some(m) = new.metadata_mut()
+        {
             m.namespace.clear();
         }
         let name = new.name().to_string();
@@ -362,7 +366,11 @@ impl Registry {
             let current = self.store.get(&key).map_err(|e| Error::from_store(e, info.plural, &name))?;
             let current = current.ok_or_else(|| Error::NotFound { plural: info.plural.into(), name: name.clone() })?;
             if !wanted_rv.is_empty() && wanted_rv != current.mod_revision.to_string() {
-                return Err(Error::from_store(storage::Error::Conflict { key: key.clone(), expected: 0, actual: current.mod_revision }, info.plural, &name));
+                return Err(Error::from_store(
+                    storage::Error::Conflict { key: key.clone(), expected: 0, actual: current.mod_revision },
+                    info.plural,
+                    &name,
+                ));
             }
             let old = decode(&current)?;
             let mut next = if status_only { merge_status(&old, &new) } else { merge_spec(info, &old, &new)? };
@@ -393,7 +401,11 @@ impl Registry {
                 }
                 Ok(Written::Raced) => {
                     self.allocator.release(&taken);
-                    return Err(Error::from_store(storage::Error::Conflict { key: key.clone(), expected: 0, actual: 0 }, info.plural, &name));
+                    return Err(Error::from_store(
+                        storage::Error::Conflict { key: key.clone(), expected: 0, actual: 0 },
+                        info.plural,
+                        &name,
+                    ));
                 }
                 Err(e) => {
                     self.allocator.release(&taken);
@@ -461,7 +473,11 @@ impl Registry {
             "" | "Background" => None,
             "Foreground" => Some("foregroundDeletion"),
             "Orphan" => Some("orphan"),
-            other => return Err(Error::BadRequest(format!("propagationPolicy: Unsupported value: {other:?}: supported values: \"Background\", \"Foreground\", \"Orphan\""))),
+            other => {
+                return Err(Error::BadRequest(format!(
+                    "propagationPolicy: Unsupported value: {other:?}: supported values: \"Background\", \"Foreground\", \"Orphan\""
+                )));
+            }
         };
         if let Some(g) = opts.grace_period_seconds
             && g < 0
@@ -517,16 +533,16 @@ impl Registry {
             let m = o.metadata_mut().ok_or_else(|| Error::Internal("stored object without metadata".into()))?;
             if m.deletion_timestamp.is_empty() {
                 let g = grace.unwrap_or(0);
-                m.deletion_timestamp = (chrono::Utc::now() + chrono::Duration::seconds(g))
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                m.deletion_timestamp =
+                    (chrono::Utc::now() + chrono::Duration::seconds(g)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
                 m.deletion_grace_period_seconds = Some(g);
                 changed = true;
             } else if let Some(g) = grace
                 && m.deletion_grace_period_seconds.is_none_or(|cur| g < cur)
             {
                 // A second delete may only shorten the grace period.
-                m.deletion_timestamp = (chrono::Utc::now() + chrono::Duration::seconds(g))
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                m.deletion_timestamp =
+                    (chrono::Utc::now() + chrono::Duration::seconds(g)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
                 m.deletion_grace_period_seconds = Some(g);
                 changed = true;
             }
@@ -642,9 +658,7 @@ fn deletion_complete(o: &Object) -> bool {
         return false;
     }
     match &o.kind {
-        Some(Kind::Pod(p)) => {
-            p.spec.as_ref().is_none_or(|s| s.node_name.is_empty()) || m.deletion_grace_period_seconds == Some(0)
-        }
+        Some(Kind::Pod(p)) => p.spec.as_ref().is_none_or(|s| s.node_name.is_empty()) || m.deletion_grace_period_seconds == Some(0),
         _ => true,
     }
 }
@@ -681,7 +695,9 @@ fn merge_spec(info: &KindInfo, old: &Object, new: &Object) -> Result<Object> {
             return Err(invalid(
                 info,
                 &old_meta.name,
-                format!("metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"),
+                format!(
+                    "metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}"
+                ),
             ));
         }
     }

@@ -8,12 +8,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use berth_api::KindInfo;
 use berth_api::pb::api::api_server::Api;
 use berth_api::pb::api::{
     AccessReviewRequest, AccessReviewResponse, ApiResource, BindRequest, CreateRequest, DeleteRequest, DiscoveryRequest, DiscoveryResponse,
     GetRequest, ListRequest, ListResponse, Object, UpdateRequest, WatchEvent, WatchRequest,
 };
-use berth_api::KindInfo;
 use berth_api::pb::core::ObjectMeta;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -26,8 +26,8 @@ use crate::encryption::Transformer;
 use crate::error::Error;
 use crate::gate::Gate;
 use crate::metrics::Metrics;
-use crate::serviceaccount::ServiceAccounts;
 use crate::registry::{self, DeleteOptions, Filter, Registry};
+use crate::serviceaccount::ServiceAccounts;
 use crate::storage::{self, Event, EventType};
 
 /// The API service.
@@ -60,7 +60,15 @@ struct Call<'a> {
 
 impl<'a> Call<'a> {
     fn new<R>(req: &Request<R>, verb: &'static str, kind: Result<&'static KindInfo, Error>) -> Call<'a> {
-        Call { who: req.extensions().get::<Authenticated>().cloned(), verb, kind, namespace: String::new(), name: String::new(), subresource: "", object: None }
+        Call {
+            who: req.extensions().get::<Authenticated>().cloned(),
+            verb,
+            kind,
+            namespace: String::new(),
+            name: String::new(),
+            subresource: "",
+            object: None,
+        }
     }
     fn at(mut self, namespace: &str, name: &str) -> Self {
         self.namespace = namespace.into();
@@ -78,7 +86,12 @@ impl<'a> Call<'a> {
     /// The authorization attributes (namespaced kinds default to "default" where the registry does).
     fn attributes(&self, info: Option<&KindInfo>, default_namespace: bool) -> Attributes {
         let Some(info) = info else {
-            return Attributes { verb: self.verb_name().into(), namespace: self.namespace.clone(), name: self.name.clone(), ..Default::default() };
+            return Attributes {
+                verb: self.verb_name().into(),
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
+                ..Default::default()
+            };
         };
         let ns = if info.namespaced && self.namespace.is_empty() && default_namespace { "default" } else { self.namespace.as_str() };
         Attributes::resource(self.verb_name(), info, ns, &self.name).subresource(self.subresource)

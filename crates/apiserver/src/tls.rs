@@ -98,7 +98,12 @@ impl AsyncWrite for Conn {
 
 /// The stream of connections tonic serves: accepted, allowed, handshaken.
 /// The accept loop ends when the server stops reading the stream.
-pub fn incoming(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>, allow: Arc<Allowlist>, metrics: Arc<Metrics>) -> ReceiverStream<io::Result<Conn>> {
+pub fn incoming(
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    allow: Arc<Allowlist>,
+    metrics: Arc<Metrics>,
+) -> ReceiverStream<io::Result<Conn>> {
     let (tx, rx) = mpsc::channel::<io::Result<Conn>>(64);
     let acceptor = tls.map(TlsAcceptor::from);
     tokio::spawn(async move {

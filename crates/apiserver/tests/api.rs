@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use berth_api::pb::core::*;
 use berth_api::Resource;
+use berth_api::pb::core::*;
 use berth_apiserver::Config;
 use berth_client::{Client, ClientConfig, DeleteParams, ListParams, WatchEvent};
 use futures::StreamExt;

@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use berth_api::Resource;
 use berth_api::pb::api::AccessReviewRequest;
 use berth_api::pb::core::*;
 use berth_api::pb::rbac::{RoleBinding, RoleRef, Subject};
-use berth_api::Resource;
 use berth_apiserver::Config;
 use berth_client::{Client, ClientConfig, ListParams};
 use tokio::sync::oneshot;
@@ -110,7 +110,10 @@ fn namespace(name: &str, labels: &[(&str, &str)]) -> Namespace {
 fn pod(ns: &str, name: &str) -> Pod {
     Pod {
         metadata: meta(ns, name),
-        spec: Some(PodSpec { containers: vec![Container { name: "app".into(), image: "busybox:1".into(), ..Default::default() }], ..Default::default() }),
+        spec: Some(PodSpec {
+            containers: vec![Container { name: "app".into(), image: "busybox:1".into(), ..Default::default() }],
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -182,7 +185,11 @@ async fn should_keep_a_user_bound_in_one_namespace_out_of_another() {
     assert!(err.to_string().contains("User \"alice\" cannot list resource \"pods\""), "{err}");
     assert!(err.to_string().contains("\"b\""), "{err}");
     assert_eq!(code(alice.get::<Secret>("b", "db").await), Code::PermissionDenied);
-    assert_eq!(code(alice.list::<Pod>("", &ListParams::default()).await), Code::PermissionDenied, "all namespaces need a cluster-wide grant");
+    assert_eq!(
+        code(alice.list::<Pod>("", &ListParams::default()).await),
+        Code::PermissionDenied,
+        "all namespaces need a cluster-wide grant"
+    );
     assert_eq!(code(alice.create(pod("b", "web")).await), Code::PermissionDenied);
     assert!(admin.get::<Pod>("b", "web").await.expect_err("nothing written in b").is_not_found());
     // A group binding works the same way; RBAC objects are not alice's to change.
@@ -265,7 +272,12 @@ async fn should_answer_can_i_and_refuse_exec_without_pods_exec() {
     admin.create(namespace("a", &[])).await.expect("ns");
     admin.create(bind_role("a", "alice-view", "view", "User", "alice")).await.expect("binding");
     let alice = s.client(Some("alice-token")).await;
-    let ask = |verb: &str, resource: &str, ns: &str| AccessReviewRequest { verb: verb.into(), resource: resource.into(), namespace: ns.into(), ..Default::default() };
+    let ask = |verb: &str, resource: &str, ns: &str| AccessReviewRequest {
+        verb: verb.into(),
+        resource: resource.into(),
+        namespace: ns.into(),
+        ..Default::default()
+    };
     assert!(alice.access_review(ask("list", "pods", "a")).await.expect("review").allowed);
     assert!(!alice.access_review(ask("list", "pods", "b")).await.expect("review").allowed);
     assert!(!alice.access_review(ask("create", "pods/exec", "a")).await.expect("review").allowed, "view does not exec");
@@ -348,11 +360,7 @@ fn found_in_files(dir: &Path, needle: &[u8]) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else { return false };
     entries.flatten().any(|e| {
         let p = e.path();
-        if p.is_dir() {
-            found_in_files(&p, needle)
-        } else {
-            std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
-        }
+        if p.is_dir() { found_in_files(&p, needle) } else { std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)) }
     })
 }
 
@@ -398,7 +406,11 @@ async fn should_mount_service_account_tokens_that_die_with_their_account() {
     let p = admin.create(pod("apps", "web")).await.expect("pod");
     let spec = p.spec.expect("spec");
     assert_eq!(spec.service_account_name, "default");
-    let mount = spec.containers[0].volume_mounts.iter().find(|m| m.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount").expect("token mounted");
+    let mount = spec.containers[0]
+        .volume_mounts
+        .iter()
+        .find(|m| m.mount_path == "/var/run/secrets/kubernetes.io/serviceaccount")
+        .expect("token mounted");
     let volume = spec.volumes.iter().find(|v| v.name == mount.name).expect("token volume");
     assert_eq!(volume.secret.as_ref().map(|s| s.secret_name.as_str()), Some("default-token"));
     let sa = ServiceAccount { metadata: meta("apps", "robot"), ..Default::default() };
@@ -414,7 +426,10 @@ async fn should_mount_service_account_tokens_that_die_with_their_account() {
     }
     let token = String::from_utf8(token.expect("token secret")).expect("utf-8 token");
     let robot = s.client(Some(&token)).await;
-    let me = robot.access_review(AccessReviewRequest { verb: "list".into(), resource: "pods".into(), namespace: "apps".into(), ..Default::default() }).await.expect("authenticated");
+    let me = robot
+        .access_review(AccessReviewRequest { verb: "list".into(), resource: "pods".into(), namespace: "apps".into(), ..Default::default() })
+        .await
+        .expect("authenticated");
     assert_eq!(me.user, "system:serviceaccount:apps:robot");
     assert!(!me.allowed);
     admin.create(bind_role("apps", "robot-view", "view", "ServiceAccount", "robot")).await.expect("binding");
@@ -422,13 +437,18 @@ async fn should_mount_service_account_tokens_that_die_with_their_account() {
     admin.delete::<ServiceAccount>("apps", "robot", &Default::default()).await.expect("delete account");
     assert_eq!(code(robot.list::<Pod>("apps", &ListParams::default()).await), Code::Unauthenticated, "the token dies with its account");
     admin.create(ServiceAccount { metadata: meta("apps", "robot"), ..Default::default() }).await.expect("recreate");
-    assert_eq!(code(robot.list::<Pod>("apps", &ListParams::default()).await), Code::Unauthenticated, "a recreated account does not revive old tokens");
-    let err = admin.create({
-        let mut p = pod("apps", "ghost");
-        p.spec.as_mut().expect("spec").service_account_name = "nobody".into();
-        p
-    })
-    .await
-    .expect_err("a missing account");
+    assert_eq!(
+        code(robot.list::<Pod>("apps", &ListParams::default()).await),
+        Code::Unauthenticated,
+        "a recreated account does not revive old tokens"
+    );
+    let err = admin
+        .create({
+            let mut p = pod("apps", "ghost");
+            p.spec.as_mut().expect("spec").service_account_name = "nobody".into();
+            p
+        })
+        .await
+        .expect_err("a missing account");
     assert!(err.to_string().contains("ServiceAccount"), "{err}");
 }

@@ -29,7 +29,11 @@ impl Pki {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = Ca::generate("berth-ca").expect("ca");
         std::fs::write(dir.path().join("ca.crt"), ca.cert_pem()).expect("ca");
-        write(dir.path(), "apiserver", &ca.issue("berth-apiserver", &[], &["127.0.0.1".into(), "localhost".into()], Usage::Server).expect("server"));
+        write(
+            dir.path(),
+            "apiserver",
+            &ca.issue("berth-apiserver", &[], &["127.0.0.1".into(), "localhost".into()], Usage::Server).expect("server"),
+        );
         write(dir.path(), "admin", &ca.issue("carol", &["system:masters"], &[], Usage::Client).expect("admin"));
         write(dir.path(), "dev", &ca.issue("dave", &["dev"], &[], Usage::Client).expect("dev"));
         let other = Ca::generate("someone-else").expect("other ca");
@@ -81,7 +85,10 @@ async fn should_serve_tls_and_take_the_user_and_groups_from_client_certificates(
     let data = tempfile::tempdir().expect("data");
     let (addr, _stop) = start(&pki, data.path(), |_| {}).await;
     let carol = Client::connect(&pki.config(addr, Some("admin"))).await.expect("connect");
-    let me = carol.access_review(AccessReviewRequest { verb: "delete".into(), resource: "nodes".into(), ..Default::default() }).await.expect("review");
+    let me = carol
+        .access_review(AccessReviewRequest { verb: "delete".into(), resource: "nodes".into(), ..Default::default() })
+        .await
+        .expect("review");
     assert_eq!(me.user, "carol");
     assert!(me.groups.contains(&"system:masters".to_string()));
     assert!(me.allowed);

@@ -5,19 +5,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_apiserver::storage::{
-    Error, Event, EventType, Revision, SledOptions, SledStore, Store, WatchStream,
-};
+use berth_apiserver::storage::{Error, Event, EventType, Revision, SledOptions, SledStore, Store, WatchStream};
 use bytes::Bytes;
 
 /// Only a guard against a hung test, never an assertion about speed.
 const HANG_GUARD: Duration = Duration::from_secs(30);
 
 fn open(dir: &tempfile::TempDir, history: usize) -> SledStore {
-    let options = SledOptions {
-        history,
-        ..SledOptions::default()
-    };
+    let options = SledOptions { history, ..SledOptions::default() };
     SledStore::open(dir.path(), options).expect("open store")
 }
 
@@ -55,10 +50,7 @@ async fn should_create_get_and_list_sorted() {
     let store = open(&dir, 100);
     let r2 = store.create("/registry/pods/ns/b", val("b")).await.unwrap();
     let r1 = store.create("/registry/pods/ns/a", val("a")).await.unwrap();
-    store
-        .create("/registry/services/ns/a", val("svc"))
-        .await
-        .unwrap();
+    store.create("/registry/services/ns/a", val("svc")).await.unwrap();
 
     let kv = store.get("/registry/pods/ns/a").unwrap().unwrap();
     assert_eq!(kv.value, val("a"));
@@ -77,14 +69,8 @@ async fn should_create_get_and_list_sorted() {
 async fn should_refuse_create_of_existing_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir, 100);
-    let rev = store
-        .create("/registry/pods/ns/a", val("one"))
-        .await
-        .unwrap();
-    let err = store
-        .create("/registry/pods/ns/a", val("two"))
-        .await
-        .unwrap_err();
+    let rev = store.create("/registry/pods/ns/a", val("one")).await.unwrap();
+    let err = store.create("/registry/pods/ns/a", val("two")).await.unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { ref key } if key == "/registry/pods/ns/a"));
     let kv = store.get("/registry/pods/ns/a").unwrap().unwrap();
     assert_eq!((kv.value, kv.mod_revision), (val("one"), rev));
@@ -95,40 +81,22 @@ async fn should_refuse_create_of_existing_key() {
 async fn should_reject_stale_update_without_changing_anything() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir, 100);
-    let created = store
-        .create("/registry/pods/ns/a", val("v1"))
-        .await
-        .unwrap();
-    let updated = store
-        .update("/registry/pods/ns/a", val("v2"), Some(created))
-        .await
-        .unwrap();
+    let created = store.create("/registry/pods/ns/a", val("v1")).await.unwrap();
+    let updated = store.update("/registry/pods/ns/a", val("v2"), Some(created)).await.unwrap();
     assert!(updated > created);
 
-    let err = store
-        .update("/registry/pods/ns/a", val("v3"), Some(created))
-        .await
-        .unwrap_err();
+    let err = store.update("/registry/pods/ns/a", val("v3"), Some(created)).await.unwrap_err();
     assert!(matches!(
         err,
         Error::Conflict { expected, actual, .. } if expected == created && actual == updated
     ));
     let kv = store.get("/registry/pods/ns/a").unwrap().unwrap();
-    assert_eq!(
-        (kv.value, kv.mod_revision, kv.create_revision),
-        (val("v2"), updated, created)
-    );
+    assert_eq!((kv.value, kv.mod_revision, kv.create_revision), (val("v2"), updated, created));
     assert_eq!(store.current_revision(), updated);
 
     // An unconditional update succeeds; an update of a missing key does not.
-    store
-        .update("/registry/pods/ns/a", val("v4"), None)
-        .await
-        .unwrap();
-    let err = store
-        .update("/registry/pods/ns/zz", val("x"), None)
-        .await
-        .unwrap_err();
+    store.update("/registry/pods/ns/a", val("v4"), None).await.unwrap();
+    let err = store.update("/registry/pods/ns/zz", val("x"), None).await.unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }));
 }
 
@@ -136,27 +104,15 @@ async fn should_reject_stale_update_without_changing_anything() {
 async fn should_delete_only_when_precondition_holds() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir, 100);
-    let created = store
-        .create("/registry/pods/ns/a", val("v1"))
-        .await
-        .unwrap();
+    let created = store.create("/registry/pods/ns/a", val("v1")).await.unwrap();
 
-    let err = store
-        .delete("/registry/pods/ns/a", Some(created + 100))
-        .await
-        .unwrap_err();
+    let err = store.delete("/registry/pods/ns/a", Some(created + 100)).await.unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }));
     assert!(store.get("/registry/pods/ns/a").unwrap().is_some());
 
-    let (rev, kv) = store
-        .delete("/registry/pods/ns/a", Some(created))
-        .await
-        .unwrap();
+    let (rev, kv) = store.delete("/registry/pods/ns/a", Some(created)).await.unwrap();
     assert!(rev > created);
-    assert_eq!(
-        (kv.key.as_str(), kv.value, kv.mod_revision),
-        ("/registry/pods/ns/a", val("v1"), created)
-    );
+    assert_eq!((kv.key.as_str(), kv.value, kv.mod_revision), ("/registry/pods/ns/a", val("v1"), created));
     assert!(store.get("/registry/pods/ns/a").unwrap().is_none());
 
     let err = store.delete("/registry/pods/ns/a", None).await.unwrap_err();
@@ -186,10 +142,7 @@ async fn should_increase_revisions_strictly_across_kinds() {
 async fn should_watch_every_event_after_list_exactly_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(open(&dir, 1_000));
-    store
-        .create("/registry/pods/ns/before", val("old"))
-        .await
-        .unwrap();
+    store.create("/registry/pods/ns/before", val("old")).await.unwrap();
     let (items, listed) = store.list("/registry/pods/").unwrap();
     assert_eq!(items.len(), 1);
 
@@ -197,23 +150,11 @@ async fn should_watch_every_event_after_list_exactly_once_in_order() {
     let writer = {
         let store = Arc::clone(&store);
         tokio::spawn(async move {
-            let a = store
-                .create("/registry/pods/ns/a", val("a1"))
-                .await
-                .unwrap();
-            store
-                .update("/registry/pods/ns/a", val("a2"), Some(a))
-                .await
-                .unwrap();
-            store
-                .delete("/registry/pods/ns/before", None)
-                .await
-                .unwrap();
+            let a = store.create("/registry/pods/ns/a", val("a1")).await.unwrap();
+            store.update("/registry/pods/ns/a", val("a2"), Some(a)).await.unwrap();
+            store.delete("/registry/pods/ns/before", None).await.unwrap();
             for i in 0..50 {
-                store
-                    .create(&format!("/registry/pods/ns/p{i}"), val("p"))
-                    .await
-                    .unwrap();
+                store.create(&format!("/registry/pods/ns/p{i}"), val("p")).await.unwrap();
             }
             store.current_revision()
         })
@@ -230,23 +171,14 @@ async fn should_watch_every_event_after_list_exactly_once_in_order() {
     assert_eq!(revisions, expected);
 
     let (added, modified, deleted) = (&events[0], &events[1], &events[2]);
-    assert_eq!(
-        (added.event_type, added.key.as_str()),
-        (EventType::Added, "/registry/pods/ns/a")
-    );
+    assert_eq!((added.event_type, added.key.as_str()), (EventType::Added, "/registry/pods/ns/a"));
     assert_eq!(added.prev_value, None);
     assert_eq!(modified.event_type, EventType::Modified);
-    assert_eq!(
-        (modified.value.clone(), modified.prev_value.clone()),
-        (val("a2"), Some(val("a1")))
-    );
+    assert_eq!((modified.value.clone(), modified.prev_value.clone()), (val("a2"), Some(val("a1"))));
     assert_eq!(modified.create_revision, added.revision);
     assert_eq!(deleted.event_type, EventType::Deleted);
     assert_eq!(deleted.key, "/registry/pods/ns/before");
-    assert_eq!(
-        (deleted.value.clone(), deleted.prev_value.clone()),
-        (val("old"), Some(val("old")))
-    );
+    assert_eq!((deleted.value.clone(), deleted.prev_value.clone()), (val("old"), Some(val("old"))));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -256,18 +188,12 @@ async fn should_filter_watch_by_prefix() {
     let from = store.current_revision();
     let mut pods_in_a = store.watch("/registry/pods/a/", from).unwrap();
     store.create("/registry/pods/b/x", val("1")).await.unwrap();
-    store
-        .create("/registry/services/a/x", val("2"))
-        .await
-        .unwrap();
+    store.create("/registry/services/a/x", val("2")).await.unwrap();
     let wanted = store.create("/registry/pods/a/x", val("3")).await.unwrap();
     let skipped_after = store.create("/registry/pods/ab/x", val("4")).await.unwrap();
 
     let event = next_event(&mut pods_in_a).await;
-    assert_eq!(
-        (event.revision, event.key.as_str()),
-        (wanted, "/registry/pods/a/x")
-    );
+    assert_eq!((event.revision, event.key.as_str()), (wanted, "/registry/pods/a/x"));
     // The stream scanned everything committed before it was polled, so its progress (what a
     // BOOKMARK reports) includes the later event it skipped.
     assert_eq!(pods_in_a.progress(), skipped_after);
@@ -276,10 +202,7 @@ async fn should_filter_watch_by_prefix() {
     store.create("/registry/pods/b/y", val("5")).await.unwrap();
     let last = store.create("/registry/pods/a/y", val("6")).await.unwrap();
     let event = next_event(&mut pods_in_a).await;
-    assert_eq!(
-        (event.revision, event.key.as_str()),
-        (last, "/registry/pods/a/y")
-    );
+    assert_eq!((event.revision, event.key.as_str()), (last, "/registry/pods/a/y"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -287,21 +210,12 @@ async fn should_answer_too_old_for_compacted_revision() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir, 10);
     for i in 0..25 {
-        store
-            .create(&format!("/registry/pods/ns/p{i}"), val("x"))
-            .await
-            .unwrap();
+        store.create(&format!("/registry/pods/ns/p{i}"), val("x")).await.unwrap();
     }
     let compacted = store.compacted_revision();
     assert_eq!(compacted, 15);
     let err = store.watch("/registry/pods/", compacted - 1).unwrap_err();
-    assert!(matches!(
-        err,
-        Error::TooOld {
-            requested: 14,
-            oldest: 15
-        }
-    ));
+    assert!(matches!(err, Error::TooOld { requested: 14, oldest: 15 }));
 
     // From exactly the compacted revision every retained event is still there.
     let mut stream = store.watch("/registry/pods/", compacted).unwrap();
@@ -314,10 +228,7 @@ async fn should_end_slow_watcher_with_too_old() {
     let store = open(&dir, 10);
     let mut slow = store.watch("/registry/", store.current_revision()).unwrap();
     for i in 0..30 {
-        store
-            .create(&format!("/registry/pods/ns/p{i}"), val("x"))
-            .await
-            .unwrap();
+        store.create(&format!("/registry/pods/ns/p{i}"), val("x")).await.unwrap();
     }
     let got = tokio::time::timeout(HANG_GUARD, slow.next()).await.unwrap();
     assert!(matches!(got, Some(Err(Error::TooOld { .. }))), "{got:?}");
@@ -329,15 +240,9 @@ async fn should_keep_objects_and_history_across_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (before_restart, last_before) = {
         let store = open(&dir, 100);
-        let a = store
-            .create("/registry/pods/ns/a", val("a1"))
-            .await
-            .unwrap();
+        let a = store.create("/registry/pods/ns/a", val("a1")).await.unwrap();
         let before_restart = store.current_revision();
-        store
-            .update("/registry/pods/ns/a", val("a2"), Some(a))
-            .await
-            .unwrap();
+        store.update("/registry/pods/ns/a", val("a2"), Some(a)).await.unwrap();
         store.create("/registry/pods/ns/b", val("b")).await.unwrap();
         store.create("/registry/nodes/n1", val("n")).await.unwrap();
         store.delete("/registry/pods/ns/b", None).await.unwrap();
@@ -348,17 +253,8 @@ async fn should_keep_objects_and_history_across_restart() {
     let store = open(&dir, 100);
     assert_eq!(store.current_revision(), last_before);
     let (items, _) = store.list("/registry/").unwrap();
-    let got: Vec<_> = items
-        .iter()
-        .map(|kv| (kv.key.as_str(), kv.value.clone()))
-        .collect();
-    assert_eq!(
-        got,
-        [
-            ("/registry/nodes/n1", val("n")),
-            ("/registry/pods/ns/a", val("a2"))
-        ]
-    );
+    let got: Vec<_> = items.iter().map(|kv| (kv.key.as_str(), kv.value.clone())).collect();
+    assert_eq!(got, [("/registry/nodes/n1", val("n")), ("/registry/pods/ns/a", val("a2"))]);
 
     let next = store.create("/registry/pods/ns/c", val("c")).await.unwrap();
     assert_eq!(next, last_before + 1);
@@ -373,17 +269,9 @@ async fn should_keep_objects_and_history_across_restart() {
     assert_eq!(
         seen,
         [
-            (
-                EventType::Modified,
-                "/registry/pods/ns/a".to_owned(),
-                Some(val("a1"))
-            ),
+            (EventType::Modified, "/registry/pods/ns/a".to_owned(), Some(val("a1"))),
             (EventType::Added, "/registry/pods/ns/b".to_owned(), None),
-            (
-                EventType::Deleted,
-                "/registry/pods/ns/b".to_owned(),
-                Some(val("b"))
-            ),
+            (EventType::Deleted, "/registry/pods/ns/b".to_owned(), Some(val("b"))),
             (EventType::Added, "/registry/pods/ns/c".to_owned(), None),
         ]
     );
@@ -395,32 +283,20 @@ async fn should_keep_the_history_log_bounded() {
     let history = 50;
     {
         let store = open(&dir, history);
-        let mut rev = store
-            .create("/registry/configmaps/ns/c", val("0"))
-            .await
-            .unwrap();
+        let mut rev = store.create("/registry/configmaps/ns/c", val("0")).await.unwrap();
         for i in 0..3_000 {
-            rev = store
-                .update("/registry/configmaps/ns/c", val(&i.to_string()), Some(rev))
-                .await
-                .unwrap();
+            rev = store.update("/registry/configmaps/ns/c", val(&i.to_string()), Some(rev)).await.unwrap();
         }
         assert_eq!(store.compacted_revision(), rev - history as u64);
     }
     // Count the history records left on disk; the store compacts every 1,000 writes.
     let db = open_raw_sled(dir.path());
     let log_records = db.scan_prefix(b"l").count();
-    assert!(
-        log_records >= history && log_records <= history + 1_000,
-        "{log_records}"
-    );
+    assert!(log_records >= history && log_records <= history + 1_000, "{log_records}");
     drop(db);
 
     let store = open(&dir, history);
-    assert_eq!(
-        store.compacted_revision(),
-        store.current_revision() - history as u64
-    );
+    assert_eq!(store.compacted_revision(), store.current_revision() - history as u64);
     assert_eq!(store.stats().history_events, history as u64);
 }
 
@@ -453,12 +329,7 @@ async fn should_group_commit_concurrent_creates() {
     assert_eq!(stats.writes, 64 * 200);
     assert_eq!(stats.current_revision, 64 * 200);
     // Concurrent writes share flushes; one flush per write would mean no group commit.
-    assert!(
-        stats.flushes * 4 <= stats.writes,
-        "{} flushes for {} writes",
-        stats.flushes,
-        stats.writes
-    );
+    assert!(stats.flushes * 4 <= stats.writes, "{} flushes for {} writes", stats.flushes, stats.writes);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -475,10 +346,7 @@ async fn should_wait_in_list_at_least_for_revision() {
     assert!(rev >= target);
     assert_eq!(items.len(), 1);
 
-    let err = store
-        .list_at_least("/registry/pods/", rev + 1_000)
-        .await
-        .unwrap_err();
+    let err = store.list_at_least("/registry/pods/", rev + 1_000).await.unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }));
 }
 
@@ -491,14 +359,9 @@ async fn should_end_watches_and_refuse_writes_after_close() {
     store.close();
     // What was committed before close is still delivered, then the stream ends.
     assert_eq!(next_event(&mut stream).await.revision, rev);
-    let end = tokio::time::timeout(HANG_GUARD, stream.next())
-        .await
-        .unwrap();
+    let end = tokio::time::timeout(HANG_GUARD, stream.next()).await.unwrap();
     assert!(end.is_none());
-    assert!(matches!(
-        store.create("/registry/pods/ns/b", val("b")).await,
-        Err(Error::Closed)
-    ));
+    assert!(matches!(store.create("/registry/pods/ns/b", val("b")).await, Err(Error::Closed)));
     assert!(matches!(store.watch("/registry/", rev), Err(Error::Closed)));
     // Reads keep answering from memory while the server drains.
     assert!(store.get("/registry/pods/ns/a").unwrap().is_some());

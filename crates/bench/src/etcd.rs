@@ -21,10 +21,7 @@ pub async fn connect(url: &str, n: usize) -> anyhow::Result<Vec<KvClient<Channel
         .tcp_nodelay(true);
     let mut clients = Vec::with_capacity(n);
     for _ in 0..n.max(1) {
-        let channel = endpoint
-            .connect()
-            .await
-            .with_context(|| format!("cannot reach etcd at {url}"))?;
+        let channel = endpoint.connect().await.with_context(|| format!("cannot reach etcd at {url}"))?;
         clients.push(KvClient::new(channel));
     }
     Ok(clients)

@@ -98,16 +98,8 @@ pub const CLEANUP_GRACE: Duration = Duration::from_secs(30);
 impl Ctx {
     /// The API server's connection settings; the default server when none was given.
     pub fn client_config(&self) -> ClientConfig {
-        let server = self
-            .common
-            .server
-            .clone()
-            .unwrap_or_else(|| berth_client::config::DEFAULT_SERVER.to_string());
-        ClientConfig {
-            server,
-            token: self.common.token.clone(),
-            ..ClientConfig::default()
-        }
+        let server = self.common.server.clone().unwrap_or_else(|| berth_client::config::DEFAULT_SERVER.to_string());
+        ClientConfig { server, token: self.common.token.clone(), ..ClientConfig::default() }
     }
 
     /// Cleanup's own deadline: a little longer than measurement's, so that
@@ -120,19 +112,11 @@ impl Ctx {
 /// Runs the scenario `--repeat` times and prints the report.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let timeout = cli.common.timeout;
-    let ctx = Ctx {
-        common: cli.common.clone(),
-        deadline: Instant::now() + timeout,
-    };
+    let ctx = Ctx { common: cli.common.clone(), deadline: Instant::now() + timeout };
     // The loops stop at the deadline on their own; this is the backstop.
     let report = tokio::time::timeout(timeout + 2 * CLEANUP_GRACE, measure(&ctx, &cli.scenario))
         .await
-        .with_context(|| {
-            format!(
-                "berth-bench {} did not finish within --timeout {timeout:?}",
-                cli.scenario.name()
-            )
-        })??;
+        .with_context(|| format!("berth-bench {} did not finish within --timeout {timeout:?}", cli.scenario.name()))??;
     if ctx.common.json {
         println!("{}", report.to_json());
     } else {
@@ -145,31 +129,18 @@ async fn measure(ctx: &Ctx, scenario: &Scenario) -> anyhow::Result<Report> {
     let repeat = ctx.common.repeat;
     let mut runs = Vec::with_capacity(repeat as usize);
     for i in 1..=repeat {
-        info!(
-            scenario = scenario.name(),
-            run = i,
-            of = repeat,
-            "starting run"
-        );
+        info!(scenario = scenario.name(), run = i, of = repeat, "starting run");
         let load = procfs::loadavg_1m();
         let mut figures = match scenario {
             Scenario::Api(a) => scenarios::api::run(ctx, a).await,
             Scenario::Watch(a) => scenarios::watch::run(ctx, a).await,
         }
-        .with_context(|| {
-            format!(
-                "run {i} of {repeat} of the {} scenario failed",
-                scenario.name()
-            )
-        })?;
+        .with_context(|| format!("run {i} of {repeat} of the {} scenario failed", scenario.name()))?;
         // Other work on the host skews every figure; say how busy it was.
         if let Some(load) = load {
             figures.measure("host_loadavg_1m", load);
         }
-        figures.count(
-            "host_cpus",
-            std::thread::available_parallelism().map_or(0, |n| n.get() as u64),
-        );
+        figures.count("host_cpus", std::thread::available_parallelism().map_or(0, |n| n.get() as u64));
         runs.push(figures);
     }
     Ok(Report::new(scenario.name(), runs))

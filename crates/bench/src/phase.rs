@@ -27,20 +27,12 @@ pub fn record(h: &mut Histogram<u64>, d: Duration) {
 
 /// A quantile of a [`histogram`], in milliseconds.
 pub fn quantile_ms(h: &Histogram<u64>, q: f64) -> f64 {
-    if h.is_empty() {
-        f64::NAN
-    } else {
-        h.value_at_quantile(q) as f64 / 1000.0
-    }
+    if h.is_empty() { f64::NAN } else { h.value_at_quantile(q) as f64 / 1000.0 }
 }
 
 /// The highest value of a [`histogram`], in milliseconds.
 pub fn max_ms(h: &Histogram<u64>) -> f64 {
-    if h.is_empty() {
-        f64::NAN
-    } else {
-        h.max() as f64 / 1000.0
-    }
+    if h.is_empty() { f64::NAN } else { h.max() as f64 / 1000.0 }
 }
 
 /// What a phase did.
@@ -73,19 +65,10 @@ impl Phase {
     /// are only counted (the `errors` figure).
     pub fn ensure_finished(&self) -> anyhow::Result<()> {
         if self.timed_out {
-            anyhow::bail!(
-                "the {} phase hit the --timeout after {} of {} operations",
-                self.name,
-                self.done,
-                self.total
-            );
+            anyhow::bail!("the {} phase hit the --timeout after {} of {} operations", self.name, self.done, self.total);
         }
         if self.done == 0 && self.total > 0 {
-            anyhow::bail!(
-                "every {} operation failed; the first: {}",
-                self.name,
-                self.first_error.as_deref().unwrap_or("?")
-            );
+            anyhow::bail!("every {} operation failed; the first: {}", self.name, self.first_error.as_deref().unwrap_or("?"));
         }
         Ok(())
     }
@@ -94,14 +77,8 @@ impl Phase {
     /// `{singular}_max_ms`.
     pub fn add_to(&self, f: &mut Figures, plural: &str, singular: &str) {
         f.measure(format!("{plural}_per_s"), self.per_s());
-        f.measure(
-            format!("{singular}_p50_ms"),
-            quantile_ms(&self.latency, 0.50),
-        );
-        f.measure(
-            format!("{singular}_p99_ms"),
-            quantile_ms(&self.latency, 0.99),
-        );
+        f.measure(format!("{singular}_p50_ms"), quantile_ms(&self.latency, 0.50));
+        f.measure(format!("{singular}_p99_ms"), quantile_ms(&self.latency, 0.99));
         f.measure(format!("{singular}_max_ms"), max_ms(&self.latency));
     }
 }
@@ -109,13 +86,7 @@ impl Phase {
 /// Runs `op(worker, i)` for every `i` in `0..total` on `workers` tasks.
 /// Each task takes the next index when its previous operation ends, so
 /// exactly `workers` operations are in flight until the work runs out.
-pub async fn run<F, Fut, E>(
-    name: &'static str,
-    workers: usize,
-    total: usize,
-    deadline: Instant,
-    op: F,
-) -> Phase
+pub async fn run<F, Fut, E>(name: &'static str, workers: usize, total: usize, deadline: Instant, op: F) -> Phase
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), E>> + Send + 'static,
@@ -159,16 +130,8 @@ where
             (h, done, errors, first_error, timed_out)
         }));
     }
-    let mut phase = Phase {
-        name,
-        total,
-        done: 0,
-        errors: 0,
-        wall: Duration::ZERO,
-        latency: histogram(),
-        first_error: None,
-        timed_out: false,
-    };
+    let mut phase =
+        Phase { name, total, done: 0, errors: 0, wall: Duration::ZERO, latency: histogram(), first_error: None, timed_out: false };
     for t in tasks {
         match t.await {
             Ok((h, done, errors, first_error, timed_out)) => {
@@ -182,20 +145,13 @@ where
             }
             Err(e) => {
                 phase.errors += 1;
-                phase
-                    .first_error
-                    .get_or_insert_with(|| format!("worker task failed: {e}"));
+                phase.first_error.get_or_insert_with(|| format!("worker task failed: {e}"));
             }
         }
     }
     phase.wall = start.elapsed();
     if phase.errors > 0 {
-        warn!(
-            phase = name,
-            errors = phase.errors,
-            first = phase.first_error.as_deref().unwrap_or(""),
-            "operations failed"
-        );
+        warn!(phase = name, errors = phase.errors, first = phase.first_error.as_deref().unwrap_or(""), "operations failed");
     }
     phase
 }
@@ -208,19 +164,13 @@ mod tests {
     async fn should_run_every_operation_once() {
         let seen = Arc::new((0..100).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
         let s = seen.clone();
-        let p = run(
-            "test",
-            7,
-            100,
-            Instant::now() + Duration::from_secs(10),
-            move |_, i| {
-                let s = s.clone();
-                async move {
-                    s[i].fetch_add(1, Ordering::Relaxed);
-                    Ok::<_, String>(())
-                }
-            },
-        )
+        let p = run("test", 7, 100, Instant::now() + Duration::from_secs(10), move |_, i| {
+            let s = s.clone();
+            async move {
+                s[i].fetch_add(1, Ordering::Relaxed);
+                Ok::<_, String>(())
+            }
+        })
         .await;
         assert_eq!((p.done, p.errors), (100, 0));
         assert!(seen.iter().all(|c| c.load(Ordering::Relaxed) == 1));
@@ -230,19 +180,9 @@ mod tests {
 
     #[tokio::test]
     async fn should_count_errors_and_keep_the_first() {
-        let p = run(
-            "test",
-            2,
-            10,
-            Instant::now() + Duration::from_secs(10),
-            |_, i| async move {
-                if i % 2 == 0 {
-                    Err(format!("bad {i}"))
-                } else {
-                    Ok(())
-                }
-            },
-        )
+        let p = run("test", 2, 10, Instant::now() + Duration::from_secs(10), |_, i| async move {
+            if i % 2 == 0 { Err(format!("bad {i}")) } else { Ok(()) }
+        })
         .await;
         assert_eq!((p.done, p.errors), (5, 5));
         assert!(p.first_error.unwrap().starts_with("bad"));
@@ -250,16 +190,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn should_stop_at_the_deadline() {
-        let p = run(
-            "test",
-            4,
-            1_000_000,
-            Instant::now() + Duration::from_secs(1),
-            |_, _| async {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                Ok::<_, String>(())
-            },
-        )
+        let p = run("test", 4, 1_000_000, Instant::now() + Duration::from_secs(1), |_, _| async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, String>(())
+        })
         .await;
         assert!(p.timed_out);
         assert!(p.done < 100, "{}", p.done);

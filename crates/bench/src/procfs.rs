@@ -6,8 +6,7 @@ use anyhow::Context as _;
 /// The resident set size of process `pid`, in KiB.
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {path} (is --pid {pid} running?)"))?;
+    let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path} (is --pid {pid} running?)"))?;
     parse_vm_rss(&status).with_context(|| format!("no VmRSS line in {path}"))
 }
 
@@ -18,12 +17,7 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
 
 /// The host's one-minute load average, if /proc/loadavg is readable.
 pub fn loadavg_1m() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 /// KiB to MiB.
@@ -37,8 +31,7 @@ mod tests {
 
     #[test]
     fn should_parse_vm_rss_in_kib() {
-        let status =
-            "Name:\tberth-apiserver\nVmPeak:\t  900000 kB\nVmRSS:\t   52340 kB\nThreads:\t3\n";
+        let status = "Name:\tberth-apiserver\nVmPeak:\t  900000 kB\nVmRSS:\t   52340 kB\nThreads:\t3\n";
         assert_eq!(parse_vm_rss(status), Some(52340));
     }
 

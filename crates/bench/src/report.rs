@@ -38,16 +38,11 @@ impl Figures {
     }
 
     pub fn get(&self, key: &str) -> Option<f64> {
-        self.items
-            .iter()
-            .find(|(k, _, _)| k == key)
-            .map(|(_, _, v)| *v)
+        self.items.iter().find(|(k, _, _)| k == key).map(|(_, _, v)| *v)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, Kind, f64)> {
-        self.items
-            .iter()
-            .map(|(k, kind, v)| (k.as_str(), *kind, *v))
+        self.items.iter().map(|(k, kind, v)| (k.as_str(), *kind, *v))
     }
 }
 
@@ -83,47 +78,21 @@ impl Report {
         let figures = keys
             .into_iter()
             .map(|(key, kind)| {
-                let mut values: Vec<f64> = runs
-                    .iter()
-                    .filter_map(|r| r.get(&key))
-                    .filter(|v| v.is_finite())
-                    .collect();
+                let mut values: Vec<f64> = runs.iter().filter_map(|r| r.get(&key)).filter(|v| v.is_finite()).collect();
                 values.sort_by(f64::total_cmp);
-                let (median, min, max) = if values.is_empty() {
-                    (f64::NAN, f64::NAN, f64::NAN)
-                } else {
-                    (median(&values), values[0], values[values.len() - 1])
-                };
-                Summary {
-                    key,
-                    kind,
-                    median,
-                    min,
-                    max,
-                }
+                let (median, min, max) =
+                    if values.is_empty() { (f64::NAN, f64::NAN, f64::NAN) } else { (median(&values), values[0], values[values.len() - 1]) };
+                Summary { key, kind, median, min, max }
             })
             .collect();
-        Report {
-            scenario: scenario.to_string(),
-            runs: runs.len(),
-            figures,
-        }
+        Report { scenario: scenario.to_string(), runs: runs.len(), figures }
     }
 
     /// One JSON object: `scenario`, `runs`, then every figure's median.
     pub fn to_json(&self) -> String {
-        let mut out = format!(
-            "{{\"scenario\":{},\"runs\":{}",
-            serde_json::Value::from(self.scenario.as_str()),
-            self.runs
-        );
+        let mut out = format!("{{\"scenario\":{},\"runs\":{}", serde_json::Value::from(self.scenario.as_str()), self.runs);
         for f in &self.figures {
-            let _ = write!(
-                out,
-                ",{}:{}",
-                serde_json::Value::from(f.key.as_str()),
-                json_number(f.kind, f.median)
-            );
+            let _ = write!(out, ",{}:{}", serde_json::Value::from(f.key.as_str()), json_number(f.kind, f.median));
         }
         out.push('}');
         out
@@ -146,19 +115,13 @@ impl Report {
             }
             rows.push(row);
         }
-        let widths: Vec<usize> = (0..rows[0].len())
-            .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-            .collect();
+        let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
         let mut out = format!(
             "berth-bench {}: {} run{}{}\n",
             self.scenario,
             self.runs,
             if several { "s" } else { "" },
-            if several {
-                ", median of each figure"
-            } else {
-                ""
-            }
+            if several { ", median of each figure" } else { "" }
         );
         for row in rows {
             let mut line = String::new();
@@ -179,11 +142,7 @@ impl Report {
 /// The median of sorted values (the mean of the middle two for an even count).
 pub fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
+    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
 }
 
 fn json_number(kind: Kind, v: f64) -> serde_json::Value {
@@ -226,15 +185,9 @@ mod tests {
 
     #[test]
     fn should_report_the_median_of_each_figure() {
-        let r = Report::new(
-            "api",
-            vec![run(300.0, 9.0, 5), run(100.0, 7.0, 5), run(200.0, 8.0, 5)],
-        );
+        let r = Report::new("api", vec![run(300.0, 9.0, 5), run(100.0, 7.0, 5), run(200.0, 8.0, 5)]);
         let creates = &r.figures[0];
-        assert_eq!(
-            (creates.median, creates.min, creates.max),
-            (200.0, 100.0, 300.0)
-        );
+        assert_eq!((creates.median, creates.min, creates.max), (200.0, 100.0, 300.0));
         assert_eq!(r.figures[1].median, 8.0);
     }
 

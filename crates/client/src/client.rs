@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
+use berth_api::Resource;
 use berth_api::pb::api::api_client::ApiClient;
 use berth_api::pb::api::{
-    AccessReviewRequest, AccessReviewResponse, BindRequest, DiscoveryRequest, DiscoveryResponse, CreateRequest, DeleteRequest, GetRequest, ListRequest, ListResponse, Object, UpdateRequest,
-    WatchEvent as RawWatchEvent, WatchRequest,
+    AccessReviewRequest, AccessReviewResponse, BindRequest, CreateRequest, DeleteRequest, DiscoveryRequest, DiscoveryResponse, GetRequest,
+    ListRequest, ListResponse, Object, UpdateRequest, WatchEvent as RawWatchEvent, WatchRequest,
 };
 use berth_api::pb::core::{Binding, ObjectMeta, ObjectReference};
-use berth_api::Resource;
 use futures::{Stream, StreamExt};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
@@ -324,7 +324,8 @@ fn endpoint(config: &ClientConfig) -> Result<Endpoint> {
 /// The server is verified against `ca_file` only; a client certificate is
 /// presented when configured.
 fn tls_config(config: &ClientConfig) -> Result<ClientTlsConfig> {
-    let read = |what: &str, p: &std::path::Path| std::fs::read(p).map_err(|e| Error::Tls(format!("cannot read {what} {}: {e}", p.display())));
+    let read =
+        |what: &str, p: &std::path::Path| std::fs::read(p).map_err(|e| Error::Tls(format!("cannot read {what} {}: {e}", p.display())));
     let Some(ca) = &config.ca_file else {
         return Err(Error::Tls(format!("{} is https: give the CA that signed its certificate with --ca-file", config.server)));
     };

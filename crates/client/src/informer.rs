@@ -72,11 +72,7 @@ impl<R: Resource> Informer<R> {
 
     /// Adds a secondary index, queried with [`Reader::by_index`]: `func`
     /// gives the values an object is found under (e.g. a pod's node name).
-    pub fn with_index(
-        mut self,
-        name: impl Into<String>,
-        func: impl Fn(&R) -> Vec<String> + Send + Sync + 'static,
-    ) -> Self {
+    pub fn with_index(mut self, name: impl Into<String>, func: impl Fn(&R) -> Vec<String> + Send + Sync + 'static) -> Self {
         self.writer.add_index(name, func);
         self
     }
@@ -122,30 +118,15 @@ impl<R: Resource> Informer<R> {
         let kind = R::INFO.kind;
         let params = &self.params;
         info!(kind, namespace = %self.namespace, labels = %params.label_selector, fields = %params.field_selector, "informer started");
-        let events = watcher::watcher_with_backoff::<R>(
-            self.client.clone(),
-            self.namespace.clone(),
-            self.params.clone(),
-            self.backoff.clone(),
-        );
+        let events =
+            watcher::watcher_with_backoff::<R>(self.client.clone(), self.namespace.clone(), self.params.clone(), self.backoff.clone());
         self.drive(events, shutdown).await;
         info!(kind, "informer stopped");
     }
 
     /// Applies `events` to the cache and announces the changes until `shutdown`.
-    async fn drive(
-        self,
-        mut events: impl Stream<Item = watcher::Result<watcher::Event<R>>> + Unpin,
-        shutdown: impl Future<Output = ()>,
-    ) {
-        let Informer {
-            mut writer,
-            resync,
-            on_add,
-            on_update,
-            on_delete,
-            ..
-        } = self;
+    async fn drive(self, mut events: impl Stream<Item = watcher::Result<watcher::Event<R>>> + Unpin, shutdown: impl Future<Output = ()>) {
+        let Informer { mut writer, resync, on_add, on_update, on_delete, .. } = self;
         let kind = R::INFO.kind;
         let reader = writer.as_reader();
         let announce = |change: Change<R>| match change {
@@ -218,8 +199,7 @@ mod tests {
 
     fn recording(log: &Log) -> Informer<ConfigMap> {
         // Never contacted: drive() gets its events from the test.
-        let client =
-            Client::connect_lazy(&ClientConfig::new("http://127.0.0.1:1")).expect("lazy client");
+        let client = Client::connect_lazy(&ClientConfig::new("http://127.0.0.1:1")).expect("lazy client");
         let (a, u, d) = (log.clone(), log.clone(), log.clone());
         Informer::<ConfigMap>::new(client, "", ListParams::default())
             .on_add(move |o| a.lock().unwrap().push(format!("+{}", o.name())))
@@ -255,12 +235,7 @@ mod tests {
             let _ = stopped.await;
         }));
 
-        for e in [
-            Event::Init,
-            Event::InitApply(cm("a", 1)),
-            Event::InitApply(cm("b", 2)),
-            Event::InitDone,
-        ] {
+        for e in [Event::Init, Event::InitApply(cm("a", 1)), Event::InitApply(cm("b", 2)), Event::InitDone] {
             tx.send(Ok(e)).await.unwrap();
         }
         reader.wait_until_ready().await.unwrap();
@@ -269,18 +244,8 @@ mod tests {
         tx.send(Ok(Event::Delete(cm("b", 4)))).await.unwrap();
         // A relist after a too-old revision: only the difference is announced.
         let err = crate::client::Error::Api(tonic::Status::out_of_range("too old"));
-        tx.send(Err(watcher::Error::TooOld {
-            revision: 4,
-            source: err,
-        }))
-        .await
-        .unwrap();
-        for e in [
-            Event::Init,
-            Event::InitApply(cm("a", 3)),
-            Event::InitApply(cm("c", 9)),
-            Event::InitDone,
-        ] {
+        tx.send(Err(watcher::Error::TooOld { revision: 4, source: err })).await.unwrap();
+        for e in [Event::Init, Event::InitApply(cm("a", 3)), Event::InitApply(cm("c", 9)), Event::InitDone] {
             tx.send(Ok(e)).await.unwrap();
         }
         settle().await;

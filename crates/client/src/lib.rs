@@ -24,12 +24,12 @@ pub mod events;
 pub mod health;
 pub mod informer;
 pub mod leader;
+pub mod pki;
 pub mod reflector;
 pub mod signal;
 pub mod systemd;
 pub mod telemetry;
 pub mod tls;
-pub mod pki;
 pub mod watcher;
 pub mod workqueue;
 

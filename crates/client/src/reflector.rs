@@ -35,11 +35,7 @@ pub fn key_of<R: Resource>(object: &R) -> String {
 
 /// The cache key of `name` in `namespace` (empty for cluster-scoped kinds).
 pub fn object_key(namespace: &str, name: &str) -> String {
-    if namespace.is_empty() {
-        name.to_string()
-    } else {
-        format!("{namespace}/{name}")
-    }
+    if namespace.is_empty() { name.to_string() } else { format!("{namespace}/{name}") }
 }
 
 /// An indexer by namespace, for `add_index("namespace", by_namespace)`.
@@ -64,10 +60,7 @@ impl<R> Clone for Change<R> {
     fn clone(&self) -> Self {
         match self {
             Change::Added(o) => Change::Added(o.clone()),
-            Change::Updated { old, new } => Change::Updated {
-                old: old.clone(),
-                new: new.clone(),
-            },
+            Change::Updated { old, new } => Change::Updated { old: old.clone(), new: new.clone() },
             Change::Deleted(o) => Change::Deleted(o.clone()),
         }
     }
@@ -82,10 +75,7 @@ struct Index<R> {
 impl<R> Index<R> {
     fn add(&mut self, key: &str, object: &R) {
         for value in (self.func)(object) {
-            self.entries
-                .entry(value)
-                .or_default()
-                .insert(key.to_string());
+            self.entries.entry(value).or_default().insert(key.to_string());
         }
     }
 
@@ -147,10 +137,7 @@ pub struct Reader<R> {
 
 impl<R> Clone for Reader<R> {
     fn clone(&self) -> Self {
-        Reader {
-            cache: self.cache.clone(),
-            ready: self.ready.clone(),
-        }
+        Reader { cache: self.cache.clone(), ready: self.ready.clone() }
     }
 }
 
@@ -192,20 +179,13 @@ impl<R: Resource> Reader<R> {
         let Some(keys) = cache.indexes.get(index).and_then(|i| i.entries.get(value)) else {
             return Vec::new();
         };
-        keys.iter()
-            .filter_map(|k| cache.objects.get(k).cloned())
-            .collect()
+        keys.iter().filter_map(|k| cache.objects.get(k).cloned()).collect()
     }
 
     /// The keys of [`Reader::by_index`], sorted.
     pub fn keys_by_index(&self, index: &str, value: &str) -> Vec<String> {
         let cache = read(&self.cache);
-        cache
-            .indexes
-            .get(index)
-            .and_then(|i| i.entries.get(value))
-            .map(|keys| keys.iter().cloned().collect())
-            .unwrap_or_default()
+        cache.indexes.get(index).and_then(|i| i.entries.get(value)).map(|keys| keys.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// Whether the first list has been applied.
@@ -216,11 +196,7 @@ impl<R: Resource> Reader<R> {
     /// Waits until the first list has been applied (returns at once after).
     pub async fn wait_until_ready(&self) -> Result<(), Error> {
         let mut ready = self.ready.clone();
-        ready
-            .wait_for(|r| *r)
-            .await
-            .map(|_| ())
-            .map_err(|_| Error::WriterDropped)
+        ready.wait_for(|r| *r).await.map(|_| ()).map_err(|_| Error::WriterDropped)
     }
 }
 
@@ -240,28 +216,14 @@ impl<R: Resource> Default for Writer<R> {
 
 impl<R: Resource> Writer<R> {
     pub fn new() -> Self {
-        let cache = Cache {
-            objects: HashMap::new(),
-            indexes: HashMap::new(),
-        };
+        let cache = Cache { objects: HashMap::new(), indexes: HashMap::new() };
         let (ready, _) = watch::channel(false);
-        Writer {
-            cache: Arc::new(RwLock::new(cache)),
-            ready,
-            buffer: None,
-        }
+        Writer { cache: Arc::new(RwLock::new(cache)), ready, buffer: None }
     }
 
     /// Registers (or replaces) a secondary index; objects already cached are indexed at once.
-    pub fn add_index(
-        &mut self,
-        name: impl Into<String>,
-        func: impl Fn(&R) -> Vec<String> + Send + Sync + 'static,
-    ) {
-        let mut index = Index {
-            func: Arc::new(func),
-            entries: HashMap::new(),
-        };
+    pub fn add_index(&mut self, name: impl Into<String>, func: impl Fn(&R) -> Vec<String> + Send + Sync + 'static) {
+        let mut index = Index { func: Arc::new(func), entries: HashMap::new() };
         let mut cache = write(&self.cache);
         for (key, object) in &cache.objects {
             index.add(key, object);
@@ -271,10 +233,7 @@ impl<R: Resource> Writer<R> {
 
     /// A reader of this store.
     pub fn as_reader(&self) -> Reader<R> {
-        Reader {
-            cache: self.cache.clone(),
-            ready: self.ready.subscribe(),
-        }
+        Reader { cache: self.cache.clone(), ready: self.ready.subscribe() }
     }
 
     /// Applies one watcher event and says what changed.
@@ -289,9 +248,7 @@ impl<R: Resource> Writer<R> {
                 Vec::new()
             }
             Event::InitApply(object) => {
-                self.buffer
-                    .get_or_insert_with(Vec::new)
-                    .push((key_of(&object), Arc::new(object)));
+                self.buffer.get_or_insert_with(Vec::new).push((key_of(&object), Arc::new(object)));
                 Vec::new()
             }
             Event::InitDone => {
@@ -304,11 +261,7 @@ impl<R: Resource> Writer<R> {
                 let key = key_of(&object);
                 let new = Arc::new(object);
                 let mut cache = write(&self.cache);
-                if cache
-                    .objects
-                    .get(&key)
-                    .is_some_and(|old| !is_newer(&*new, &**old))
-                {
+                if cache.objects.get(&key).is_some_and(|old| !is_newer(&*new, &**old)) {
                     debug!(kind = R::INFO.kind, key = %key, revision = %new.meta().resource_version, "ignoring a stale or repeated change");
                     return Vec::new();
                 }
@@ -331,12 +284,7 @@ impl<R: Resource> Writer<R> {
     fn replace(&mut self, listed: Vec<(String, Arc<R>)>) -> Vec<Change<R>> {
         let mut cache = write(&self.cache);
         let keep: HashSet<&str> = listed.iter().map(|(k, _)| k.as_str()).collect();
-        let mut gone: Vec<String> = cache
-            .objects
-            .keys()
-            .filter(|k| !keep.contains(k.as_str()))
-            .cloned()
-            .collect();
+        let mut gone: Vec<String> = cache.objects.keys().filter(|k| !keep.contains(k.as_str())).cloned().collect();
         gone.sort();
         let mut changes = Vec::new();
         for key in gone {
@@ -347,18 +295,11 @@ impl<R: Resource> Writer<R> {
         for (key, new) in listed {
             match cache.insert(key, new.clone()) {
                 None => changes.push(Change::Added(new)),
-                Some(old) if old.meta().resource_version != new.meta().resource_version => {
-                    changes.push(Change::Updated { old, new })
-                }
+                Some(old) if old.meta().resource_version != new.meta().resource_version => changes.push(Change::Updated { old, new }),
                 Some(_) => {}
             }
         }
-        debug!(
-            kind = R::INFO.kind,
-            objects = cache.objects.len(),
-            changes = changes.len(),
-            "relist applied"
-        );
+        debug!(kind = R::INFO.kind, objects = cache.objects.len(), changes = changes.len(), "relist applied");
         changes
     }
 }
@@ -386,27 +327,14 @@ mod tests {
 
     fn pod(ns: &str, name: &str, node: &str, rv: u64) -> Pod {
         Pod {
-            metadata: Some(ObjectMeta {
-                name: name.into(),
-                namespace: ns.into(),
-                resource_version: rv.to_string(),
-                ..Default::default()
-            }),
-            spec: Some(PodSpec {
-                node_name: node.into(),
-                ..Default::default()
-            }),
+            metadata: Some(ObjectMeta { name: name.into(), namespace: ns.into(), resource_version: rv.to_string(), ..Default::default() }),
+            spec: Some(PodSpec { node_name: node.into(), ..Default::default() }),
             ..Default::default()
         }
     }
 
     fn by_node(p: &Pod) -> Vec<String> {
-        p.spec
-            .as_ref()
-            .map(|s| s.node_name.clone())
-            .filter(|n| !n.is_empty())
-            .into_iter()
-            .collect()
+        p.spec.as_ref().map(|s| s.node_name.clone()).filter(|n| !n.is_empty()).into_iter().collect()
     }
 
     fn names<R: Resource>(objects: &[Arc<R>]) -> Vec<String> {
@@ -437,37 +365,17 @@ mod tests {
     #[test]
     fn should_key_by_namespace_and_name() {
         assert_eq!(key_of(&cm("a", 1)), "default/a");
-        let ns = Namespace {
-            metadata: Some(ObjectMeta {
-                name: "kube".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let ns = Namespace { metadata: Some(ObjectMeta { name: "kube".into(), ..Default::default() }), ..Default::default() };
         assert_eq!(key_of(&ns), "kube");
     }
 
     #[test]
     fn should_apply_and_delete() {
         let (reader, mut w) = store::<ConfigMap>();
-        assert_eq!(
-            summary(&w.apply_watcher_event(Event::Apply(cm("a", 1)))),
-            vec!["+a"]
-        );
-        assert_eq!(
-            summary(&w.apply_watcher_event(Event::Apply(cm("a", 2)))),
-            vec!["~a"]
-        );
-        assert_eq!(
-            reader
-                .get("default", "a")
-                .map(|o| o.meta().resource_version.clone()),
-            Some("2".into())
-        );
-        assert_eq!(
-            summary(&w.apply_watcher_event(Event::Delete(cm("a", 3)))),
-            vec!["-a"]
-        );
+        assert_eq!(summary(&w.apply_watcher_event(Event::Apply(cm("a", 1)))), vec!["+a"]);
+        assert_eq!(summary(&w.apply_watcher_event(Event::Apply(cm("a", 2)))), vec!["~a"]);
+        assert_eq!(reader.get("default", "a").map(|o| o.meta().resource_version.clone()), Some("2".into()));
+        assert_eq!(summary(&w.apply_watcher_event(Event::Delete(cm("a", 3)))), vec!["-a"]);
         assert!(reader.get("default", "a").is_none());
         // Deleting what is not cached announces nothing.
         assert!(w.apply_watcher_event(Event::Delete(cm("a", 4))).is_empty());
@@ -479,12 +387,7 @@ mod tests {
         w.apply_watcher_event(Event::Apply(cm("a", 5)));
         assert!(w.apply_watcher_event(Event::Apply(cm("a", 5))).is_empty());
         assert!(w.apply_watcher_event(Event::Apply(cm("a", 4))).is_empty());
-        assert_eq!(
-            reader
-                .get("default", "a")
-                .map(|o| o.meta().resource_version.clone()),
-            Some("5".into())
-        );
+        assert_eq!(reader.get("default", "a").map(|o| o.meta().resource_version.clone()), Some("5".into()));
     }
 
     #[tokio::test]
@@ -510,31 +413,20 @@ mod tests {
     async fn should_fail_waiting_when_writer_dropped() {
         let (reader, w) = store::<ConfigMap>();
         drop(w);
-        assert!(matches!(
-            reader.wait_until_ready().await,
-            Err(Error::WriterDropped)
-        ));
+        assert!(matches!(reader.wait_until_ready().await, Err(Error::WriterDropped)));
     }
 
     #[test]
     fn should_remove_missing_and_replace_present_objects_on_relist() {
         let (reader, mut w) = store::<ConfigMap>();
-        assert_eq!(
-            summary(&relist(&mut w, vec![cm("a", 1), cm("b", 2), cm("c", 3)])),
-            vec!["+a", "+b", "+c"]
-        );
+        assert_eq!(summary(&relist(&mut w, vec![cm("a", 1), cm("b", 2), cm("c", 3)])), vec!["+a", "+b", "+c"]);
         let changes = relist(&mut w, vec![cm("a", 1), cm("c", 7), cm("d", 8)]);
         assert_eq!(summary(&changes), vec!["-b", "~c", "+d"]);
         let mut listed = names(&reader.list());
         listed.sort();
         assert_eq!(listed, vec!["a", "c", "d"]);
         assert_eq!(reader.keys(), vec!["default/a", "default/c", "default/d"]);
-        assert_eq!(
-            reader
-                .get("default", "c")
-                .map(|o| o.meta().resource_version.clone()),
-            Some("7".into())
-        );
+        assert_eq!(reader.get("default", "c").map(|o| o.meta().resource_version.clone()), Some("7".into()));
         // An empty relist empties the cache.
         assert_eq!(summary(&relist(&mut w, vec![])), vec!["-a", "-c", "-d"]);
         assert!(reader.is_empty());
@@ -545,15 +437,7 @@ mod tests {
         let (reader, mut w) = store::<Pod>();
         w.add_index("node", by_node);
         w.add_index("namespace", by_namespace);
-        relist(
-            &mut w,
-            vec![
-                pod("a", "p1", "n1", 1),
-                pod("a", "p2", "n2", 2),
-                pod("b", "p3", "n1", 3),
-                pod("b", "p4", "", 4),
-            ],
-        );
+        relist(&mut w, vec![pod("a", "p1", "n1", 1), pod("a", "p2", "n2", 2), pod("b", "p3", "n1", 3), pod("b", "p4", "", 4)]);
         assert_eq!(names(&reader.by_index("node", "n1")), vec!["p1", "p3"]);
         assert_eq!(reader.keys_by_index("node", "n2"), vec!["a/p2"]);
         assert_eq!(names(&reader.by_index("namespace", "b")), vec!["p3", "p4"]);
@@ -563,10 +447,7 @@ mod tests {
         // Moving a pod moves it in the index; deleting it drops it.
         w.apply_watcher_event(Event::Apply(pod("b", "p4", "n2", 5)));
         w.apply_watcher_event(Event::Apply(pod("a", "p2", "n1", 6)));
-        assert_eq!(
-            names(&reader.by_index("node", "n1")),
-            vec!["p1", "p2", "p3"]
-        );
+        assert_eq!(names(&reader.by_index("node", "n1")), vec!["p1", "p2", "p3"]);
         assert_eq!(names(&reader.by_index("node", "n2")), vec!["p4"]);
         w.apply_watcher_event(Event::Delete(pod("a", "p1", "n1", 7)));
         assert_eq!(names(&reader.by_index("node", "n1")), vec!["p2", "p3"]);

@@ -79,7 +79,8 @@ pub enum ClientAuth {
 pub fn server_config(cert_file: &Path, key_file: &Path, client_ca: Option<&Path>, auth: ClientAuth) -> Result<rustls::ServerConfig> {
     let certs = load_certs(cert_file)?;
     let key = load_key(key_file)?;
-    let builder = rustls::ServerConfig::builder_with_provider(provider()).with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
     let mut config = match (client_ca, auth) {
         (Some(ca), ClientAuth::Optional | ClientAuth::Required) => {
             let mut roots = rustls::RootCertStore::empty();

@@ -90,11 +90,7 @@ impl Backoff {
 
     pub fn new(min: Duration, max: Duration) -> Self {
         let max = max.max(min);
-        Backoff {
-            min,
-            max,
-            base: min,
-        }
+        Backoff { min, max, base: min }
     }
 
     /// The base of the next delay, before jitter.
@@ -142,14 +138,7 @@ impl<R: Resource> ListWatch<R> for Api {
     }
 
     fn watch(&self, from: u64) -> BoxFuture<'_, client::Result<WatchStream<R>>> {
-        async move {
-            Ok(self
-                .client
-                .watch::<R>(&self.namespace, &self.params, from)
-                .await?
-                .boxed())
-        }
-        .boxed()
+        async move { Ok(self.client.watch::<R>(&self.namespace, &self.params, from).await?.boxed()) }.boxed()
     }
 }
 
@@ -170,24 +159,12 @@ pub fn watcher_with_backoff<R: Resource>(
     params: ListParams,
     backoff: Backoff,
 ) -> impl Stream<Item = Result<Event<R>>> + Send + Unpin + 'static {
-    let api = Api {
-        client,
-        namespace: namespace.into(),
-        params,
-    };
+    let api = Api { client, namespace: namespace.into(), params };
     from_source(api, backoff)
 }
 
-pub(crate) fn from_source<R: Resource, S: ListWatch<R>>(
-    source: S,
-    backoff: Backoff,
-) -> BoxStream<'static, Result<Event<R>>> {
-    let machine = Machine {
-        source,
-        state: State::Relist,
-        backoff,
-        delay: None,
-    };
+pub(crate) fn from_source<R: Resource, S: ListWatch<R>>(source: S, backoff: Backoff) -> BoxStream<'static, Result<Event<R>>> {
+    let machine = Machine { source, state: State::Relist, backoff, delay: None };
     futures::stream::unfold(machine, |mut m| async move {
         let item = m.step().await;
         Some((item, m))
@@ -199,16 +176,10 @@ enum State<R> {
     /// Next: list.
     Relist,
     /// Handing out the objects of a list.
-    Init {
-        items: std::vec::IntoIter<R>,
-        revision: u64,
-    },
+    Init { items: std::vec::IntoIter<R>, revision: u64 },
     /// Following changes after `revision`, the newest one seen; no stream
     /// means one must be opened.
-    Watch {
-        revision: u64,
-        stream: Option<WatchStream<R>>,
-    },
+    Watch { revision: u64, stream: Option<WatchStream<R>> },
 }
 
 struct Machine<R, S> {
@@ -230,10 +201,7 @@ impl<R: Resource, S: ListWatch<R>> Machine<R, S> {
                     match self.source.list().await {
                         Ok((items, revision)) => {
                             debug!(kind, revision, objects = items.len(), "listed");
-                            self.state = State::Init {
-                                items: items.into_iter(),
-                                revision,
-                            };
+                            self.state = State::Init { items: items.into_iter(), revision };
                             return Ok(Event::Init);
                         }
                         Err(source) => {
@@ -246,16 +214,10 @@ impl<R: Resource, S: ListWatch<R>> Machine<R, S> {
                     if let Some(item) = items.next() {
                         return Ok(Event::InitApply(item));
                     }
-                    self.state = State::Watch {
-                        revision: *revision,
-                        stream: None,
-                    };
+                    self.state = State::Watch { revision: *revision, stream: None };
                     return Ok(Event::InitDone);
                 }
-                State::Watch {
-                    revision,
-                    stream: stream @ None,
-                } => {
+                State::Watch { revision, stream: stream @ None } => {
                     pause(&mut self.delay).await;
                     let revision = *revision;
                     match self.source.watch(revision).await {
@@ -276,10 +238,7 @@ impl<R: Resource, S: ListWatch<R>> Machine<R, S> {
                         }
                     }
                 }
-                State::Watch {
-                    revision,
-                    stream: Some(s),
-                } => match s.next().await {
+                State::Watch { revision, stream: Some(s) } => match s.next().await {
                     Some(Ok(WatchEvent::Added(o) | WatchEvent::Modified(o))) => {
                         advance(revision, &o);
                         self.backoff.reset();
@@ -301,10 +260,7 @@ impl<R: Resource, S: ListWatch<R>> Machine<R, S> {
                             self.state = State::Relist;
                             return Err(Error::TooOld { revision, source });
                         }
-                        self.state = State::Watch {
-                            revision,
-                            stream: None,
-                        };
+                        self.state = State::Watch { revision, stream: None };
                         return Err(Error::Watch { revision, source });
                     }
                     None => {
@@ -312,10 +268,7 @@ impl<R: Resource, S: ListWatch<R>> Machine<R, S> {
                         // watch again from where we are.
                         debug!(kind, revision = *revision, "watch ended");
                         self.delay = Some(self.backoff.next_delay());
-                        self.state = State::Watch {
-                            revision: *revision,
-                            stream: None,
-                        };
+                        self.state = State::Watch { revision: *revision, stream: None };
                     }
                 },
             }
@@ -415,10 +368,7 @@ pub(crate) mod tests {
         }
     }
 
-    async fn take(
-        s: &mut BoxStream<'static, Result<Event<ConfigMap>>>,
-        n: usize,
-    ) -> Vec<Result<Event<ConfigMap>>> {
+    async fn take(s: &mut BoxStream<'static, Result<Event<ConfigMap>>>, n: usize) -> Vec<Result<Event<ConfigMap>>> {
         let mut out = Vec::new();
         for _ in 0..n {
             out.push(s.next().await.expect("a watcher never ends"));
@@ -427,20 +377,14 @@ pub(crate) mod tests {
     }
 
     fn ok(events: Vec<Result<Event<ConfigMap>>>) -> Vec<Event<ConfigMap>> {
-        events
-            .into_iter()
-            .map(|e| e.expect("no error expected"))
-            .collect()
+        events.into_iter().map(|e| e.expect("no error expected")).collect()
     }
 
     #[tokio::test(start_paused = true)]
     async fn should_list_then_watch_from_list_revision() {
         let script = Script::default()
             .list(Ok((vec![cm("a", 3), cm("b", 5)], 7)))
-            .watch(Ok(vec![
-                Ok(WatchEvent::Modified(cm("a", 8))),
-                Ok(WatchEvent::Deleted(cm("b", 9))),
-            ]));
+            .watch(Ok(vec![Ok(WatchEvent::Modified(cm("a", 8))), Ok(WatchEvent::Deleted(cm("b", 9)))]));
         let mut s = from_source(script.clone(), Backoff::default());
         let events = ok(take(&mut s, 6).await);
         assert_eq!(
@@ -461,32 +405,18 @@ pub(crate) mod tests {
     async fn should_rewatch_from_newest_revision_when_stream_ends() {
         let script = Script::default()
             .list(Ok((vec![], 10)))
-            .watch(Ok(vec![
-                Ok(WatchEvent::Added(cm("a", 11))),
-                Ok(WatchEvent::Bookmark(15)),
-            ]))
+            .watch(Ok(vec![Ok(WatchEvent::Added(cm("a", 11))), Ok(WatchEvent::Bookmark(15))]))
             .watch(Err(status(Code::Unavailable)))
-            .watch(Ok(vec![
-                Ok(WatchEvent::Added(cm("b", 16))),
-                Err(status(Code::Internal)),
-            ]))
+            .watch(Ok(vec![Ok(WatchEvent::Added(cm("b", 16))), Err(status(Code::Internal))]))
             .watch(Ok(vec![Ok(WatchEvent::Modified(cm("b", 17)))]));
         let mut s = from_source(script.clone(), Backoff::default());
         let events = take(&mut s, 7).await;
         assert!(matches!(events[0], Ok(Event::Init)));
         assert!(matches!(events[1], Ok(Event::InitDone)));
         assert_eq!(events[2].as_ref().ok(), Some(&Event::Apply(cm("a", 11))));
-        assert!(
-            matches!(events[3], Err(Error::WatchStart { revision: 15, .. })),
-            "{:?}",
-            events[3]
-        );
+        assert!(matches!(events[3], Err(Error::WatchStart { revision: 15, .. })), "{:?}", events[3]);
         assert_eq!(events[4].as_ref().ok(), Some(&Event::Apply(cm("b", 16))));
-        assert!(
-            matches!(events[5], Err(Error::Watch { revision: 16, .. })),
-            "{:?}",
-            events[5]
-        );
+        assert!(matches!(events[5], Err(Error::Watch { revision: 16, .. })), "{:?}", events[5]);
         assert_eq!(events[6].as_ref().ok(), Some(&Event::Apply(cm("b", 17))));
         assert_eq!(*script.watched_from.lock().unwrap(), vec![10, 15, 15, 16]);
     }
@@ -497,29 +427,15 @@ pub(crate) mod tests {
             .list(Ok((vec![cm("a", 1)], 4)))
             .watch(Err(status(Code::OutOfRange)))
             .list(Ok((vec![cm("b", 20)], 30)))
-            .watch(Ok(vec![
-                Ok(WatchEvent::Bookmark(31)),
-                Err(status(Code::OutOfRange)),
-            ]))
+            .watch(Ok(vec![Ok(WatchEvent::Bookmark(31)), Err(status(Code::OutOfRange))]))
             .list(Ok((vec![], 40)));
         let mut s = from_source(script.clone(), Backoff::default());
         let events = take(&mut s, 10).await;
-        assert!(
-            matches!(events[3], Err(Error::TooOld { revision: 4, .. })),
-            "{:?}",
-            events[3]
-        );
+        assert!(matches!(events[3], Err(Error::TooOld { revision: 4, .. })), "{:?}", events[3]);
         assert!(matches!(events[4], Ok(Event::Init)));
-        assert_eq!(
-            events[5].as_ref().ok(),
-            Some(&Event::InitApply(cm("b", 20)))
-        );
+        assert_eq!(events[5].as_ref().ok(), Some(&Event::InitApply(cm("b", 20))));
         assert!(matches!(events[6], Ok(Event::InitDone)));
-        assert!(
-            matches!(events[7], Err(Error::TooOld { revision: 31, .. })),
-            "{:?}",
-            events[7]
-        );
+        assert!(matches!(events[7], Err(Error::TooOld { revision: 31, .. })), "{:?}", events[7]);
         assert!(matches!(events[8], Ok(Event::Init)));
         assert!(matches!(events[9], Ok(Event::InitDone)));
         assert_eq!(*script.watched_from.lock().unwrap(), vec![4, 30]);
@@ -527,14 +443,8 @@ pub(crate) mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn should_retry_list_after_backoff() {
-        let script = Script::default()
-            .list(Err(status(Code::Unavailable)))
-            .list(Err(status(Code::Unavailable)))
-            .list(Ok((vec![], 2)));
-        let mut s = from_source(
-            script,
-            Backoff::new(Duration::from_secs(1), Duration::from_secs(8)),
-        );
+        let script = Script::default().list(Err(status(Code::Unavailable))).list(Err(status(Code::Unavailable))).list(Ok((vec![], 2)));
+        let mut s = from_source(script, Backoff::new(Duration::from_secs(1), Duration::from_secs(8)));
         let start = tokio::time::Instant::now();
         let events = take(&mut s, 4).await;
         assert!(matches!(events[0], Err(Error::List(_))));
@@ -543,10 +453,7 @@ pub(crate) mod tests {
         assert!(matches!(events[3], Ok(Event::InitDone)));
         // Waited the first delay (0.5–1 s) and the doubled one (1–2 s).
         let waited = start.elapsed();
-        assert!(
-            waited >= Duration::from_millis(1500) && waited <= Duration::from_secs(3),
-            "{waited:?}"
-        );
+        assert!(waited >= Duration::from_millis(1500) && waited <= Duration::from_secs(3), "{waited:?}");
     }
 
     #[test]
@@ -556,10 +463,7 @@ pub(crate) mod tests {
         for _ in 0..6 {
             let base = b.current();
             let d = b.next_delay();
-            assert!(
-                d >= base / 2 && d <= base,
-                "{d:?} outside jitter of {base:?}"
-            );
+            assert!(d >= base / 2 && d <= base, "{d:?} outside jitter of {base:?}");
             bases.push(base.as_millis());
         }
         assert_eq!(bases, vec![100, 200, 400, 800, 1000, 1000]);

@@ -125,17 +125,13 @@ struct State<K> {
 
 impl<K> Clone for WorkQueue<K> {
     fn clone(&self) -> Self {
-        Self {
-            shared: Arc::clone(&self.shared),
-        }
+        Self { shared: Arc::clone(&self.shared) }
     }
 }
 
 impl<K> fmt::Debug for WorkQueue<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WorkQueue")
-            .field("name", &self.shared.name)
-            .finish_non_exhaustive()
+        f.debug_struct("WorkQueue").field("name", &self.shared.name).finish_non_exhaustive()
     }
 }
 
@@ -193,9 +189,7 @@ where
 
 /// `base * 2^failures`, capped at `max`, without overflowing.
 fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
-    2u32.checked_pow(failures)
-        .and_then(|factor| base.checked_mul(factor))
-        .map_or(max, |d| d.min(max))
+    2u32.checked_pow(failures).and_then(|factor| base.checked_mul(factor)).map_or(max, |d| d.min(max))
 }
 
 impl<K> WorkQueue<K>
@@ -273,10 +267,7 @@ where
                 return self.add(key);
             };
             state.timer_started = true;
-            runtime.spawn(run_timer(
-                Arc::downgrade(&self.shared),
-                Arc::clone(&self.shared.timer_wake),
-            ));
+            runtime.spawn(run_timer(Arc::downgrade(&self.shared), Arc::clone(&self.shared.timer_wake)));
         }
         if let Some(&(existing, seq)) = state.waiting.get(&key) {
             if existing <= deadline {
@@ -286,10 +277,7 @@ where
         }
         let seq = state.next_seq;
         state.next_seq = state.next_seq.wrapping_add(1);
-        let earliest = state
-            .deadlines
-            .first_key_value()
-            .is_none_or(|(&(first, _), _)| deadline < first);
+        let earliest = state.deadlines.first_key_value().is_none_or(|(&(first, _), _)| deadline < first);
         state.waiting.insert(key.clone(), (deadline, seq));
         state.deadlines.insert((deadline, seq), key);
         drop(state);
@@ -344,9 +332,7 @@ where
                 if let Some(key) = state.queue.pop_front() {
                     let now = Instant::now();
                     if let Some(added) = state.dirty.remove(&key) {
-                        state
-                            .queue_latency
-                            .observe(now.saturating_duration_since(added));
+                        state.queue_latency.observe(now.saturating_duration_since(added));
                     }
                     state.processing.insert(key.clone(), now);
                     if !state.queue.is_empty() {
@@ -372,9 +358,7 @@ where
                 return;
             };
             let now = Instant::now();
-            state
-                .work_duration
-                .observe(now.saturating_duration_since(started));
+            state.work_duration.observe(now.saturating_duration_since(started));
             if state.dirty.contains_key(key) {
                 state.queue.push_back(key.clone());
                 true
@@ -424,12 +408,8 @@ where
     pub fn metrics(&self) -> QueueMetrics {
         let state = self.shared.lock();
         let now = Instant::now();
-        let longest_running_processor = state
-            .processing
-            .values()
-            .map(|&started| now.saturating_duration_since(started))
-            .max()
-            .unwrap_or_default();
+        let longest_running_processor =
+            state.processing.values().map(|&started| now.saturating_duration_since(started)).max().unwrap_or_default();
         QueueMetrics {
             name: self.shared.name.clone(),
             depth: state.queue.len(),
@@ -493,10 +473,7 @@ mod tests {
 
     /// `get`, or `None` if nothing arrives within a (paused, so instant) minute.
     async fn try_get(q: &WorkQueue<&'static str>) -> Option<&'static str> {
-        tokio::time::timeout(Duration::from_secs(60), q.get())
-            .await
-            .ok()
-            .flatten()
+        tokio::time::timeout(Duration::from_secs(60), q.get()).await.ok().flatten()
     }
 
     #[tokio::test(start_paused = true)]
@@ -551,10 +528,7 @@ mod tests {
         });
         q.add("a");
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert!(
-            !second.is_finished(),
-            "second worker got a key being processed"
-        );
+        assert!(!second.is_finished(), "second worker got a key being processed");
         q.done(&"a");
         assert_eq!(second.await.ok().flatten(), Some("a"));
     }
@@ -569,16 +543,10 @@ mod tests {
             let (q, in_flight, handled) = (q.clone(), in_flight.clone(), handled.clone());
             workers.push(tokio::spawn(async move {
                 while let Some(key) = q.get().await {
-                    let fresh = in_flight
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(key);
+                    let fresh = in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
                     assert!(fresh, "{key} handed to two workers");
                     tokio::time::sleep(3 * MS).await;
-                    in_flight
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&key);
+                    in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
                     *handled.lock().unwrap_or_else(|e| e.into_inner()) += 1;
                     q.done(&key);
                 }
@@ -634,10 +602,7 @@ mod tests {
         assert!(q.is_empty());
         assert_eq!(q.get().await, Some("a"));
         let waited = start.elapsed();
-        assert!(
-            waited >= Duration::from_secs(10) && waited < Duration::from_secs(10) + 2 * MS,
-            "{waited:?}"
-        );
+        assert!(waited >= Duration::from_secs(10) && waited < Duration::from_secs(10) + 2 * MS, "{waited:?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -649,16 +614,9 @@ mod tests {
         q.add_after("a", Duration::from_secs(5));
         assert_eq!(q.get().await, Some("a"));
         let waited = start.elapsed();
-        assert!(
-            waited >= Duration::from_secs(2) && waited < Duration::from_secs(2) + 2 * MS,
-            "{waited:?}"
-        );
+        assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(2) + 2 * MS, "{waited:?}");
         q.done(&"a");
-        assert_eq!(
-            try_get(&q).await,
-            None,
-            "the superseded deadlines fired too"
-        );
+        assert_eq!(try_get(&q).await, None, "the superseded deadlines fired too");
     }
 
     #[tokio::test(start_paused = true)]
@@ -705,10 +663,7 @@ mod tests {
             q.add_rate_limited("a");
             assert_eq!(q.get().await, Some("a"));
             let waited = start.elapsed();
-            assert!(
-                waited >= expected * MS && waited < (expected + 2) * MS,
-                "expected {expected} ms, waited {waited:?}"
-            );
+            assert!(waited >= expected * MS && waited < (expected + 2) * MS, "expected {expected} ms, waited {waited:?}");
             q.done(&"a");
         }
         assert_eq!(q.num_requeues(&"a"), 5);
@@ -771,31 +726,14 @@ mod tests {
         assert_eq!(m.processing, 1);
         assert_eq!(m.adds_total, 2);
         assert_eq!(m.longest_running_processor, 30 * MS);
-        assert_eq!(
-            m.queue_latency,
-            LatencySummary {
-                count: 1,
-                sum: 100 * MS,
-                max: 100 * MS
-            }
-        );
+        assert_eq!(m.queue_latency, LatencySummary { count: 1, sum: 100 * MS, max: 100 * MS });
         q.done(&"a");
         q.add_rate_limited("a");
         assert_eq!(q.get().await, Some("b"));
         let m = q.metrics();
         assert_eq!(m.retries_total, 1);
-        assert_eq!(
-            m.adds_total, 2,
-            "the retry is not added until its delay passes"
-        );
-        assert_eq!(
-            m.work_duration,
-            LatencySummary {
-                count: 1,
-                sum: 30 * MS,
-                max: 30 * MS
-            }
-        );
+        assert_eq!(m.adds_total, 2, "the retry is not added until its delay passes");
+        assert_eq!(m.work_duration, LatencySummary { count: 1, sum: 30 * MS, max: 30 * MS });
         assert_eq!(m.queue_latency.count, 2);
         assert_eq!(m.queue_latency.max, 130 * MS);
     }
@@ -816,10 +754,6 @@ mod tests {
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
-        assert_eq!(
-            runtime.num_alive_tasks(),
-            before,
-            "the timer task outlived its queue"
-        );
+        assert_eq!(runtime.num_alive_tasks(), before, "the timer task outlived its queue");
     }
 }

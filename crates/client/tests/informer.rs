@@ -23,12 +23,8 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Shows the logs of a failing test (`RUST_LOG` picks what, default `info`).
 fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
 /// An apiserver running in this process.
@@ -43,10 +39,7 @@ impl Server {
     async fn start(data_dir: &Path, addr: SocketAddr, history: Option<usize>) -> Server {
         let listener = bind(addr).await;
         let addr = listener.local_addr().expect("listener address");
-        let mut config = berth_apiserver::Config {
-            data_dir: data_dir.to_path_buf(),
-            ..Default::default()
-        };
+        let mut config = berth_apiserver::Config { data_dir: data_dir.to_path_buf(), ..Default::default() };
         if let Some(h) = history {
             config.history = h;
         }
@@ -84,9 +77,7 @@ impl Server {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => panic!("apiserver failed: {e:#}"),
             Ok(Err(e)) => panic!("apiserver task panicked: {e}"),
-            Err(_) => panic!(
-                "apiserver did not stop within {DEADLINE:?} of shutdown (open watch streams must end)"
-            ),
+            Err(_) => panic!("apiserver did not stop within {DEADLINE:?} of shutdown (open watch streams must end)"),
         }
     }
 }
@@ -112,11 +103,7 @@ fn any_port() -> SocketAddr {
 
 fn config_map(name: &str, value: &str) -> ConfigMap {
     ConfigMap {
-        metadata: Some(ObjectMeta {
-            name: name.into(),
-            namespace: "default".into(),
-            ..Default::default()
-        }),
+        metadata: Some(ObjectMeta { name: name.into(), namespace: "default".into(), ..Default::default() }),
         data: BTreeMap::from([("value".to_string(), value.to_string())]),
         ..Default::default()
     }
@@ -124,18 +111,10 @@ fn config_map(name: &str, value: &str) -> ConfigMap {
 
 fn pod(name: &str, node: &str) -> Pod {
     Pod {
-        metadata: Some(ObjectMeta {
-            name: name.into(),
-            namespace: "default".into(),
-            ..Default::default()
-        }),
+        metadata: Some(ObjectMeta { name: name.into(), namespace: "default".into(), ..Default::default() }),
         spec: Some(PodSpec {
             node_name: node.into(),
-            containers: vec![Container {
-                name: "main".into(),
-                image: "busybox".into(),
-                ..Default::default()
-            }],
+            containers: vec![Container { name: "main".into(), image: "busybox".into(), ..Default::default() }],
             ..Default::default()
         }),
         ..Default::default()
@@ -143,11 +122,7 @@ fn pod(name: &str, node: &str) -> Pod {
 }
 
 fn by_node(p: &Pod) -> Vec<String> {
-    p.spec
-        .iter()
-        .map(|s| s.node_name.clone())
-        .filter(|n| !n.is_empty())
-        .collect()
+    p.spec.iter().map(|s| s.node_name.clone()).filter(|n| !n.is_empty()).collect()
 }
 
 async fn update_value(client: &Client, name: &str, value: &str) {
@@ -157,14 +132,8 @@ async fn update_value(client: &Client, name: &str, value: &str) {
 }
 
 async fn delete_now<R: Resource>(client: &Client, name: &str) {
-    let params = DeleteParams {
-        grace_period_seconds: Some(0),
-        ..Default::default()
-    };
-    client
-        .delete::<R>("default", name, &params)
-        .await
-        .expect("delete");
+    let params = DeleteParams { grace_period_seconds: Some(0), ..Default::default() };
+    client.delete::<R>("default", name, &params).await.expect("delete");
 }
 
 /// How many times each handler saw each key.
@@ -177,11 +146,7 @@ struct Counts {
 
 impl Counts {
     fn record<R: Resource>(&self, informer: Informer<R>) -> Informer<R> {
-        let (a, u, d) = (
-            self.adds.clone(),
-            self.updates.clone(),
-            self.deletes.clone(),
-        );
+        let (a, u, d) = (self.adds.clone(), self.updates.clone(), self.deletes.clone());
         informer
             .on_add(move |o| *a.lock().unwrap().entry(key_of(&**o)).or_default() += 1)
             .on_update(move |_, o| *u.lock().unwrap().entry(key_of(&**o)).or_default() += 1)
@@ -212,31 +177,18 @@ fn spawn_informer<R: Resource>(informer: Informer<R>) -> (oneshot::Sender<()>, J
 
 async fn stop_informer((stop, task): (oneshot::Sender<()>, JoinHandle<()>)) {
     let _ = stop.send(());
-    tokio::time::timeout(DEADLINE, task)
-        .await
-        .expect("informer stops on shutdown")
-        .expect("informer task");
+    tokio::time::timeout(DEADLINE, task).await.expect("informer stops on shutdown").expect("informer task");
 }
 
 /// key → resourceVersion of a reader's cache.
 fn cached<R: Resource>(reader: &Reader<R>) -> BTreeMap<String, String> {
-    reader
-        .list()
-        .iter()
-        .map(|o| (key_of(&**o), o.meta().resource_version.clone()))
-        .collect()
+    reader.list().iter().map(|o| (key_of(&**o), o.meta().resource_version.clone())).collect()
 }
 
 /// key → resourceVersion of the server's objects.
 async fn listed<R: Resource>(client: &Client) -> BTreeMap<String, String> {
-    let (items, _) = client
-        .list::<R>("default", &ListParams::default())
-        .await
-        .expect("list");
-    items
-        .iter()
-        .map(|o| (key_of(o), o.meta().resource_version.clone()))
-        .collect()
+    let (items, _) = client.list::<R>("default", &ListParams::default()).await.expect("list");
+    items.iter().map(|o| (key_of(o), o.meta().resource_version.clone())).collect()
 }
 
 /// Waits until the cache holds exactly the server's objects at the server's versions.
@@ -248,10 +200,7 @@ async fn converge<R: Resource>(client: &Client, reader: &Reader<R>) -> BTreeMap<
         if want == have {
             return have;
         }
-        assert!(
-            Instant::now() < deadline,
-            "cache did not converge:\n  server: {want:?}\n  cache:  {have:?}"
-        );
+        assert!(Instant::now() < deadline, "cache did not converge:\n  server: {want:?}\n  cache:  {have:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -280,17 +229,10 @@ async fn should_converge_to_server_objects_after_creates_updates_deletes() {
     }
 
     let counts = Counts::default();
-    let informer = counts.record(Informer::<ConfigMap>::new(
-        client.clone(),
-        "default",
-        ListParams::default(),
-    ));
+    let informer = counts.record(Informer::<ConfigMap>::new(client.clone(), "default", ListParams::default()));
     let reader = informer.reader();
     let running = spawn_informer(informer);
-    tokio::time::timeout(DEADLINE, reader.wait_until_ready())
-        .await
-        .expect("ready in time")
-        .expect("ready");
+    tokio::time::timeout(DEADLINE, reader.wait_until_ready()).await.expect("ready in time").expect("ready");
     assert_eq!(converge(&client, &reader).await.len(), 3);
 
     for name in ["d", "e"] {
@@ -302,16 +244,10 @@ async fn should_converge_to_server_objects_after_creates_updates_deletes() {
     delete_now::<ConfigMap>(&client, "e").await;
 
     let have = converge(&client, &reader).await;
-    assert_eq!(
-        have.keys().cloned().collect::<Vec<_>>(),
-        vec!["default/a", "default/c", "default/d"]
-    );
+    assert_eq!(have.keys().cloned().collect::<Vec<_>>(), vec!["default/a", "default/c", "default/d"]);
     let a = reader.get("default", "a").expect("a cached");
     assert_eq!(a.data.get("value").map(String::as_str), Some("2"));
-    eventually("every delete is announced", || async {
-        counts.deletes() == once(&["b", "e"])
-    })
-    .await;
+    eventually("every delete is announced", || async { counts.deletes() == once(&["b", "e"]) }).await;
     assert_eq!(counts.adds(), once(&["a", "b", "c", "d", "e"]));
 
     stop_informer(running).await;
@@ -327,33 +263,19 @@ async fn should_index_pods_by_node_name() {
     client.create(pod("p1", "n1")).await.expect("create p1");
     client.create(pod("p2", "")).await.expect("create p2");
 
-    let informer =
-        Informer::<Pod>::new(client.clone(), "", ListParams::default()).with_index("node", by_node);
+    let informer = Informer::<Pod>::new(client.clone(), "", ListParams::default()).with_index("node", by_node);
     let reader = informer.reader();
     let running = spawn_informer(informer);
-    tokio::time::timeout(DEADLINE, reader.wait_until_ready())
-        .await
-        .expect("ready in time")
-        .expect("ready");
+    tokio::time::timeout(DEADLINE, reader.wait_until_ready()).await.expect("ready in time").expect("ready");
 
     client.create(pod("p3", "n1")).await.expect("create p3");
     client.create(pod("p4", "n2")).await.expect("create p4");
     client.bind("default", "p2", "n2").await.expect("bind p2");
     converge(&client, &reader).await;
-    assert_eq!(
-        reader.keys_by_index("node", "n1"),
-        vec!["default/p1", "default/p3"]
-    );
-    assert_eq!(
-        reader.keys_by_index("node", "n2"),
-        vec!["default/p2", "default/p4"]
-    );
+    assert_eq!(reader.keys_by_index("node", "n1"), vec!["default/p1", "default/p3"]);
+    assert_eq!(reader.keys_by_index("node", "n2"), vec!["default/p2", "default/p4"]);
     let on_n2 = reader.by_index("node", "n2");
-    assert!(
-        on_n2
-            .iter()
-            .all(|p| p.spec.as_ref().is_some_and(|s| s.node_name == "n2"))
-    );
+    assert!(on_n2.iter().all(|p| p.spec.as_ref().is_some_and(|s| s.node_name == "n2")));
 
     delete_now::<Pod>(&client, "p1").await;
     delete_now::<Pod>(&client, "p4").await;
@@ -377,19 +299,10 @@ async fn should_reconnect_after_apiserver_restart_without_duplicate_adds() {
     }
 
     let counts = Counts::default();
-    let informer = counts
-        .record(Informer::<ConfigMap>::new(
-            client.clone(),
-            "default",
-            ListParams::default(),
-        ))
-        .with_backoff(fast_backoff());
+    let informer = counts.record(Informer::<ConfigMap>::new(client.clone(), "default", ListParams::default())).with_backoff(fast_backoff());
     let reader = informer.reader();
     let running = spawn_informer(informer);
-    tokio::time::timeout(DEADLINE, reader.wait_until_ready())
-        .await
-        .expect("ready in time")
-        .expect("ready");
+    tokio::time::timeout(DEADLINE, reader.wait_until_ready()).await.expect("ready in time").expect("ready");
     client.create(config_map("x4", "1")).await.expect("create");
     converge(&client, &reader).await;
 
@@ -402,19 +315,9 @@ async fn should_reconnect_after_apiserver_restart_without_duplicate_adds() {
     admin.create(config_map("y1", "1")).await.expect("create");
 
     let have = converge(&admin, &reader).await;
-    assert_eq!(
-        have.keys().cloned().collect::<Vec<_>>(),
-        vec!["default/x1", "default/x3", "default/x4", "default/y1"]
-    );
-    eventually("the delete is announced", || async {
-        counts.deletes() == once(&["x2"])
-    })
-    .await;
-    assert_eq!(
-        counts.adds(),
-        once(&["x1", "x2", "x3", "x4", "y1"]),
-        "each object is announced as added once"
-    );
+    assert_eq!(have.keys().cloned().collect::<Vec<_>>(), vec!["default/x1", "default/x3", "default/x4", "default/y1"]);
+    eventually("the delete is announced", || async { counts.deletes() == once(&["x2"]) }).await;
+    assert_eq!(counts.adds(), once(&["x1", "x2", "x3", "x4", "y1"]), "each object is announced as added once");
 
     // Another restart with nothing changed in between: nothing is re-announced.
     server.stop().await;
@@ -442,13 +345,7 @@ async fn should_relist_and_converge_when_watch_revision_is_compacted() {
     }
 
     let counts = Counts::default();
-    let informer = counts
-        .record(Informer::<ConfigMap>::new(
-            client.clone(),
-            "default",
-            ListParams::default(),
-        ))
-        .with_backoff(fast_backoff());
+    let informer = counts.record(Informer::<ConfigMap>::new(client.clone(), "default", ListParams::default())).with_backoff(fast_backoff());
     let reader = informer.reader();
     let running = spawn_informer(informer);
 
@@ -456,12 +353,7 @@ async fn should_relist_and_converge_when_watch_revision_is_compacted() {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let watching = tokio::spawn({
         let seen = seen.clone();
-        let mut events = watcher::watcher_with_backoff::<ConfigMap>(
-            client.clone(),
-            "default",
-            ListParams::default(),
-            fast_backoff(),
-        );
+        let mut events = watcher::watcher_with_backoff::<ConfigMap>(client.clone(), "default", ListParams::default(), fast_backoff());
         async move {
             while let Some(e) = events.next().await {
                 let e = match e {
@@ -475,15 +367,9 @@ async fn should_relist_and_converge_when_watch_revision_is_compacted() {
         }
     });
 
-    tokio::time::timeout(DEADLINE, reader.wait_until_ready())
-        .await
-        .expect("ready in time")
-        .expect("ready");
+    tokio::time::timeout(DEADLINE, reader.wait_until_ready()).await.expect("ready in time").expect("ready");
     converge(&client, &reader).await;
-    eventually("the watcher has listed", || async {
-        seen.lock().unwrap().contains(&"init-done".to_string())
-    })
-    .await;
+    eventually("the watcher has listed", || async { seen.lock().unwrap().contains(&"init-done".to_string()) }).await;
 
     // While the informer cannot reach its server, another server on the same
     // data writes more changes than the history keeps.
@@ -501,33 +387,17 @@ async fn should_relist_and_converge_when_watch_revision_is_compacted() {
     let server = Server::start(dir.path(), addr, Some(HISTORY)).await;
     let admin = server.client().await;
     let have = converge(&admin, &reader).await;
-    assert_eq!(
-        have.keys().cloned().collect::<Vec<_>>(),
-        vec!["default/k1", "default/k3", "default/k4"]
-    );
+    assert_eq!(have.keys().cloned().collect::<Vec<_>>(), vec!["default/k1", "default/k3", "default/k4"]);
     let k1 = reader.get("default", "k1").expect("k1 cached");
-    assert_eq!(
-        k1.data.get("value").map(String::as_str),
-        Some(format!("{}", 2 * HISTORY + 1).as_str())
-    );
+    assert_eq!(k1.data.get("value").map(String::as_str), Some(format!("{}", 2 * HISTORY + 1).as_str()));
     eventually("the watcher relists", || async {
         let seen = seen.lock().unwrap();
-        let after = seen
-            .iter()
-            .skip_while(|e| *e != "too-old")
-            .collect::<Vec<_>>();
+        let after = seen.iter().skip_while(|e| *e != "too-old").collect::<Vec<_>>();
         after.contains(&&"init".to_string()) && after.contains(&&"init-done".to_string())
     })
     .await;
-    eventually("the delete is announced", || async {
-        counts.deletes() == once(&["k2"])
-    })
-    .await;
-    assert_eq!(
-        counts.adds(),
-        once(&["k1", "k2", "k3", "k4"]),
-        "the relist adds only what is new"
-    );
+    eventually("the delete is announced", || async { counts.deletes() == once(&["k2"]) }).await;
+    assert_eq!(counts.adds(), once(&["k1", "k2", "k3", "k4"]), "the relist adds only what is new");
 
     watching.abort();
     stop_informer(running).await;

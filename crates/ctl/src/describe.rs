@@ -234,16 +234,10 @@ fn containers(d: &mut Doc, indent: usize, title: &str, specs: &[Container], stat
         if let Some(s) = status {
             d.kv(i, "Image ID", &s.image_id);
         }
-        let ports: Vec<String> = c
-            .ports
-            .iter()
-            .map(|p| format!("{}/{}", p.container_port, if p.protocol.is_empty() { "TCP" } else { &p.protocol }))
-            .collect();
-        let host_ports: Vec<String> = c
-            .ports
-            .iter()
-            .map(|p| format!("{}/{}", p.host_port, if p.protocol.is_empty() { "TCP" } else { &p.protocol }))
-            .collect();
+        let ports: Vec<String> =
+            c.ports.iter().map(|p| format!("{}/{}", p.container_port, if p.protocol.is_empty() { "TCP" } else { &p.protocol })).collect();
+        let host_ports: Vec<String> =
+            c.ports.iter().map(|p| format!("{}/{}", p.host_port, if p.protocol.is_empty() { "TCP" } else { &p.protocol })).collect();
         match ports.len() {
             0 => d.kv(i, "Port", "<none>"),
             1 => d.kv(i, "Port", &ports[0]),
@@ -264,10 +258,7 @@ fn containers(d: &mut Doc, indent: usize, title: &str, specs: &[Container], stat
         }
         if let Some(s) = status {
             state(d, i, "State", s.state.as_ref());
-            if s.last_state
-                .as_ref()
-                .is_some_and(|l| l.running.is_some() || l.waiting.is_some() || l.terminated.is_some())
-            {
+            if s.last_state.as_ref().is_some_and(|l| l.running.is_some() || l.waiting.is_some() || l.terminated.is_some()) {
                 state(d, i, "Last State", s.last_state.as_ref());
             }
             d.kv(i, "Ready", if s.ready { "True" } else { "False" });
@@ -280,9 +271,7 @@ fn containers(d: &mut Doc, indent: usize, title: &str, specs: &[Container], stat
         if !res.requests.is_empty() {
             d.section(i, "Requests", &res.requests);
         }
-        for (key, probe) in
-            [("Liveness", &c.liveness_probe), ("Readiness", &c.readiness_probe), ("Startup", &c.startup_probe)]
-        {
+        for (key, probe) in [("Liveness", &c.liveness_probe), ("Readiness", &c.readiness_probe), ("Startup", &c.startup_probe)] {
             if let Some(p) = probe {
                 d.kv(i, key, probe_text(p));
             }
@@ -295,11 +284,7 @@ fn containers(d: &mut Doc, indent: usize, title: &str, specs: &[Container], stat
                     None => e.value.clone(),
                     Some(src) => {
                         if let Some(f) = &src.field_ref {
-                            format!(
-                                "({}:{})",
-                                if f.api_version.is_empty() { "v1" } else { &f.api_version },
-                                f.field_path
-                            )
+                            format!("({}:{})", if f.api_version.is_empty() { "v1" } else { &f.api_version }, f.field_path)
                         } else if let Some(r) = &src.resource_field_ref {
                             format!("{} ({})", r.resource, r.container_name)
                         } else if let Some(k) = &src.config_map_key_ref {
@@ -453,20 +438,11 @@ fn replication_controller(d: &mut Doc, rc: &ReplicationController, related: &Rel
     d.kv(0, "Replicas", format!("{} current / {} desired", status.replicas, spec.replicas.unwrap_or(1)));
     if let Some(pods) = &related.pods {
         let count = |phase: &str| pods.iter().filter(|p| p.status.as_ref().is_some_and(|s| s.phase == phase)).count();
-        let waiting = pods
-            .iter()
-            .filter(|p| p.status.as_ref().is_none_or(|s| s.phase.is_empty() || s.phase == "Pending"))
-            .count();
+        let waiting = pods.iter().filter(|p| p.status.as_ref().is_none_or(|s| s.phase.is_empty() || s.phase == "Pending")).count();
         d.kv(
             0,
             "Pods Status",
-            format!(
-                "{} Running / {} Waiting / {} Succeeded / {} Failed",
-                count("Running"),
-                waiting,
-                count("Succeeded"),
-                count("Failed")
-            ),
+            format!("{} Running / {} Waiting / {} Succeeded / {} Failed", count("Running"), waiting, count("Succeeded"), count("Failed")),
         );
     }
     let template = spec.template.clone().unwrap_or_default();
@@ -535,13 +511,7 @@ fn node(d: &mut Doc, n: &Node) {
     let taints: Vec<String> = spec
         .taints
         .iter()
-        .map(|t| {
-            if t.value.is_empty() {
-                format!("{}:{}", t.key, t.effect)
-            } else {
-                format!("{}={}:{}", t.key, t.value, t.effect)
-            }
-        })
+        .map(|t| if t.value.is_empty() { format!("{}:{}", t.key, t.effect) } else { format!("{}={}:{}", t.key, t.value, t.effect) })
         .collect();
     list(d, 0, "Taints", &taints);
     d.kv(0, "Unschedulable", spec.unschedulable.unwrap_or(false));
@@ -679,12 +649,8 @@ fn events(d: &mut Doc, events: &[Event], now: DateTime<Utc>) {
         if ev.count > 1 && !ev.first_timestamp.is_empty() {
             when = format!("{when} (x{} over {})", ev.count, age(&ev.first_timestamp, now));
         }
-        let from = ev
-            .source
-            .as_ref()
-            .map(|s| s.component.clone())
-            .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| ev.reporting_component.clone());
+        let from =
+            ev.source.as_ref().map(|s| s.component.clone()).filter(|c| !c.is_empty()).unwrap_or_else(|| ev.reporting_component.clone());
         d.line(2, format!("{}\t{}\t{when}\t{from}\t{}", ev.r#type, ev.reason, ev.message.trim().replace('\t', " ")));
     }
 }

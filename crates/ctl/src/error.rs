@@ -59,9 +59,7 @@ pub fn api(err: berth_client::Error, info: &KindInfo, name: &str) -> anyhow::Err
             let given = status.message().to_string();
             let (message, self_contained) = match status.code() {
                 Code::NotFound if given.is_empty() => (format!("{} \"{}\" not found", info.plural, name), true),
-                Code::AlreadyExists if given.is_empty() => {
-                    (format!("{} \"{}\" already exists", info.plural, name), true)
-                }
+                Code::AlreadyExists if given.is_empty() => (format!("{} \"{}\" already exists", info.plural, name), true),
                 Code::NotFound | Code::AlreadyExists => (given, true),
                 _ => (given, false),
             };
@@ -135,13 +133,9 @@ mod tests {
 
     #[test]
     fn should_keep_the_server_message_and_context_for_invalid_objects() {
-        let err =
-            api(tonic::Status::invalid_argument("spec.containers[0].image: Required value").into(), &Pod::INFO, "web");
+        let err = api(tonic::Status::invalid_argument("spec.containers[0].image: Required value").into(), &Pod::INFO, "web");
         let err = Err::<(), _>(err).context("error when creating pod/web").unwrap_err();
-        assert_eq!(
-            render(&err),
-            "Error from server (Invalid): error when creating pod/web: spec.containers[0].image: Required value"
-        );
+        assert_eq!(render(&err), "Error from server (Invalid): error when creating pod/web: spec.containers[0].image: Required value");
     }
 
     #[test]

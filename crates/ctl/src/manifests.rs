@@ -49,8 +49,7 @@ fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading directory {}", dir.display()))? {
         let path = entry.with_context(|| format!("reading directory {}", dir.display()))?.path();
-        let is_manifest =
-            path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
+        let is_manifest = path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json"));
         if is_manifest && path.is_file() {
             files.push(path);
         }
@@ -81,10 +80,7 @@ mod tests {
         write("b.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\n");
         write("a.json", r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}"#);
         write("notes.txt", "not a manifest");
-        write(
-            "c.yml",
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: d}\n",
-        );
+        write("c.yml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: d}\n");
         let got = read(&[dir.path().display().to_string()]).expect("reads");
         let names: Vec<&str> = got.iter().map(|m| m.object.name()).collect();
         assert_eq!(names, ["a", "b", "c", "d"]);

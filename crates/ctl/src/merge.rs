@@ -57,8 +57,7 @@ fn merge_lists(cur: &[Value], last: Option<&Vec<Value>>, new: &[Value]) -> Value
         return Value::Array(items);
     }
     if cur.len() == new.len() {
-        let items =
-            new.iter().enumerate().map(|(i, item)| merge(cur.get(i), last.and_then(|l| l.get(i)), item)).collect();
+        let items = new.iter().enumerate().map(|(i, item)| merge(cur.get(i), last.and_then(|l| l.get(i)), item)).collect();
         return Value::Array(items);
     }
     Value::Array(new.to_vec())
@@ -137,8 +136,7 @@ mod tests {
 
     #[test]
     fn should_merge_service_ports_by_port_and_keep_node_ports() {
-        let current =
-            json!({"ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}, {"port": 81, "nodePort": 30081}]});
+        let current = json!({"ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}, {"port": 81, "nodePort": 30081}]});
         let new = json!({"ports": [{"port": 81}, {"port": 82}]});
         assert_eq!(three_way(&current, None, &new), json!({"ports": [{"port": 81, "nodePort": 30081}, {"port": 82}]}));
     }

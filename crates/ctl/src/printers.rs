@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use berth_api::pb::api::object::Kind as K;
 use berth_api::pb::core::{
-    ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, ObjectMeta, Pod, ReplicationController, ResourceQuota,
-    Secret, Service,
+    ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, ObjectMeta, Pod, ReplicationController, ResourceQuota, Secret, Service,
 };
 use berth_api::pb::core::{Lease, ServiceAccount};
 use berth_api::{KindInfo, Object, RoleRef, Subject};
@@ -122,22 +121,11 @@ pub fn columns(info: &KindInfo, wide: bool) -> &'static [&'static str] {
         ("Pod", false) => &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
         ("Pod", true) => &["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
         ("Node", false) => &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
-        ("Node", true) => &[
-            "NAME",
-            "STATUS",
-            "ROLES",
-            "AGE",
-            "VERSION",
-            "INTERNAL-IP",
-            "EXTERNAL-IP",
-            "OS-IMAGE",
-            "KERNEL-VERSION",
-            "CONTAINER-RUNTIME",
-        ],
-        ("ReplicationController", false) => &["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
-        ("ReplicationController", true) => {
-            &["NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+        ("Node", true) => {
+            &["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
         }
+        ("ReplicationController", false) => &["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        ("ReplicationController", true) => &["NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"],
         ("Service", false) => &["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
         ("Service", true) => &["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"],
         ("Endpoints", _) => &["NAME", "ENDPOINTS", "AGE"],
@@ -147,9 +135,7 @@ pub fn columns(info: &KindInfo, wide: bool) -> &'static [&'static str] {
         ("ResourceQuota", _) => &["NAME", "AGE", "REQUEST", "LIMIT"],
         ("LimitRange", _) => &["NAME", "CREATED AT"],
         ("Event", false) => &["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
-        ("Event", true) => {
-            &["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"]
-        }
+        ("Event", true) => &["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"],
         ("Lease", _) => &["NAME", "HOLDER", "AGE"],
         ("ServiceAccount", _) => &["NAME", "SECRETS", "AGE"],
         ("Role" | "ClusterRole", _) => &["NAME", "CREATED AT"],
@@ -275,8 +261,7 @@ pub fn pod_summary(pod: &Pod) -> PodSummary {
             } else {
                 format!("Init:ExitCode:{}", t.exit_code)
             };
-        } else if let Some(w) = state.waiting.as_ref().filter(|w| !w.reason.is_empty() && w.reason != "PodInitializing")
-        {
+        } else if let Some(w) = state.waiting.as_ref().filter(|w| !w.reason.is_empty() && w.reason != "PodInitializing") {
             reason = format!("Init:{}", w.reason);
         } else {
             reason = format!("Init:{}/{}", i, spec.init_containers.len());
@@ -328,13 +313,8 @@ pub fn node_row(node: &Node, now: DateTime<Utc>, wide: bool) -> Vec<String> {
     let m = meta(&node.metadata);
     let status = node.status.clone().unwrap_or_default();
     let info = status.node_info.clone().unwrap_or_default();
-    let mut row = vec![
-        m.name.clone(),
-        node_status(node),
-        node_roles(&m.labels),
-        age(&m.creation_timestamp, now),
-        info.kubelet_version.clone(),
-    ];
+    let mut row =
+        vec![m.name.clone(), node_status(node), node_roles(&m.labels), age(&m.creation_timestamp, now), info.kubelet_version.clone()];
     if wide {
         let address = |t: &str| {
             let a: Vec<_> = status.addresses.iter().filter(|a| a.r#type == t).map(|a| a.address.as_str()).collect();
@@ -397,8 +377,7 @@ pub fn rc_row(rc: &ReplicationController, now: DateTime<Utc>, wide: bool) -> Vec
         age(&m.creation_timestamp, now),
     ];
     if wide {
-        let containers =
-            spec.template.as_ref().and_then(|t| t.spec.as_ref()).map(|s| s.containers.clone()).unwrap_or_default();
+        let containers = spec.template.as_ref().and_then(|t| t.spec.as_ref()).map(|s| s.containers.clone()).unwrap_or_default();
         row.push(containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(","));
         row.push(containers.iter().map(|c| c.image.as_str()).collect::<Vec<_>>().join(","));
         row.push(labels_column(Some(&spec.selector)));
@@ -419,9 +398,7 @@ pub fn service_row(svc: &Service, now: DateTime<Utc>, wide: bool) -> Vec<String>
                 .status
                 .as_ref()
                 .and_then(|s| s.load_balancer.as_ref())
-                .map(|lb| {
-                    lb.ingress.iter().map(|i| if i.ip.is_empty() { i.hostname.clone() } else { i.ip.clone() }).collect()
-                })
+                .map(|lb| lb.ingress.iter().map(|i| if i.ip.is_empty() { i.hostname.clone() } else { i.ip.clone() }).collect())
                 .unwrap_or_default();
             ips.extend(spec.external_ips.iter().cloned());
             if ips.is_empty() { "<pending>".to_string() } else { ips.join(",") }
@@ -439,11 +416,7 @@ pub fn service_row(svc: &Service, now: DateTime<Utc>, wide: bool) -> Vec<String>
         .iter()
         .map(|p| {
             let proto = if p.protocol.is_empty() { "TCP" } else { p.protocol.as_str() };
-            if p.node_port != 0 {
-                format!("{}:{}/{}", p.port, p.node_port, proto)
-            } else {
-                format!("{}/{}", p.port, proto)
-            }
+            if p.node_port != 0 { format!("{}:{}/{}", p.port, p.node_port, proto) } else { format!("{}/{}", p.port, proto) }
         })
         .collect();
     let mut row = vec![
@@ -484,11 +457,7 @@ pub fn format_endpoints(ep: &Endpoints) -> String {
             for p in &ss.ports {
                 for a in &ss.addresses {
                     if list.len() < MAX {
-                        list.push(if a.ip.contains(':') {
-                            format!("[{}]:{}", a.ip, p.port)
-                        } else {
-                            format!("{}:{}", a.ip, p.port)
-                        });
+                        list.push(if a.ip.contains(':') { format!("[{}]:{}", a.ip, p.port) } else { format!("{}:{}", a.ip, p.port) });
                     }
                     count += 1;
                 }
@@ -565,13 +534,7 @@ pub fn service_account_row(sa: &ServiceAccount, now: DateTime<Utc>) -> Vec<Strin
 }
 
 /// NAME ROLE AGE (wide: USERS GROUPS SERVICEACCOUNTS) of a (cluster) role binding.
-pub fn binding_row(
-    m: &Option<ObjectMeta>,
-    role: Option<&RoleRef>,
-    subjects: &[Subject],
-    now: DateTime<Utc>,
-    wide: bool,
-) -> Vec<String> {
+pub fn binding_row(m: &Option<ObjectMeta>, role: Option<&RoleRef>, subjects: &[Subject], now: DateTime<Utc>, wide: bool) -> Vec<String> {
     let m = meta(m);
     let role = role.map(|r| format!("{}/{}", r.kind, r.name)).unwrap_or_default();
     let mut row = vec![m.name.clone(), role, age(&m.creation_timestamp, now)];
@@ -796,18 +759,14 @@ spec:
         };
         let init = pod("  phase: Pending\n  initContainerStatuses: [{name: i, state: {running: {}}}]\n", false);
         assert_eq!(pod_summary(&init).status, "Init:0/1");
-        let init_fail =
-            pod("  phase: Pending\n  initContainerStatuses: [{name: i, state: {terminated: {exitCode: 2}}}]\n", false);
+        let init_fail = pod("  phase: Pending\n  initContainerStatuses: [{name: i, state: {terminated: {exitCode: 2}}}]\n", false);
         assert_eq!(pod_summary(&init_fail).status, "Init:ExitCode:2");
         let done = pod(
             "  phase: Succeeded\n  initContainerStatuses: [{name: i, state: {terminated: {exitCode: 0, reason: Completed}}}]\n  containerStatuses: [{name: a, state: {terminated: {exitCode: 0, reason: Completed}}}]\n",
             false,
         );
         assert_eq!(pod_summary(&done).status, "Completed");
-        let creating = pod(
-            "  phase: Pending\n  containerStatuses: [{name: a, state: {waiting: {reason: ContainerCreating}}}]\n",
-            false,
-        );
+        let creating = pod("  phase: Pending\n  containerStatuses: [{name: a, state: {waiting: {reason: ContainerCreating}}}]\n", false);
         assert_eq!(pod_summary(&creating).status, "ContainerCreating");
         let deleting = pod("  phase: Running\n", true);
         assert_eq!(pod_summary(&deleting).status, "Terminating");
@@ -852,13 +811,10 @@ spec: {type: LoadBalancer, clusterIP: 10.96.0.11, ports: [{port: 443}]}
         let objs = objects(
             "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: kube-system, labels: {a: b, c: d}, creationTimestamp: \"2024-05-01T11:59:00Z\"}\ndata: {x: y, z: w}\n",
         );
-        let out =
-            render(ConfigMap::INFO_REF, &objs, Options { namespace_column: true, show_labels: true, wide: false });
+        let out = render(ConfigMap::INFO_REF, &objs, Options { namespace_column: true, show_labels: true, wide: false });
         assert_eq!(out, "NAMESPACE     NAME   DATA   AGE   LABELS\nkube-system   c      2      60s   a=b,c=d\n");
         // cluster-scoped kinds have no NAMESPACE column even with -A
-        let ns = objects(
-            "apiVersion: v1\nkind: Namespace\nmetadata: {name: prod, creationTimestamp: \"2024-04-29T12:00:00Z\"}\n",
-        );
+        let ns = objects("apiVersion: v1\nkind: Namespace\nmetadata: {name: prod, creationTimestamp: \"2024-04-29T12:00:00Z\"}\n");
         let out = render(Namespace::INFO_REF, &ns, Options { namespace_column: true, ..Default::default() });
         assert_eq!(out, "NAME   STATUS   AGE\nprod   Active   2d\n");
     }
@@ -898,10 +854,7 @@ status:
         let secret = objects(
             "apiVersion: v1\nkind: Secret\nmetadata: {name: s, creationTimestamp: \"2024-05-01T11:59:30Z\"}\ndata: {k: aGVsbG8=}\n",
         );
-        assert_eq!(
-            render(Secret::INFO_REF, &secret, Options::default()),
-            "NAME   TYPE     DATA   AGE\ns      Opaque   1      30s\n"
-        );
+        assert_eq!(render(Secret::INFO_REF, &secret, Options::default()), "NAME   TYPE     DATA   AGE\ns      Opaque   1      30s\n");
     }
 
     #[test]
@@ -913,13 +866,8 @@ status:
             render(ResourceQuota::INFO_REF, &q, Options::default()),
             "NAME   AGE   REQUEST      LIMIT\nq      60s   pods: 3/10   limits.cpu: 0/2\n"
         );
-        let lr = objects(
-            "apiVersion: v1\nkind: LimitRange\nmetadata: {name: l, creationTimestamp: \"2024-05-01T11:59:00+00:00\"}\n",
-        );
-        assert_eq!(
-            render(LimitRange::INFO_REF, &lr, Options::default()),
-            "NAME   CREATED AT\nl      2024-05-01T11:59:00Z\n"
-        );
+        let lr = objects("apiVersion: v1\nkind: LimitRange\nmetadata: {name: l, creationTimestamp: \"2024-05-01T11:59:00+00:00\"}\n");
+        assert_eq!(render(LimitRange::INFO_REF, &lr, Options::default()), "NAME   CREATED AT\nl      2024-05-01T11:59:00Z\n");
         let ev = objects(
             "apiVersion: v1\nkind: Event\nmetadata: {name: web.1, namespace: default}\ninvolvedObject: {kind: Pod, name: web}\nreason: Scheduled\nmessage: assigned to n1\ntype: Normal\ncount: 2\nfirstTimestamp: \"2024-05-01T11:50:00Z\"\nlastTimestamp: \"2024-05-01T11:59:50Z\"\n",
         );
@@ -952,20 +900,12 @@ subjects:
             "NAME        ROLE              AGE   USERS   GROUPS   SERVICEACCOUNTS\n\
              read-pods   Role/pod-reader   60s   jane             default/default\n"
         );
-        let sa = objects(
-            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, creationTimestamp: \"2024-05-01T11:00:00Z\"}\n",
-        );
-        assert_eq!(
-            render(sa[0].info().expect("kind"), &sa, Options::default()),
-            "NAME      SECRETS   AGE\ndefault   0         60m\n"
-        );
+        let sa = objects("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, creationTimestamp: \"2024-05-01T11:00:00Z\"}\n");
+        assert_eq!(render(sa[0].info().expect("kind"), &sa, Options::default()), "NAME      SECRETS   AGE\ndefault   0         60m\n");
         let role = objects(
             "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: admin, creationTimestamp: \"2024-05-01T11:00:00Z\"}\n",
         );
-        assert_eq!(
-            render(role[0].info().expect("kind"), &role, Options::default()),
-            "NAME    CREATED AT\nadmin   2024-05-01T11:00:00Z\n"
-        );
+        assert_eq!(render(role[0].info().expect("kind"), &role, Options::default()), "NAME    CREATED AT\nadmin   2024-05-01T11:00:00Z\n");
     }
 
     #[test]

@@ -205,9 +205,7 @@ fn should_refuse_a_stale_resource_version_on_apply() {
 
     let stale = s.file(
         "stale.yaml",
-        &format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, resourceVersion: \"{old}\"}}\ndata: {{k: three}}\n"
-        ),
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, resourceVersion: \"{old}\"}}\ndata: {{k: three}}\n"),
     );
     let err = s.ctl(&["apply", "-f", &stale]).fails();
     assert!(err.starts_with("Error from server (Conflict): "), "{err}");
@@ -218,9 +216,7 @@ fn should_refuse_a_stale_resource_version_on_apply() {
     let rv = s.json(&["cm", "c"])["metadata"]["resourceVersion"].as_str().expect("resourceVersion").to_string();
     let fresh = s.file(
         "fresh.yaml",
-        &format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, resourceVersion: \"{rv}\"}}\ndata: {{k: three}}\n"
-        ),
+        &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, resourceVersion: \"{rv}\"}}\ndata: {{k: three}}\n"),
     );
     assert_eq!(s.ctl(&["apply", "-f", &fresh]).ok().stdout, "configmap/c configured\n");
     assert_eq!(s.json(&["cm", "c"])["data"]["k"], "three");
@@ -242,8 +238,7 @@ fn should_print_json_yaml_names_and_tables() {
     let list = s.json(&["po"]);
     assert_eq!(list["kind"], "PodList");
     assert_eq!(list["apiVersion"], "v1");
-    let names: Vec<&str> =
-        list["items"].as_array().expect("items").iter().map(|i| i["metadata"]["name"].as_str().unwrap_or("")).collect();
+    let names: Vec<&str> = list["items"].as_array().expect("items").iter().map(|i| i["metadata"]["name"].as_str().unwrap_or("")).collect();
     assert_eq!(names, ["db", "web"]);
     assert_eq!(list["items"][0]["kind"], "Pod");
 
@@ -299,9 +294,7 @@ fn should_report_missing_objects_and_unknown_kinds() {
 #[test]
 fn should_select_by_labels_and_fields() {
     let s = Server::start();
-    let docs =
-        [pod("web-1", "app: web, env: prod"), pod("web-2", "app: web, env: dev"), pod("db", "app: db, env: prod")]
-            .join("---\n");
+    let docs = [pod("web-1", "app: web, env: prod"), pod("web-2", "app: web, env: dev"), pod("db", "app: db, env: prod")].join("---\n");
     s.ctl_stdin(&["apply", "-f", "-"], Some(&docs)).ok();
     let names = |args: &[&str]| {
         let mut a = vec!["get", "pods", "-o", "name"];
@@ -314,10 +307,7 @@ fn should_select_by_labels_and_fields() {
     assert_eq!(names(&["-l", "!env"]), "");
     assert_eq!(names(&["--field-selector", "metadata.name=db"]), "pod/db\n");
     let err = s.ctl(&["get", "pods", "-l", "a in (b"]).fails();
-    assert!(
-        err.starts_with("Error from server (Invalid)") || err.starts_with("Error from server (BadRequest)"),
-        "{err}"
-    );
+    assert!(err.starts_with("Error from server (Invalid)") || err.starts_with("Error from server (BadRequest)"), "{err}");
     let err = s.ctl(&["get", "pods", "db", "-l", "app=db"]).fails();
     assert_eq!(err, "error: name cannot be provided when a selector is specified");
 }
@@ -342,10 +332,7 @@ fn should_delete_by_name_selector_and_manifest() {
     let out = s.ctl(&["delete", "-f", &f, "--grace-period=0"]);
     assert_eq!(out.stdout, "pod \"c\" deleted\n");
     assert_eq!(out.code, 1);
-    assert_eq!(
-        out.stderr,
-        "Error from server (NotFound): pods \"a\" not found\nError from server (NotFound): pods \"b\" not found\n"
-    );
+    assert_eq!(out.stderr, "Error from server (NotFound): pods \"a\" not found\nError from server (NotFound): pods \"b\" not found\n");
     assert_eq!(s.ctl(&["get", "pods", "-o", "name"]).ok().stdout, "");
 
     // Orphaning waits for the garbage collector (not running here) to drop
@@ -380,10 +367,7 @@ fn should_label_like_kubectl() {
     assert_eq!(s.ctl(&["label", "pod", "web", "app=db"]).ok().stdout, "pod/web not labeled\n");
     let err = s.ctl(&["label", "pod", "web", "bad key=x"]).fails();
     assert!(err.starts_with("error: invalid label spec"), "{err}");
-    assert_eq!(
-        s.ctl(&["label", "pod", "nope", "a=b"]).fails(),
-        "Error from server (NotFound): pods \"nope\" not found"
-    );
+    assert_eq!(s.ctl(&["label", "pod", "nope", "a=b"]).fails(), "Error from server (NotFound): pods \"nope\" not found");
 }
 
 #[test]
@@ -393,10 +377,7 @@ fn should_scale_replication_controllers() {
     assert_eq!(s.ctl(&["scale", "--replicas=3", "rc/web"]).ok().stdout, "replicationcontroller/web scaled\n");
     let rc = s.json(&["rc", "web"]);
     assert_eq!(rc["spec"]["replicas"], 3);
-    assert_eq!(
-        s.ctl(&["scale", "replicationcontrollers", "web", "--replicas", "0"]).ok().stdout,
-        "replicationcontroller/web scaled\n"
-    );
+    assert_eq!(s.ctl(&["scale", "replicationcontrollers", "web", "--replicas", "0"]).ok().stdout, "replicationcontroller/web scaled\n");
     assert_eq!(s.json(&["rc", "web"])["spec"]["replicas"], 0);
     let err = s.ctl(&["scale", "rc", "web", "--replicas=2", "--current-replicas=5"]).fails();
     assert_eq!(err, "error: Expected replicas to be 5, was 0");
@@ -411,10 +392,7 @@ fn should_refuse_invalid_manifests_and_write_nothing() {
     let s = Server::start();
     let unknown_field = s.file("unknown.yaml", &POD.replace("image: busybox", "imagee: busybox"));
     let err = s.ctl(&["apply", "-f", &unknown_field]).fails();
-    assert!(
-        err.starts_with("error: error parsing") && err.contains("spec.containers[0]") && err.contains("imagee"),
-        "{err}"
-    );
+    assert!(err.starts_with("error: error parsing") && err.contains("spec.containers[0]") && err.contains("imagee"), "{err}");
 
     let malformed = s.file("malformed.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: [\n");
     let err = s.ctl(&["apply", "-f", &malformed]).fails();
@@ -434,8 +412,7 @@ fn should_refuse_invalid_manifests_and_write_nothing() {
     assert_eq!(s.ctl(&["get", "cm", "first"]).fails(), "Error from server (NotFound): configmaps \"first\" not found");
 
     // The server's validation names the field.
-    let no_image =
-        s.file("noimage.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c}]\n");
+    let no_image = s.file("noimage.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c}]\n");
     let err = s.ctl(&["apply", "-f", &no_image]).fails();
     assert!(err.starts_with("Error from server (Invalid): ") && err.contains("spec.containers[0].image"), "{err}");
 
@@ -474,17 +451,9 @@ source: {component: default-scheduler}
 ";
     s.ctl_stdin(&["apply", "-f", "-"], Some(&format!("{POD}---\n{event}"))).ok();
     let text = s.ctl(&["describe", "pod", "web"]).ok().stdout;
-    for want in [
-        "Name:",
-        "Namespace:    default",
-        "app=web",
-        "Containers:",
-        "    Image:",
-        "busybox",
-        "Events:",
-        "Scheduled",
-        "default-scheduler",
-    ] {
+    for want in
+        ["Name:", "Namespace:    default", "app=web", "Containers:", "    Image:", "busybox", "Events:", "Scheduled", "default-scheduler"]
+    {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
     assert!(!text.contains("last-applied-configuration"), "{text}");
@@ -526,20 +495,11 @@ fn should_watch_from_the_listed_revision() {
 
 #[test]
 fn should_print_the_client_version_without_a_server() {
-    let out = Command::new(env!("CARGO_BIN_EXE_berthctl"))
-        .args(["--server", "http://127.0.0.1:1", "version"])
-        .output()
-        .expect("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_berthctl")).args(["--server", "http://127.0.0.1:1", "version"]).output().expect("runs");
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("Client Version: v{}\n", env!("CARGO_PKG_VERSION")));
-    let out = Command::new(env!("CARGO_BIN_EXE_berthctl"))
-        .args(["--server", "http://127.0.0.1:1", "get", "pods"])
-        .output()
-        .expect("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_berthctl")).args(["--server", "http://127.0.0.1:1", "get", "pods"]).output().expect("runs");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with("error: cannot reach the API server at http://127.0.0.1:1") && err.lines().count() == 1,
-        "{err}"
-    );
+    assert!(err.starts_with("error: cannot reach the API server at http://127.0.0.1:1") && err.lines().count() == 1, "{err}");
 }

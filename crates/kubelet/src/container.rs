@@ -52,10 +52,7 @@ pub fn container_name(node: &str, pod: &Pod, container: &str, attempt: i32) -> S
 /// The labels of a container of `pod` on `node`.
 pub fn pod_labels(node: &str, pod: &Pod, name: &str, kind: &str, hash: &str, restarts: i32) -> BTreeMap<String, String> {
     let m = pod.meta();
-    let grace = m
-        .deletion_grace_period_seconds
-        .or(pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
-        .unwrap_or(30);
+    let grace = m.deletion_grace_period_seconds.or(pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds)).unwrap_or(30);
     [
         (labels::NODE, node.to_string()),
         (labels::POD_UID, m.uid.clone()),
@@ -436,17 +433,7 @@ mod tests {
         };
         let place = PodPlace { node_name: "n1".into(), host_ip: "127.0.0.1".into(), pod_ip: "172.30.1.2".into() };
         let got = environment(&pod(), &c, &place, &Refs::default()).unwrap();
-        assert_eq!(
-            got,
-            [
-                "POD=web",
-                "NS=prod",
-                "IP=172.30.1.2",
-                "NODE=n1",
-                "APP=web",
-                "URL=http://172.30.1.2:80/$(MISSING)/$(IP)"
-            ]
-        );
+        assert_eq!(got, ["POD=web", "NS=prod", "IP=172.30.1.2", "NODE=n1", "APP=web", "URL=http://172.30.1.2:80/$(MISSING)/$(IP)"]);
     }
 
     #[test]
@@ -528,6 +515,9 @@ mod tests {
         });
         let cfg = app_config("n", &pod(), &p, labels::TYPE_APP, 1, "s", vec![], vec![]).unwrap();
         assert!(cfg.privileged);
-        assert_eq!((cfg.cap_add, cfg.cap_drop, cfg.user), (vec!["NET_ADMIN".to_string()], vec!["ALL".to_string()], Some("1000".to_string())));
+        assert_eq!(
+            (cfg.cap_add, cfg.cap_drop, cfg.user),
+            (vec!["NET_ADMIN".to_string()], vec!["ALL".to_string()], Some("1000".to_string()))
+        );
     }
 }

@@ -91,12 +91,8 @@ impl Pressure {
             Err(_) => (0, 0),
         };
         // /proc/loadavg: "0.00 0.01 0.05 1/123 4567": running/total threads.
-        let threads = read("/proc/loadavg")
-            .split_whitespace()
-            .nth(3)
-            .and_then(|f| f.split_once('/'))
-            .and_then(|(_, t)| t.parse().ok())
-            .unwrap_or(0);
+        let threads =
+            read("/proc/loadavg").split_whitespace().nth(3).and_then(|f| f.split_once('/')).and_then(|(_, t)| t.parse().ok()).unwrap_or(0);
         Pressure {
             memory_available_bytes: meminfo(&mem, "MemAvailable").unwrap_or(u64::MAX),
             memory_total_bytes: meminfo(&mem, "MemTotal").unwrap_or(u64::MAX),
@@ -172,9 +168,7 @@ impl Thresholds {
                     }
                     Threshold::Percent(p)
                 }
-                None => Threshold::Bytes(
-                    berth_api::quantity::parse_bytes(value).map_err(|e| format!("{part:?}: {e}"))?.max(0) as u64,
-                ),
+                None => Threshold::Bytes(berth_api::quantity::parse_bytes(value).map_err(|e| format!("{part:?}: {e}"))?.max(0) as u64),
             };
             match signal.trim() {
                 "memory.available" => t.memory_available = threshold,

@@ -66,10 +66,7 @@ impl Images {
             if let Some((failed_at, msg)) = guard.1.get(&bkey)
                 && guard.0.remaining(&bkey, *failed_at, Instant::now()).is_some()
             {
-                return Err(ImageError {
-                    reason: "ImagePullBackOff",
-                    message: format!("Back-off pulling image \"{image}\": {msg}"),
-                });
+                return Err(ImageError { reason: "ImagePullBackOff", message: format!("Back-off pulling image \"{image}\": {msg}") });
             }
         }
         match self.pull(image).await {

@@ -136,7 +136,8 @@ pub async fn run(
             c.node_name = format!("{}-{i}", config.node_name);
             c.root_dir = config.root_dir.join(&c.node_name);
             let runtime: Arc<dyn Runtime> = Arc::new(runtime::fake::FakeRuntime::new());
-            let (client, metrics, stop, ready, ready_tx) = (client.clone(), metrics.clone(), stop_rx.clone(), ready.clone(), ready_tx.clone());
+            let (client, metrics, stop, ready, ready_tx) =
+                (client.clone(), metrics.clone(), stop_rx.clone(), ready.clone(), ready_tx.clone());
             let total = config.hollow_nodes;
             tasks.spawn(async move {
                 let on_ready = move || {

@@ -66,11 +66,7 @@ impl Metrics {
         r.register("pod_syncs", "Syncs of a pod with its containers", m.pod_syncs.clone());
         r.register("pod_sync_errors", "Syncs of a pod that failed and will be retried", m.pod_sync_errors.clone());
         r.register("pod_sync_duration_seconds", "How long one sync of a pod took", m.pod_sync_duration.clone());
-        r.register(
-            "pod_start_duration_seconds",
-            "From a pod's creation to all its containers running",
-            m.pod_start_duration.clone(),
-        );
+        r.register("pod_start_duration_seconds", "From a pod's creation to all its containers running", m.pod_start_duration.clone());
         r.register("container_starts", "Containers started (first starts and restarts)", m.container_starts.clone());
         r.register("image_pulls", "Image pulls by result", m.image_pulls.clone());
         r.register("probes", "Probe runs by probe and result", m.probes.clone());

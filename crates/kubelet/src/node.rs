@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use berth_api::Resource;
 use berth_api::pb::core::{
-    ContainerImage, DaemonEndpoint, Lease, LeaseSpec, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec,
-    NodeStatus, NodeSystemInfo, ObjectMeta,
+    ContainerImage, DaemonEndpoint, Lease, LeaseSpec, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
+    NodeSystemInfo, ObjectMeta,
 };
 use berth_api::quantity::{Quantity, parse_bytes, parse_cpu_millis};
 use chrono::{SecondsFormat, Utc};
@@ -144,7 +144,8 @@ impl NodeAgent {
                 None => {
                     return Err((
                         "KubeletNotReady".into(),
-                        "network not ready: the node has no podCIDR yet (the node controller assigns one, or give the kubelet --pod-cidr)".into(),
+                        "network not ready: the node has no podCIDR yet (the node controller assigns one, or give the kubelet --pod-cidr)"
+                            .into(),
                     ));
                 }
                 Some(c) => {
@@ -410,8 +411,8 @@ impl NodeAgent {
 
 /// Makes sure the cluster's bridge network exists.
 pub async fn ensure_network(a: &Agent) -> Result<String, crate::runtime::Error> {
-    let cidr = crate::ipam::Cidr::parse(&a.config.cluster_cidr)
-        .map_err(|e| crate::runtime::Error::Engine(format!("--cluster-cidr: {e}")))?;
+    let cidr =
+        crate::ipam::Cidr::parse(&a.config.cluster_cidr).map_err(|e| crate::runtime::Error::Engine(format!("--cluster-cidr: {e}")))?;
     a.runtime.ensure_network(&a.config.cluster_network, &cidr.to_string(), &cidr.first_host().to_string()).await
 }
 
@@ -421,7 +422,14 @@ mod tests {
 
     #[test]
     fn should_keep_transition_times_and_say_why_not_ready() {
-        let p = Pressure { memory_available_bytes: 1 << 40, memory_total_bytes: 1 << 41, disk_available_bytes: 50, disk_capacity_bytes: 100, threads: 10, pid_max: 1000 };
+        let p = Pressure {
+            memory_available_bytes: 1 << 40,
+            memory_total_bytes: 1 << 41,
+            disk_available_bytes: 50,
+            disk_capacity_bytes: 100,
+            threads: 10,
+            pid_max: 1000,
+        };
         let t = Thresholds::default();
         let first = conditions(&[], Err(("KubeletNotReady".into(), "network not ready: no podCIDR".into())), &p, &t);
         let ready = first.iter().find(|c| c.r#type == "Ready").unwrap();
@@ -442,9 +450,23 @@ mod tests {
     #[test]
     fn should_see_pressure_at_kubernetes_thresholds() {
         let t = Thresholds::default();
-        let mut p = Pressure { memory_available_bytes: 50 << 20, memory_total_bytes: 1 << 30, disk_available_bytes: 5, disk_capacity_bytes: 100, threads: 950, pid_max: 1000 };
+        let mut p = Pressure {
+            memory_available_bytes: 50 << 20,
+            memory_total_bytes: 1 << 30,
+            disk_available_bytes: 5,
+            disk_capacity_bytes: 100,
+            threads: 950,
+            pid_max: 1000,
+        };
         assert!(p.memory(&t) && p.disk(&t) && p.pids(&t));
-        p = Pressure { memory_available_bytes: 1 << 30, memory_total_bytes: 1 << 31, disk_available_bytes: 50, disk_capacity_bytes: 100, threads: 10, pid_max: 1000 };
+        p = Pressure {
+            memory_available_bytes: 1 << 30,
+            memory_total_bytes: 1 << 31,
+            disk_available_bytes: 50,
+            disk_capacity_bytes: 100,
+            threads: 10,
+            pid_max: 1000,
+        };
         assert!(!p.memory(&t) && !p.disk(&t) && !p.pids(&t));
         let lenient = Thresholds::parse("nodefs.available<1%").unwrap();
         p.disk_available_bytes = 5;

@@ -82,8 +82,7 @@ impl PodLogs {
             match logs.as_slice() {
                 [one] => one.clone(),
                 _ => {
-                    let names: Vec<String> =
-                        logs.iter().filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned())).collect();
+                    let names: Vec<String> = logs.iter().filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned())).collect();
                     return Err(format!("a container name must be specified for pod {name}, choose one of: {names:?}"));
                 }
             }

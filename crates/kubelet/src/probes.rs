@@ -311,7 +311,12 @@ mod tests {
             }
         });
         let probe = |path: &str| Probe {
-            http_get: Some(berth_api::pb::core::HttpGetAction { path: path.into(), port: port.to_string(), host: "127.0.0.1".into(), ..Default::default() }),
+            http_get: Some(berth_api::pb::core::HttpGetAction {
+                path: path.into(),
+                port: port.to_string(),
+                host: "127.0.0.1".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let target = Target {

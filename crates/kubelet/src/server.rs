@@ -33,7 +33,11 @@ pub struct Service {
 }
 
 /// Serves the kubelet's API on `listener` until `shutdown`.
-pub async fn serve(a: Arc<Agent>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), tonic::transport::Error> {
+pub async fn serve(
+    a: Arc<Agent>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
     let addr = listener.local_addr().ok();
     info!(addr = ?addr, "kubelet API listening");
     tonic::transport::Server::builder()
@@ -109,9 +113,8 @@ impl Kubelet for Service {
                 Status::invalid_argument(format!("previous terminated container \"{name}\" in pod \"{}\" not found", pod.name()))
             })?
         } else {
-            all.first().ok_or_else(|| {
-                Status::invalid_argument(format!("container \"{name}\" in pod \"{}\" is waiting to start", pod.name()))
-            })?
+            all.first()
+                .ok_or_else(|| Status::invalid_argument(format!("container \"{name}\" in pod \"{}\" is waiting to start", pod.name())))?
         };
         let options = LogOptions { follow: r.follow, tail_lines: r.tail_lines, timestamps: r.timestamps };
         let stream = self.a.runtime.logs(&target.id, &options).map(|chunk| match chunk {
@@ -135,9 +138,9 @@ impl Kubelet for Service {
         let pod = self.pod(&first.namespace, &first.pod)?;
         let name = Self::container_name(&pod, &first.container, true)?;
         let current = self.instances(&pod, &name).await?.into_iter().next();
-        let container = current.filter(|c| c.is_running()).ok_or_else(|| {
-            Status::failed_precondition(format!("container {name} is not running in pod {}", pod.name()))
-        })?;
+        let container = current
+            .filter(|c| c.is_running())
+            .ok_or_else(|| Status::failed_precondition(format!("container {name} is not running in pod {}", pod.name())))?;
         let runtime = self.a.runtime.clone();
         let session = runtime
             .exec_interactive(&container.id, &first.command, first.stdin, first.tty)

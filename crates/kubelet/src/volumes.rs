@@ -172,7 +172,11 @@ mod tests {
     fn should_write_secret_files_and_follow_changes() {
         let tmp = tempfile::tempdir().unwrap();
         let pod = pod_with(vec![
-            Volume { name: "creds".into(), secret: Some(SecretVolumeSource { secret_name: "s".into(), ..Default::default() }), ..Default::default() },
+            Volume {
+                name: "creds".into(),
+                secret: Some(SecretVolumeSource { secret_name: "s".into(), ..Default::default() }),
+                ..Default::default()
+            },
             Volume { name: "scratch".into(), empty_dir: Some(Default::default()), ..Default::default() },
         ]);
         let mut refs = Refs::default();

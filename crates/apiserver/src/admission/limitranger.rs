@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
+use berth_api::Resource;
 use berth_api::pb::api::object::Kind;
 use berth_api::pb::core::{Container, LimitRange, LimitRangeItem, Pod};
 use berth_api::quantity::Quantity;
-use berth_api::Resource;
 
 use super::{Attributes, Operation, Plugin};
 use crate::error::Error;
@@ -213,7 +213,10 @@ mod tests {
             limits: limits.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         Pod {
-            spec: Some(PodSpec { containers: vec![Container { name: "app".into(), resources: Some(r), ..Default::default() }], ..Default::default() }),
+            spec: Some(PodSpec {
+                containers: vec![Container { name: "app".into(), resources: Some(r), ..Default::default() }],
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }

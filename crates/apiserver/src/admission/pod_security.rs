@@ -6,9 +6,9 @@
 //! runAsNonRoot and dropping ALL capabilities (adding back at most
 //! NET_BIND_SERVICE). A namespace without the label is privileged.
 
+use berth_api::Object;
 use berth_api::pb::api::object::Kind;
 use berth_api::pb::core::{Container, PodSpec};
-use berth_api::Object;
 
 use super::{Attributes, Operation, Plugin};
 use crate::error::Error;
@@ -103,7 +103,9 @@ pub fn check(spec: &PodSpec, level: Level) -> Vec<String> {
         return out;
     }
     let containers: Vec<&Container> = spec.init_containers.iter().chain(spec.containers.iter()).collect();
-    let named = |pred: &dyn Fn(&Container) -> bool| -> Vec<String> { containers.iter().filter(|c| pred(c)).map(|c| format!("{:?}", c.name)).collect() };
+    let named = |pred: &dyn Fn(&Container) -> bool| -> Vec<String> {
+        containers.iter().filter(|c| pred(c)).map(|c| format!("{:?}", c.name)).collect()
+    };
     let privileged = named(&|c| c.security_context.as_ref().and_then(|s| s.privileged) == Some(true));
     if !privileged.is_empty() {
         out.push(format!("privileged (containers {} must not set securityContext.privileged=true)", privileged.join(", ")));
@@ -117,14 +119,19 @@ pub fn check(spec: &PodSpec, level: Level) -> Vec<String> {
     if !host_paths.is_empty() {
         out.push(format!("hostPath volumes ({})", host_paths.join(", ")));
     }
-    let host_ports: Vec<String> =
-        containers.iter().flat_map(|c| c.ports.iter().filter(|p| p.host_port != 0).map(move |p| format!("{:?}:{}", c.name, p.host_port))).collect();
+    let host_ports: Vec<String> = containers
+        .iter()
+        .flat_map(|c| c.ports.iter().filter(|p| p.host_port != 0).map(move |p| format!("{:?}:{}", c.name, p.host_port)))
+        .collect();
     if !host_ports.is_empty() {
         out.push(format!("hostPort (containers use host ports {})", host_ports.join(", ")));
     }
     let allowed_adds: &[&str] = if level == Level::Restricted { &["NET_BIND_SERVICE"] } else { BASELINE_CAPABILITIES };
     let bad_caps = named(&|c| {
-        c.security_context.as_ref().and_then(|s| s.capabilities.as_ref()).is_some_and(|caps| caps.add.iter().any(|a| !allowed_adds.contains(&a.trim_start_matches("CAP_"))))
+        c.security_context
+            .as_ref()
+            .and_then(|s| s.capabilities.as_ref())
+            .is_some_and(|caps| caps.add.iter().any(|a| !allowed_adds.contains(&a.trim_start_matches("CAP_"))))
     });
     if !bad_caps.is_empty() {
         out.push(format!("capabilities (containers {} add capabilities beyond {} allows)", bad_caps.join(", "), level.name()));
@@ -139,14 +146,20 @@ pub fn check(spec: &PodSpec, level: Level) -> Vec<String> {
             out.push(format!("runAsNonRoot != true (pod or containers {} must set securityContext.runAsNonRoot=true)", root.join(", ")));
         }
         let uid0 = named(&|c| {
-            c.security_context.as_ref().and_then(|s| s.run_as_user).or(spec.security_context.as_ref().and_then(|s| s.run_as_user)) == Some(0)
+            c.security_context.as_ref().and_then(|s| s.run_as_user).or(spec.security_context.as_ref().and_then(|s| s.run_as_user))
+                == Some(0)
         });
         if !uid0.is_empty() {
             out.push(format!("runAsUser=0 (containers {} must not run as root)", uid0.join(", ")));
         }
-        let keep = named(&|c| !c.security_context.as_ref().and_then(|s| s.capabilities.as_ref()).is_some_and(|caps| caps.drop.iter().any(|d| d == "ALL")));
+        let keep = named(&|c| {
+            !c.security_context.as_ref().and_then(|s| s.capabilities.as_ref()).is_some_and(|caps| caps.drop.iter().any(|d| d == "ALL"))
+        });
         if !keep.is_empty() {
-            out.push(format!("unrestricted capabilities (containers {} must set securityContext.capabilities.drop=[\"ALL\"])", keep.join(", ")));
+            out.push(format!(
+                "unrestricted capabilities (containers {} must set securityContext.capabilities.drop=[\"ALL\"])",
+                keep.join(", ")
+            ));
         }
     }
     out
@@ -172,7 +185,11 @@ mod tests {
         c.ports.push(ContainerPort { container_port: 80, host_port: 8080, ..Default::default() });
         let mut s = spec(c);
         s.host_network = Some(true);
-        s.volumes.push(Volume { name: "root".into(), host_path: Some(HostPathVolumeSource { path: "/".into(), ..Default::default() }), ..Default::default() });
+        s.volumes.push(Volume {
+            name: "root".into(),
+            host_path: Some(HostPathVolumeSource { path: "/".into(), ..Default::default() }),
+            ..Default::default()
+        });
         let v = check(&s, Level::Baseline);
         assert_eq!(v.len(), 4, "{v:?}");
         assert!(check(&s, Level::Privileged).is_empty());

@@ -16,11 +16,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use berth_api::Resource;
 use berth_api::pb::api::object::Kind;
 use berth_api::pb::core::ResourceQuota as Quota;
 use berth_api::quantity::Quantity;
 use berth_api::quota::{self, Usage};
-use berth_api::Resource;
 
 use super::{Attributes, Operation, Plugin};
 use crate::error::Error;

@@ -69,7 +69,12 @@ impl Plugin for ServiceAccount {
             if c.volume_mounts.iter().any(|m| m.mount_path == MOUNT_PATH) {
                 continue;
             }
-            c.volume_mounts.push(VolumeMount { name: volume.clone(), read_only: Some(true), mount_path: MOUNT_PATH.into(), ..Default::default() });
+            c.volume_mounts.push(VolumeMount {
+                name: volume.clone(),
+                read_only: Some(true),
+                mount_path: MOUNT_PATH.into(),
+                ..Default::default()
+            });
         }
         Ok(())
     }

@@ -4,9 +4,9 @@
 //! pods (their status, and confirming their deletion). Reads of other kinds
 //! are left to RBAC (the `system:node` role).
 
+use berth_api::Resource;
 use berth_api::pb::api::object::Kind;
 use berth_api::pb::core::{Pod, PodSpec};
-use berth_api::Resource;
 
 use super::{Attributes, Decision};
 use crate::authn::UserInfo;

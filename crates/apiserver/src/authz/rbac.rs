@@ -28,7 +28,12 @@ pub fn authorize(registry: &Registry, user: &UserInfo, a: &Attributes) -> Decisi
         if rr.kind == "ClusterRole"
             && let Some(rule) = rules(registry, rr, "").iter().find(|r| matches(r, a))
         {
-            return Decision::Allow(format!("allowed by ClusterRoleBinding {:?} of ClusterRole {:?} ({})", b.name(), rr.name, describe(rule)));
+            return Decision::Allow(format!(
+                "allowed by ClusterRoleBinding {:?} of ClusterRole {:?} ({})",
+                b.name(),
+                rr.name,
+                describe(rule)
+            ));
         }
     }
     if !a.namespace.is_empty() {
@@ -175,7 +180,24 @@ pub fn default_cluster_roles() -> Vec<ClusterRole> {
     let mut view_rules = vec![rule(READ, &[""], WORKLOADS), rule(READ, &[COORD], &["leases"])];
     view_rules.retain(|r| !r.resources.is_empty());
     let mut edit_rules = view_rules.clone();
-    edit_rules.push(rule(WRITE, &[""], &["pods", "pods/exec", "pods/attach", "pods/portforward", "replicationcontrollers", "replicationcontrollers/scale", "services", "endpoints", "configmaps", "secrets", "events", "serviceaccounts"]));
+    edit_rules.push(rule(
+        WRITE,
+        &[""],
+        &[
+            "pods",
+            "pods/exec",
+            "pods/attach",
+            "pods/portforward",
+            "replicationcontrollers",
+            "replicationcontrollers/scale",
+            "services",
+            "endpoints",
+            "configmaps",
+            "secrets",
+            "events",
+            "serviceaccounts",
+        ],
+    ));
     edit_rules.push(rule(&["create"], &[""], &["pods/exec", "pods/attach"]));
     edit_rules.push(rule(READ, &[""], &["secrets"]));
     edit_rules.push(rule(WRITE, &[COORD], &["leases"]));
@@ -207,19 +229,10 @@ pub fn default_cluster_roles() -> Vec<ClusterRole> {
                 rule(&["get", "list", "watch", "create", "update"], &[COORD], &["leases"]),
             ],
         ),
-        cluster_role(
-            "system:kube-controller-manager",
-            vec![
-                rule(&["*"], &["", COORD], &["*"]),
-                rule(READ, &[GROUP], &["*"]),
-            ],
-        ),
+        cluster_role("system:kube-controller-manager", vec![rule(&["*"], &["", COORD], &["*"]), rule(READ, &[GROUP], &["*"])]),
         cluster_role(
             "system:node-proxier",
-            vec![
-                rule(READ, &[""], &["services", "endpoints", "nodes"]),
-                rule(&["create", "update", "patch"], &[""], &["events"]),
-            ],
+            vec![rule(READ, &[""], &["services", "endpoints", "nodes"]), rule(&["create", "update", "patch"], &[""], &["events"])],
         ),
     ]
 }
@@ -262,7 +275,14 @@ mod tests {
     use super::*;
 
     fn attrs(verb: &str, resource: &str, sub: &str, name: &str) -> Attributes {
-        Attributes { verb: verb.into(), resource: resource.into(), subresource: sub.into(), name: name.into(), namespace: "a".into(), ..Default::default() }
+        Attributes {
+            verb: verb.into(),
+            resource: resource.into(),
+            subresource: sub.into(),
+            name: name.into(),
+            namespace: "a".into(),
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -81,15 +81,7 @@ impl Event {
         prev_value: Option<Bytes>,
         create_revision: Revision,
     ) -> Self {
-        Self {
-            revision,
-            event_type,
-            key,
-            value,
-            prev_value,
-            create_revision,
-            decoded: OnceLock::new(),
-        }
+        Self { revision, event_type, key, value, prev_value, create_revision, decoded: OnceLock::new() }
     }
 }
 
@@ -149,10 +141,7 @@ impl Error {
 
     /// A backend error for a record that cannot be decoded, naming its key.
     pub fn corrupt(key: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::backend(CorruptRecord {
-            key: key.into(),
-            reason: reason.into(),
-        })
+        Self::backend(CorruptRecord { key: key.into(), reason: reason.into() })
     }
 }
 
@@ -202,8 +191,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Replaces an existing key's value; [`Error::NotFound`] if absent, [`Error::Conflict`] if
     /// `expected` is given and differs from the key's current `mod_revision`.
-    async fn update(&self, key: &str, value: Bytes, expected: Option<Revision>)
-    -> Result<Revision>;
+    async fn update(&self, key: &str, value: Bytes, expected: Option<Revision>) -> Result<Revision>;
 
     /// Removes a key, with the same preconditions as `update`; returns the deletion's revision
     /// and the key-value as it was just before.
@@ -218,8 +206,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Like `list`, once the store has reached revision `min` (waiting a bounded time, about 3
     /// seconds, then [`Error::Timeout`]); serves Kubernetes' "resourceVersion=N" lists.
-    async fn list_at_least(&self, prefix: &str, min: Revision)
-    -> Result<(Vec<KeyValue>, Revision)>;
+    async fn list_at_least(&self, prefix: &str, min: Revision) -> Result<(Vec<KeyValue>, Revision)>;
 
     /// Every event with revision > `from` whose key starts with `prefix`, in order, exactly
     /// once; [`Error::TooOld`] if `from` is older than the retained history.

@@ -67,10 +67,7 @@ pub struct SledOptions {
 
 impl Default for SledOptions {
     fn default() -> Self {
-        Self {
-            history: DEFAULT_HISTORY,
-            cache_capacity_bytes: 64 * 1024 * 1024,
-        }
+        Self { history: DEFAULT_HISTORY, cache_capacity_bytes: 64 * 1024 * 1024 }
     }
 }
 
@@ -105,16 +102,9 @@ struct WriteRequest {
 }
 
 enum Op {
-    Create {
-        value: Bytes,
-    },
-    Update {
-        value: Bytes,
-        expected: Option<Revision>,
-    },
-    Delete {
-        expected: Option<Revision>,
-    },
+    Create { value: Bytes },
+    Update { value: Bytes, expected: Option<Revision> },
+    Delete { expected: Option<Revision> },
 }
 
 /// The revision of a successful write, and for a delete the key-value it removed.
@@ -126,10 +116,7 @@ impl SledStore {
     /// the writer thread.
     pub fn open(path: &Path, options: SledOptions) -> Result<SledStore> {
         // With no history every watcher would be too old as soon as anything is written.
-        let options = SledOptions {
-            history: options.history.max(1),
-            ..options
-        };
+        let options = SledOptions { history: options.history.max(1), ..options };
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_capacity_bytes)
@@ -139,8 +126,7 @@ impl SledStore {
 
         let revision = match db.get(META_REVISION).map_err(Error::backend)? {
             None => 0,
-            Some(raw) => read_u64(&raw)
-                .ok_or_else(|| Error::corrupt("m/revision", "not an 8-byte revision"))?,
+            Some(raw) => read_u64(&raw).ok_or_else(|| Error::corrupt("m/revision", "not an 8-byte revision"))?,
         };
 
         let mut objects = BTreeMap::new();
@@ -149,13 +135,7 @@ impl SledStore {
             let key = decode_key(&raw_key[1..])?;
             let entry = decode_object(&key, &raw)?;
             if entry.mod_revision > revision {
-                return Err(Error::corrupt(
-                    key,
-                    format!(
-                        "mod revision {} is newer than the store's {revision}",
-                        entry.mod_revision
-                    ),
-                ));
+                return Err(Error::corrupt(key, format!("mod revision {} is newer than the store's {revision}", entry.mod_revision)));
             }
             objects.insert(key, entry);
         }
@@ -178,13 +158,7 @@ impl SledStore {
             "opened sled store"
         );
 
-        let cache = Arc::new(WatchCache::restore(
-            options.history,
-            objects,
-            revision,
-            compacted,
-            history,
-        ));
+        let cache = Arc::new(WatchCache::restore(options.history, objects, revision, compacted, history));
         let counters = Arc::new(Counters::default());
         let (requests, queue) = mpsc::channel();
         let writer = Writer {
@@ -195,18 +169,9 @@ impl SledStore {
             log_oldest,
             since_compaction: 0,
         };
-        let handle = thread::Builder::new()
-            .name("berth-sled-writer".into())
-            .spawn(move || writer.run(queue))
-            .map_err(Error::backend)?;
+        let handle = thread::Builder::new().name("berth-sled-writer".into()).spawn(move || writer.run(queue)).map_err(Error::backend)?;
 
-        Ok(SledStore {
-            db,
-            cache,
-            requests,
-            writer: Mutex::new(Some(handle)),
-            counters,
-        })
+        Ok(SledStore { db, cache, requests, writer: Mutex::new(Some(handle)), counters })
     }
 
     /// Stops the store: the writer finishes every request queued before this call, flushes and
@@ -214,11 +179,7 @@ impl SledStore {
     /// watches get [`Error::Closed`]. Reads keep answering from memory. Blocks until the writer
     /// has stopped (at most one group commit); idempotent; also run on drop.
     pub fn close(&self) {
-        let handle = self
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let handle = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
         let Some(handle) = handle else { return };
         // If the writer already stopped (after a backend failure) the send fails; fine.
         let _ = self.requests.send(Command::Shutdown);
@@ -230,10 +191,7 @@ impl SledStore {
         if let Err(err) = self.db.flush() {
             error!(cause = %err, "final flush failed");
         }
-        info!(
-            revision = self.cache.current_revision(),
-            "closed sled store"
-        );
+        info!(revision = self.cache.current_revision(), "closed sled store");
     }
 
     /// The watch cache serving reads (for diagnostics and tests).
@@ -245,13 +203,7 @@ impl SledStore {
     /// stops waiting, the write still happens (as with etcd).
     async fn submit(&self, key: &str, op: Op) -> Result<Outcome> {
         let (reply, outcome) = oneshot::channel();
-        self.requests
-            .send(Command::Write(WriteRequest {
-                key: key.to_owned(),
-                op,
-                reply,
-            }))
-            .map_err(|_| Error::Closed)?;
+        self.requests.send(Command::Write(WriteRequest { key: key.to_owned(), op, reply })).map_err(|_| Error::Closed)?;
         // A dropped reply means the writer stopped before reaching this request.
         outcome.await.map_err(|_| Error::Closed)?
     }
@@ -269,12 +221,7 @@ impl Store for SledStore {
         Ok(self.submit(key, Op::Create { value }).await?.0)
     }
 
-    async fn update(
-        &self,
-        key: &str,
-        value: Bytes,
-        expected: Option<Revision>,
-    ) -> Result<Revision> {
+    async fn update(&self, key: &str, value: Bytes, expected: Option<Revision>) -> Result<Revision> {
         Ok(self.submit(key, Op::Update { value, expected }).await?.0)
     }
 
@@ -282,9 +229,7 @@ impl Store for SledStore {
         match self.submit(key, Op::Delete { expected }).await? {
             (revision, Some(kv)) => Ok((revision, kv)),
             // The writer always returns the removed key-value for a delete.
-            (_, None) => Err(Error::NotFound {
-                key: key.to_owned(),
-            }),
+            (_, None) => Err(Error::NotFound { key: key.to_owned() }),
         }
     }
 
@@ -296,11 +241,7 @@ impl Store for SledStore {
         Ok(self.cache.list(prefix))
     }
 
-    async fn list_at_least(
-        &self,
-        prefix: &str,
-        min: Revision,
-    ) -> Result<(Vec<KeyValue>, Revision)> {
+    async fn list_at_least(&self, prefix: &str, min: Revision) -> Result<(Vec<KeyValue>, Revision)> {
         self.cache.wait_for_revision(min, LIST_WAIT).await?;
         Ok(self.cache.list(prefix))
     }
@@ -416,10 +357,7 @@ impl Writer {
                     overlay.insert(key, None);
                 }
                 EventType::Added | EventType::Modified => {
-                    batch.insert(
-                        object_key,
-                        encode_object(event.revision, event.create_revision, &event.value),
-                    );
+                    batch.insert(object_key, encode_object(event.revision, event.create_revision, &event.value));
                     overlay.insert(
                         key,
                         Some(KeyValue {
@@ -439,11 +377,7 @@ impl Writer {
             let written = events.len() as u64;
             batch.insert(META_REVISION, revision.to_be_bytes().to_vec());
             self.compact_into(&mut batch, revision, written);
-            let durable = self
-                .db
-                .apply_batch(batch)
-                .and_then(|()| self.db.flush())
-                .map_err(Error::backend);
+            let durable = self.db.apply_batch(batch).and_then(|()| self.db.flush()).map_err(Error::backend);
             if let Err(err) = durable {
                 for (reply, _) in replies {
                     let _ = reply.send(Err(err.clone()));
@@ -471,20 +405,14 @@ impl Writer {
             return;
         }
         self.since_compaction = 0;
-        let cutoff = revision
-            .saturating_sub(self.history)
-            .min(self.log_oldest.saturating_add(COMPACT_MAX_REMOVALS - 1));
+        let cutoff = revision.saturating_sub(self.history).min(self.log_oldest.saturating_add(COMPACT_MAX_REMOVALS - 1));
         if cutoff < self.log_oldest {
             return;
         }
         for old in self.log_oldest..=cutoff {
             batch.remove(log_key(old).to_vec());
         }
-        debug!(
-            from = self.log_oldest,
-            to = cutoff,
-            "compacting sled history log"
-        );
+        debug!(from = self.log_oldest, to = cutoff, "compacting sled history log");
         self.log_oldest = cutoff + 1;
     }
 }
@@ -515,42 +443,25 @@ fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db> {
 fn is_lock_contention(err: &sled::Error) -> bool {
     match err {
         // sled wraps flock's EWOULDBLOCK in an `Other` error carrying this message.
-        sled::Error::Io(io) => {
-            io.kind() == std::io::ErrorKind::WouldBlock
-                || io.to_string().contains("could not acquire lock")
-        }
+        sled::Error::Io(io) => io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("could not acquire lock"),
         _ => false,
     }
 }
 
 /// Checks one request against the key's current state and, if it passes, returns the event it
 /// produces (at `revision`) and the caller's outcome.
-fn plan(
-    key: &str,
-    op: Op,
-    current: Option<KeyValue>,
-    revision: Revision,
-) -> Result<(Event, Outcome)> {
+fn plan(key: &str, op: Op, current: Option<KeyValue>, revision: Revision) -> Result<(Event, Outcome)> {
     let check = |current: &KeyValue, expected: Option<Revision>| match expected {
-        Some(expected) if expected != current.mod_revision => Err(Error::Conflict {
-            key: key.to_owned(),
-            expected,
-            actual: current.mod_revision,
-        }),
+        Some(expected) if expected != current.mod_revision => {
+            Err(Error::Conflict { key: key.to_owned(), expected, actual: current.mod_revision })
+        }
         _ => Ok(()),
     };
-    let not_found = || Error::NotFound {
-        key: key.to_owned(),
-    };
+    let not_found = || Error::NotFound { key: key.to_owned() };
     // History records store lengths as u32; refuse what they cannot describe rather than write
     // a record that would read back corrupt. (The API's message limits keep real objects far
     // smaller.)
-    let too_large = |bytes: usize| {
-        Error::backend(RecordTooLarge {
-            key: key.to_owned(),
-            bytes,
-        })
-    };
+    let too_large = |bytes: usize| Error::backend(RecordTooLarge { key: key.to_owned(), bytes });
     let value_len = match &op {
         Op::Create { value } | Op::Update { value, .. } => value.len(),
         Op::Delete { .. } => 0,
@@ -562,31 +473,15 @@ fn plan(
     match op {
         Op::Create { value } => {
             if current.is_some() {
-                return Err(Error::AlreadyExists {
-                    key: key.to_owned(),
-                });
+                return Err(Error::AlreadyExists { key: key.to_owned() });
             }
-            let event = Event::new(
-                revision,
-                EventType::Added,
-                key.to_owned(),
-                value,
-                None,
-                revision,
-            );
+            let event = Event::new(revision, EventType::Added, key.to_owned(), value, None, revision);
             Ok((event, (revision, None)))
         }
         Op::Update { value, expected } => {
             let current = current.ok_or_else(not_found)?;
             check(&current, expected)?;
-            let event = Event::new(
-                revision,
-                EventType::Modified,
-                key.to_owned(),
-                value,
-                Some(current.value),
-                current.create_revision,
-            );
+            let event = Event::new(revision, EventType::Modified, key.to_owned(), value, Some(current.value), current.create_revision);
             Ok((event, (revision, None)))
         }
         Op::Delete { expected } => {
@@ -631,17 +526,10 @@ fn load_history(db: &sled::Db, revision: Revision, keep: usize) -> Result<(Vec<E
         let (raw_key, raw) = item.map_err(Error::backend)?;
         let log_rev = log_revision(&raw_key)?;
         if log_rev == 0 || log_rev > revision {
-            return Err(Error::corrupt(
-                format!("log/{log_rev}"),
-                format!("history record outside the store's revisions 1..={revision}"),
-            ));
+            return Err(Error::corrupt(format!("log/{log_rev}"), format!("history record outside the store's revisions 1..={revision}")));
         }
         if log_rev != expected {
-            warn!(
-                missing = expected,
-                found = log_rev,
-                "gap in sled history log; older history is unavailable"
-            );
+            warn!(missing = expected, found = log_rev, "gap in sled history log; older history is unavailable");
             break;
         }
         newest_first.push(decode_log(log_rev, &raw)?);
@@ -666,10 +554,7 @@ fn log_key(revision: Revision) -> [u8; 9] {
 }
 
 fn log_revision(raw_key: &[u8]) -> Result<Revision> {
-    raw_key
-        .get(1..)
-        .and_then(read_u64)
-        .ok_or_else(|| Error::corrupt(format!("{raw_key:?}"), "malformed history log key"))
+    raw_key.get(1..).and_then(read_u64).ok_or_else(|| Error::corrupt(format!("{raw_key:?}"), "malformed history log key"))
 }
 
 fn read_u64(raw: &[u8]) -> Option<u64> {
@@ -677,8 +562,7 @@ fn read_u64(raw: &[u8]) -> Option<u64> {
 }
 
 fn decode_key(raw: &[u8]) -> Result<String> {
-    String::from_utf8(raw.to_vec())
-        .map_err(|_| Error::corrupt(String::from_utf8_lossy(raw), "key is not UTF-8"))
+    String::from_utf8(raw.to_vec()).map_err(|_| Error::corrupt(String::from_utf8_lossy(raw), "key is not UTF-8"))
 }
 
 fn encode_object(mod_revision: Revision, create_revision: Revision, value: &[u8]) -> Vec<u8> {
@@ -695,15 +579,10 @@ fn decode_object(key: &str, raw: &[u8]) -> Result<Entry> {
     }
     let (mod_raw, rest) = raw.split_at(8);
     let (create_raw, value) = rest.split_at(8);
-    let (Some(mod_revision), Some(create_revision)) = (read_u64(mod_raw), read_u64(create_raw))
-    else {
+    let (Some(mod_revision), Some(create_revision)) = (read_u64(mod_raw), read_u64(create_raw)) else {
         return Err(Error::corrupt(key, "object record header unreadable"));
     };
-    Ok(Entry {
-        value: Bytes::copy_from_slice(value),
-        mod_revision,
-        create_revision,
-    })
+    Ok(Entry { value: Bytes::copy_from_slice(value), mod_revision, create_revision })
 }
 
 // History record layout:
@@ -719,8 +598,7 @@ fn encode_log(event: &Event) -> Vec<u8> {
         EventType::Modified => event.prev_value.as_deref().unwrap_or_default(),
         EventType::Added | EventType::Deleted => &[],
     };
-    let mut out =
-        Vec::with_capacity(1 + 8 + 4 + event.key.len() + 4 + event.value.len() + prev.len());
+    let mut out = Vec::with_capacity(1 + 8 + 4 + event.key.len() + 4 + event.value.len() + prev.len());
     out.push(match event.event_type {
         EventType::Added => TYPE_ADDED,
         EventType::Modified => TYPE_MODIFIED,
@@ -740,40 +618,23 @@ fn decode_log(revision: Revision, raw: &[u8]) -> Result<Event> {
     let name = || format!("log/{revision}");
     let corrupt = |reason: &str| Error::corrupt(name(), reason);
     let mut reader = Reader(raw);
-    let event_type = match reader
-        .take(1)
-        .ok_or_else(|| corrupt("empty history record"))?[0]
-    {
+    let event_type = match reader.take(1).ok_or_else(|| corrupt("empty history record"))?[0] {
         TYPE_ADDED => EventType::Added,
         TYPE_MODIFIED => EventType::Modified,
         TYPE_DELETED => EventType::Deleted,
         other => return Err(corrupt(&format!("unknown event type {other}"))),
     };
-    let create_revision = reader
-        .take(8)
-        .and_then(read_u64)
-        .ok_or_else(|| corrupt("truncated create revision"))?;
-    let key = reader
-        .take_sized()
-        .ok_or_else(|| corrupt("truncated key"))?;
+    let create_revision = reader.take(8).and_then(read_u64).ok_or_else(|| corrupt("truncated create revision"))?;
+    let key = reader.take_sized().ok_or_else(|| corrupt("truncated key"))?;
     let key = String::from_utf8(key.to_vec()).map_err(|_| corrupt("key is not UTF-8"))?;
-    let value = reader
-        .take_sized()
-        .ok_or_else(|| Error::corrupt(format!("{} ({key})", name()), "truncated value"))?;
+    let value = reader.take_sized().ok_or_else(|| Error::corrupt(format!("{} ({key})", name()), "truncated value"))?;
     let value = Bytes::copy_from_slice(value);
     let prev_value = match event_type {
         EventType::Added => None,
         EventType::Modified => Some(Bytes::copy_from_slice(reader.0)),
         EventType::Deleted => Some(value.clone()),
     };
-    Ok(Event::new(
-        revision,
-        event_type,
-        key,
-        value,
-        prev_value,
-        create_revision,
-    ))
+    Ok(Event::new(revision, event_type, key, value, prev_value, create_revision))
 }
 
 /// A cursor over a record that returns None instead of panicking on short input.
@@ -815,31 +676,19 @@ mod tests {
         assert_eq!(decoded.key, event.key);
         assert_eq!(decoded.value, event.value);
         assert_eq!(decoded.prev_value, event.prev_value);
-        assert_eq!(
-            (decoded.event_type, decoded.create_revision),
-            (EventType::Modified, 3)
-        );
+        assert_eq!((decoded.event_type, decoded.create_revision), (EventType::Modified, 3));
     }
 
     #[test]
     fn should_name_the_key_of_a_corrupt_object() {
         let err = decode_object("/registry/pods/ns/a", b"short").unwrap_err();
-        let Error::Backend(source) = err else {
-            panic!("expected a backend error")
-        };
+        let Error::Backend(source) = err else { panic!("expected a backend error") };
         assert!(source.to_string().contains("/registry/pods/ns/a"));
     }
 
     #[test]
     fn should_reject_truncated_history_records() {
-        let mut raw = encode_log(&Event::new(
-            2,
-            EventType::Added,
-            "/k".into(),
-            Bytes::from_static(b"value"),
-            None,
-            2,
-        ));
+        let mut raw = encode_log(&Event::new(2, EventType::Added, "/k".into(), Bytes::from_static(b"value"), None, 2));
         raw.truncate(raw.len() - 2);
         assert!(matches!(decode_log(2, &raw), Err(Error::Backend(_))));
     }

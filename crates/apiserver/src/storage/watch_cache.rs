@@ -87,21 +87,11 @@ impl WatchCache {
         compacted: Revision,
         history: Vec<Event>,
     ) -> Self {
-        let mut state = State {
-            objects,
-            ring: history.into_iter().map(Arc::new).collect(),
-            capacity,
-            revision,
-            compacted: compacted.min(revision),
-        };
+        let mut state =
+            State { objects, ring: history.into_iter().map(Arc::new).collect(), capacity, revision, compacted: compacted.min(revision) };
         state.trim();
         let (notify, _) = watch::channel(revision);
-        Self {
-            state: RwLock::new(state),
-            notify,
-            closed: AtomicBool::new(false),
-            watchers: Arc::new(AtomicU64::new(0)),
-        }
+        Self { state: RwLock::new(state), notify, closed: AtomicBool::new(false), watchers: Arc::new(AtomicU64::new(0)) }
     }
 
     // Nothing panics on data inside these critical sections; if something did, the writer
@@ -153,11 +143,7 @@ impl WatchCache {
                     EventType::Added | EventType::Modified => {
                         state.objects.insert(
                             event.key.clone(),
-                            Entry {
-                                value: event.value.clone(),
-                                mod_revision: event.revision,
-                                create_revision: event.create_revision,
-                            },
+                            Entry { value: event.value.clone(), mod_revision: event.revision, create_revision: event.create_revision },
                         );
                     }
                     EventType::Deleted => {
@@ -181,10 +167,7 @@ impl WatchCache {
         }
         let compacted = self.read().compacted;
         if from < compacted {
-            return Err(Error::TooOld {
-                requested: from,
-                oldest: compacted,
-            });
+            return Err(Error::TooOld { requested: from, oldest: compacted });
         }
         self.watchers.fetch_add(1, Ordering::Relaxed);
         Ok(WatchStream {
@@ -200,8 +183,7 @@ impl WatchCache {
     /// Waits until the cache has reached revision `min`, at most `timeout`.
     pub async fn wait_for_revision(&self, min: Revision, timeout: Duration) -> Result<Revision> {
         let mut rx = self.notify.subscribe();
-        let reached =
-            tokio::time::timeout(timeout, rx.wait_for(|&rev| rev >= min || self.is_closed())).await;
+        let reached = tokio::time::timeout(timeout, rx.wait_for(|&rev| rev >= min || self.is_closed())).await;
         match reached {
             Err(_) => Err(Error::Timeout { revision: min }),
             // The sender lives as long as `self`, so this cannot be a closed channel in
@@ -209,11 +191,7 @@ impl WatchCache {
             Ok(Err(_)) => Err(Error::Closed),
             Ok(Ok(rev)) => {
                 let rev = *rev;
-                if rev >= min {
-                    Ok(rev)
-                } else {
-                    Err(Error::Closed)
-                }
+                if rev >= min { Ok(rev) } else { Err(Error::Closed) }
             }
         }
     }
@@ -328,10 +306,7 @@ impl WatchStream {
     fn scan(&mut self) -> Result<()> {
         let state = self.cache.read();
         if self.position < state.compacted {
-            return Err(Error::TooOld {
-                requested: self.position,
-                oldest: state.compacted,
-            });
+            return Err(Error::TooOld { requested: self.position, oldest: state.compacted });
         }
         let start = state.ring.partition_point(|e| e.revision <= self.position);
         for event in state.ring.range(start..) {
@@ -368,14 +343,7 @@ mod tests {
     use super::*;
 
     fn added(rev: Revision, key: &str) -> Event {
-        Event::new(
-            rev,
-            EventType::Added,
-            key.into(),
-            Bytes::from_static(b"v"),
-            None,
-            rev,
-        )
+        Event::new(rev, EventType::Added, key.into(), Bytes::from_static(b"v"), None, rev)
     }
 
     #[tokio::test]
@@ -393,13 +361,7 @@ mod tests {
         let cache = Arc::new(WatchCache::new(2));
         let mut w = cache.watch("", 0).unwrap();
         cache.apply((1..=5).map(|r| added(r, &format!("/k/{r}"))));
-        assert!(matches!(
-            w.next().await,
-            Some(Err(Error::TooOld {
-                requested: 0,
-                oldest: 3
-            }))
-        ));
+        assert!(matches!(w.next().await, Some(Err(Error::TooOld { requested: 0, oldest: 3 }))));
         assert!(w.next().await.is_none());
         assert!(matches!(cache.watch("", 2), Err(Error::TooOld { .. })));
         assert!(cache.watch("", 3).is_ok());

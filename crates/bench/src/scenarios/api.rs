@@ -14,17 +14,13 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use berth_api::Resource;
-use berth_api::pb::core::{
-    ConfigMap, Container, ContainerPort, ObjectMeta, Pod, PodSpec, ResourceRequirements,
-};
+use berth_api::pb::core::{ConfigMap, Container, ContainerPort, ObjectMeta, Pod, PodSpec, ResourceRequirements};
 use berth_client::{Client, ListParams};
 use prost::Message as _;
 use rand::Rng;
 use tracing::{info, warn};
 
-use super::{
-    connect_pool, create_namespace, delete_all, delete_namespace, random_namespace, random_text,
-};
+use super::{connect_pool, create_namespace, delete_all, delete_namespace, random_namespace, random_text};
 use crate::Ctx;
 use crate::etcd::{self, pb::PutRequest};
 use crate::phase::{self, Phase};
@@ -67,32 +63,19 @@ pub struct Args {
 
 impl Args {
     fn connections(&self) -> usize {
-        if self.connections == 0 {
-            self.clients
-        } else {
-            self.connections.min(self.clients)
-        }
-        .max(1)
+        if self.connections == 0 { self.clients } else { self.connections.min(self.clients) }.max(1)
     }
 }
 
 /// One run: Berth (unless only --etcd was given), then etcd.
 pub async fn run(ctx: &Ctx, args: &Args) -> anyhow::Result<Figures> {
-    anyhow::ensure!(
-        args.clients > 0 && args.objects > 0,
-        "--clients and --objects must be at least 1"
-    );
+    anyhow::ensure!(args.clients > 0 && args.objects > 0, "--clients and --objects must be at least 1");
     let mut f = Figures::new();
     f.count("clients", args.clients as u64);
     f.count("connections", args.connections() as u64);
     f.count("objects", args.objects as u64);
     let value: Arc<str> = random_text(args.value_bytes).into();
-    f.count(
-        "object_bytes",
-        config_map("bench-xxxxxx", 0, &value, None, 1)
-            .into_object()
-            .encoded_len() as u64,
-    );
+    f.count("object_bytes", config_map("bench-xxxxxx", 0, &value, None, 1).into_object().encoded_len() as u64);
 
     let berth = ctx.common.server.is_some() || args.etcd.is_none();
     let mut creates_per_s = None;
@@ -122,13 +105,7 @@ fn pod_name(i: usize) -> String {
 
 /// The benchmark's ConfigMap: one ~1 KiB value and a generation marker
 /// that updates change.
-fn config_map(
-    namespace: &str,
-    i: usize,
-    value: &str,
-    resource_version: Option<&str>,
-    generation: u32,
-) -> ConfigMap {
+fn config_map(namespace: &str, i: usize, value: &str, resource_version: Option<&str>, generation: u32) -> ConfigMap {
     ConfigMap {
         metadata: Some(ObjectMeta {
             name: cm_name(i),
@@ -137,10 +114,7 @@ fn config_map(
             labels: BTreeMap::from([("app".into(), "berth-bench".into())]),
             ..Default::default()
         }),
-        data: BTreeMap::from([
-            ("value".into(), value.into()),
-            ("generation".into(), generation.to_string()),
-        ]),
+        data: BTreeMap::from([("value".into(), value.into()), ("generation".into(), generation.to_string())]),
         ..Default::default()
     }
 }
@@ -152,27 +126,16 @@ fn pod(namespace: &str, i: usize) -> Pod {
         metadata: Some(ObjectMeta {
             name: pod_name(i),
             namespace: namespace.into(),
-            labels: BTreeMap::from([
-                ("app".into(), app.clone()),
-                ("tier".into(), "frontend".into()),
-            ]),
+            labels: BTreeMap::from([("app".into(), app.clone()), ("tier".into(), "frontend".into())]),
             ..Default::default()
         }),
         spec: Some(PodSpec {
             containers: vec![Container {
                 name: "web".into(),
                 image: "registry.example.com/web:1.4.2".into(),
-                ports: vec![ContainerPort {
-                    name: "http".into(),
-                    container_port: 8080,
-                    protocol: "TCP".into(),
-                    ..Default::default()
-                }],
+                ports: vec![ContainerPort { name: "http".into(), container_port: 8080, protocol: "TCP".into(), ..Default::default() }],
                 resources: Some(ResourceRequirements {
-                    requests: BTreeMap::from([
-                        ("cpu".into(), "100m".into()),
-                        ("memory".into(), "64Mi".into()),
-                    ]),
+                    requests: BTreeMap::from([("cpu".into(), "100m".into()), ("memory".into(), "64Mi".into())]),
                     limits: BTreeMap::from([("memory".into(), "128Mi".into())]),
                 }),
                 ..Default::default()
@@ -198,29 +161,13 @@ async fn run_berth(ctx: &Ctx, args: &Args, value: Arc<str>) -> anyhow::Result<Fi
     // Whatever happened, leave nothing behind.
     let cleanup = ctx.cleanup_deadline();
     if pods_created > 0 {
-        let p = delete_all(
-            &pool,
-            args.clients,
-            "Pod",
-            &ns,
-            (0..pods_created).map(pod_name).collect(),
-            cleanup,
-        )
-        .await;
+        let p = delete_all(&pool, args.clients, "Pod", &ns, (0..pods_created).map(pod_name).collect(), cleanup).await;
         if p.errors > 0 {
             warn!(errors = p.errors, "some pods were not deleted");
         }
     }
     if result.is_err() {
-        delete_all(
-            &pool,
-            args.clients,
-            "ConfigMap",
-            &ns,
-            (0..args.objects).map(cm_name).collect(),
-            cleanup,
-        )
-        .await;
+        delete_all(&pool, args.clients, "ConfigMap", &ns, (0..args.objects).map(cm_name).collect(), cleanup).await;
     }
     delete_namespace(&pool[0], &ns, cleanup).await;
     result
@@ -290,9 +237,7 @@ async fn berth_phases(
         phase::run("list", 1, args.lists, deadline, move |_, _| {
             let (client, ns, items) = (client.clone(), ns.clone(), items.clone());
             async move {
-                let resp = client
-                    .list_objects("ConfigMap", &ns, &ListParams::default())
-                    .await?;
+                let resp = client.list_objects("ConfigMap", &ns, &ListParams::default()).await?;
                 items.fetch_min(resp.items.len(), Ordering::Relaxed);
                 Ok::<_, berth_client::Error>(())
             }
@@ -317,11 +262,7 @@ async fn berth_phases(
             let rv = rvs[i].get().cloned();
             let cm = config_map(&ns, i, &value, rv.as_deref(), 2);
             async move {
-                anyhow::ensure!(
-                    rv.is_some_and(|rv| !rv.is_empty()),
-                    "create returned no resourceVersion for {}",
-                    cm_name(i)
-                );
+                anyhow::ensure!(rv.is_some_and(|rv| !rv.is_empty()), "create returned no resourceVersion for {}", cm_name(i));
                 client.update(cm).await?;
                 Ok(())
             }
@@ -337,17 +278,11 @@ async fn berth_phases(
         let before = args.pid.map(procfs::rss_kib).transpose()?;
         let pods = {
             let (pool, ns) = (pool.to_vec(), ns.clone());
-            phase::run(
-                "pod create",
-                workers,
-                args.rss_pods,
-                deadline,
-                move |w, i| {
-                    let client = pool[w % pool.len()].clone();
-                    let p = pod(&ns, i);
-                    async move { client.create(p).await.map(drop) }
-                },
-            )
+            phase::run("pod create", workers, args.rss_pods, deadline, move |w, i| {
+                let client = pool[w % pool.len()].clone();
+                let p = pod(&ns, i);
+                async move { client.create(p).await.map(drop) }
+            })
             .await
         };
         *pods_created = args.rss_pods;
@@ -358,33 +293,15 @@ async fn berth_phases(
         if let (Some(pid), Some(before)) = (args.pid, before) {
             let after = procfs::rss_kib(pid)?;
             f.measure("apiserver_rss_mib_with_pods", procfs::mib(after));
-            f.measure(
-                "rss_kib_per_pod",
-                (after as f64 - before as f64) / args.rss_pods as f64,
-            );
+            f.measure("rss_kib_per_pod", (after as f64 - before as f64) / args.rss_pods as f64);
         }
     }
 
     // delete the ConfigMaps, timed like the other phases
-    let delete = delete_all(
-        pool,
-        workers,
-        "ConfigMap",
-        &ns,
-        (0..n).map(cm_name).collect(),
-        deadline,
-    )
-    .await;
+    let delete = delete_all(pool, workers, "ConfigMap", &ns, (0..n).map(cm_name).collect(), deadline).await;
     delete.ensure_finished()?;
     delete.add_to(&mut f, "deletes", "delete");
-    f.count(
-        "errors",
-        [&create, &get, &list, &update, &delete]
-            .iter()
-            .map(|p: &&Phase| p.errors)
-            .sum::<u64>()
-            + pod_errors,
-    );
+    f.count("errors", [&create, &get, &list, &update, &delete].iter().map(|p: &&Phase| p.errors).sum::<u64>() + pod_errors);
     Ok(f)
 }
 
@@ -395,23 +312,15 @@ async fn run_etcd(ctx: &Ctx, args: &Args, url: &str, value: Arc<str>) -> anyhow:
     let pool = etcd::connect(url, args.connections()).await?;
     let ns: Arc<str> = random_namespace().into();
     info!(etcd = url, prefix = %format!("/registry/configmaps/{ns}/"), clients = args.clients, connections = pool.len(), objects = args.objects, "api: running against etcd");
-    let put = phase::run(
-        "etcd put",
-        args.clients,
-        args.objects,
-        ctx.deadline,
-        move |w, i| {
-            let mut client = pool[w % pool.len()].clone();
-            let req = PutRequest {
-                key: format!("/registry/configmaps/{ns}/{}", cm_name(i)).into_bytes(),
-                value: config_map(&ns, i, &value, None, 1)
-                    .into_object()
-                    .encode_to_vec(),
-                ..Default::default()
-            };
-            async move { client.put(req).await.map(drop) }
-        },
-    )
+    let put = phase::run("etcd put", args.clients, args.objects, ctx.deadline, move |w, i| {
+        let mut client = pool[w % pool.len()].clone();
+        let req = PutRequest {
+            key: format!("/registry/configmaps/{ns}/{}", cm_name(i)).into_bytes(),
+            value: config_map(&ns, i, &value, None, 1).into_object().encode_to_vec(),
+            ..Default::default()
+        };
+        async move { client.put(req).await.map(drop) }
+    })
     .await;
     put.ensure_finished().context("etcd")?;
     let mut f = Figures::new();
@@ -428,9 +337,7 @@ mod tests {
     #[test]
     fn should_build_about_one_kib_objects() {
         let value = random_text(1024);
-        let len = config_map("bench-abcdef", 12, &value, None, 1)
-            .into_object()
-            .encoded_len();
+        let len = config_map("bench-abcdef", 12, &value, None, 1).into_object().encoded_len();
         assert!((1024..1200).contains(&len), "{len}");
     }
 

@@ -37,32 +37,20 @@ pub async fn connect_pool(ctx: &Ctx, n: usize) -> anyhow::Result<Vec<Client>> {
 pub fn random_namespace() -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    let suffix: String = (0..6)
-        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
-        .collect();
+    let suffix: String = (0..6).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect();
     format!("bench-{suffix}")
 }
 
 /// A random alphanumeric string, as the payload of an object.
 pub fn random_text(len: usize) -> String {
-    rand::rng()
-        .sample_iter(rand::distr::Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    rand::rng().sample_iter(rand::distr::Alphanumeric).take(len).map(char::from).collect()
 }
 
 /// Creates a fresh `bench-*` namespace and returns its name and the
 /// revision it was created at.
 pub async fn create_namespace(client: &Client, deadline: Instant) -> anyhow::Result<(String, u64)> {
     let name = random_namespace();
-    let ns = Namespace {
-        metadata: Some(ObjectMeta {
-            name: name.clone(),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let ns = Namespace { metadata: Some(ObjectMeta { name: name.clone(), ..Default::default() }), ..Default::default() };
     let created = tokio::time::timeout_at(deadline, client.create(ns))
         .await
         .context("timed out creating the benchmark namespace")?
@@ -74,18 +62,10 @@ pub async fn create_namespace(client: &Client, deadline: Instant) -> anyhow::Res
 /// Deletes the benchmark namespace (after its objects); a failure only warns,
 /// as the figures are already taken.
 pub async fn delete_namespace(client: &Client, name: &str, deadline: Instant) {
-    match tokio::time::timeout_at(
-        deadline,
-        client.delete::<Namespace>("", name, &DeleteParams::default()),
-    )
-    .await
-    {
+    match tokio::time::timeout_at(deadline, client.delete::<Namespace>("", name, &DeleteParams::default())).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => warn!(namespace = name, error = %e, "cannot delete the benchmark namespace"),
-        Err(_) => warn!(
-            namespace = name,
-            "timed out deleting the benchmark namespace"
-        ),
+        Err(_) => warn!(namespace = name, "timed out deleting the benchmark namespace"),
     }
 }
 
@@ -107,14 +87,8 @@ pub async fn delete_all(
         let client = clients[w % clients.len()].clone();
         let (namespace, names) = (namespace.clone(), names.clone());
         async move {
-            let params = DeleteParams {
-                grace_period_seconds: Some(0),
-                ..Default::default()
-            };
-            match client
-                .delete_object(kind, &namespace, &names[i], &params)
-                .await
-            {
+            let params = DeleteParams { grace_period_seconds: Some(0), ..Default::default() };
+            match client.delete_object(kind, &namespace, &names[i], &params).await {
                 Ok(_) => Ok(()),
                 Err(e) if e.is_not_found() => Ok(()),
                 Err(e) => Err(e),

@@ -67,10 +67,7 @@ fn event_index(name: &str) -> Option<usize> {
 
 /// One run.
 pub async fn run(ctx: &Ctx, args: &Args) -> anyhow::Result<Figures> {
-    anyhow::ensure!(
-        args.watchers > 0 && args.events > 0,
-        "--watchers and --events must be at least 1"
-    );
+    anyhow::ensure!(args.watchers > 0 && args.events > 0, "--watchers and --events must be at least 1");
     let connections = args.watchers.div_ceil(args.streams_per_connection.max(1));
     let pool = connect_pool(ctx, connections).await?;
     // The writer has a connection of its own, so that its acknowledgements
@@ -81,15 +78,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> anyhow::Result<Figures> {
     let result = measure(ctx, args, &pool, &writer, &ns, ns_rv).await;
 
     let cleanup = ctx.cleanup_deadline();
-    let d = delete_all(
-        std::slice::from_ref(&writer),
-        16,
-        "ConfigMap",
-        &ns,
-        (0..args.events).map(event_name).collect(),
-        cleanup,
-    )
-    .await;
+    let d = delete_all(std::slice::from_ref(&writer), 16, "ConfigMap", &ns, (0..args.events).map(event_name).collect(), cleanup).await;
     if d.errors > 0 {
         warn!(errors = d.errors, "some event objects were not deleted");
     }
@@ -97,14 +86,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> anyhow::Result<Figures> {
     result
 }
 
-async fn measure(
-    ctx: &Ctx,
-    args: &Args,
-    pool: &[Client],
-    writer: &Client,
-    ns: &str,
-    ns_rv: u64,
-) -> anyhow::Result<Figures> {
+async fn measure(ctx: &Ctx, args: &Args, pool: &[Client], writer: &Client, ns: &str, ns_rv: u64) -> anyhow::Result<Figures> {
     let (w_count, e_count, deadline) = (args.watchers, args.events, ctx.deadline);
     let ns: Arc<str> = ns.into();
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -116,12 +98,7 @@ async fn measure(
     let setup = Instant::now();
     for w in 0..w_count {
         let client = pool[w % pool.len()].clone();
-        let (ns, ready, seen, stop) = (
-            ns.clone(),
-            ready_tx.clone(),
-            seen_tx.clone(),
-            stop_rx.clone(),
-        );
+        let (ns, ready, seen, stop) = (ns.clone(), ready_tx.clone(), seen_tx.clone(), stop_rx.clone());
         tokio::spawn(async move {
             let s = watcher(client, &ns, ns_rv, e_count, ready, stop, deadline).await;
             let _ = seen.send(s).await;
@@ -159,11 +136,7 @@ async fn measure(
             anyhow::bail!("the --timeout passed after {i} of {e_count} writes");
         }
         let cm = ConfigMap {
-            metadata: Some(ObjectMeta {
-                name: event_name(i),
-                namespace: ns.to_string(),
-                ..Default::default()
-            }),
+            metadata: Some(ObjectMeta { name: event_name(i), namespace: ns.to_string(), ..Default::default() }),
             data: BTreeMap::from([("event".into(), i.to_string())]),
             ..Default::default()
         };
@@ -262,19 +235,13 @@ async fn measure(
     f.measure("watch_send_p99_ms", quantile_ms(&from_send, 0.99));
     f.measure("write_p50_ms", quantile_ms(&writes, 0.50));
     f.measure("write_p99_ms", quantile_ms(&writes, 0.99));
-    f.measure(
-        "writes_per_s",
-        written as f64 / writes_took.as_secs_f64().max(1e-9),
-    );
+    f.measure("writes_per_s", written as f64 / writes_took.as_secs_f64().max(1e-9));
     f.count("deliveries", deliveries);
     f.count("missed", missed);
     f.count("early_deliveries", early);
     f.count("watch_errors", watch_errors);
     f.count("write_errors", write_errors);
-    anyhow::ensure!(
-        deliveries > 0,
-        "no watcher received any of the {written} acknowledged events"
-    );
+    anyhow::ensure!(deliveries > 0, "no watcher received any of the {written} acknowledged events");
     Ok(f)
 }
 
@@ -289,19 +256,9 @@ async fn watcher(
     mut stop: watch::Receiver<bool>,
     deadline: Instant,
 ) -> Seen {
-    let mut seen = Seen {
-        received: vec![None; events],
-        error: None,
-    };
-    let opened = tokio::time::timeout_at(
-        deadline,
-        client.watch_objects("ConfigMap", ns, &ListParams::default(), resource_version),
-    )
-    .await;
-    let mut stream = match opened
-        .context("timed out opening the watch")
-        .and_then(|r| r.context("cannot open the watch"))
-    {
+    let mut seen = Seen { received: vec![None; events], error: None };
+    let opened = tokio::time::timeout_at(deadline, client.watch_objects("ConfigMap", ns, &ListParams::default(), resource_version)).await;
+    let mut stream = match opened.context("timed out opening the watch").and_then(|r| r.context("cannot open the watch")) {
         Ok(s) => s,
         Err(e) => {
             seen.error = Some(format!("{e:#}"));

@@ -49,10 +49,7 @@ pub async fn run(ctx: &Ctx, args: ApplyArgs) -> Result<()> {
     for m in &mut manifests {
         ctx.place(&mut m.object).with_context(|| format!("error when applying {}", describe(m)))?;
         if m.object.name().is_empty() {
-            bail!(
-                "error when applying {}: metadata.name is required (apply cannot use generateName; use create)",
-                describe(m)
-            );
+            bail!("error when applying {}: metadata.name is required (apply cannot use generateName; use create)", describe(m));
         }
     }
     let client = ctx.client().await?;
@@ -130,8 +127,7 @@ fn last_applied_text(new: &Value) -> String {
 /// its status, with its resourceVersion unless the manifest carries one.
 fn merged(current: &Object, new: &Value, last_applied: &str) -> Result<Object> {
     let live = current.to_json_value();
-    let last: Option<Value> =
-        current.metadata().and_then(|m| m.annotations.get(LAST_APPLIED)).and_then(|s| serde_json::from_str(s).ok());
+    let last: Option<Value> = current.metadata().and_then(|m| m.annotations.get(LAST_APPLIED)).and_then(|s| serde_json::from_str(s).ok());
     let mut out = merge::three_way(&live, last.as_ref(), new);
     merge::annotations_mut(&mut out).insert(LAST_APPLIED.into(), Value::String(last_applied.to_string()));
     let manifest_rv = new.pointer("/metadata/resourceVersion").cloned();
@@ -188,8 +184,7 @@ mod tests {
 
     #[test]
     fn should_see_a_reapplied_manifest_as_unchanged() {
-        let new = obj("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: default}\ndata: {k: v}\n")
-            .to_json_value();
+        let new = obj("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: default}\ndata: {k: v}\n").to_json_value();
         let mut live = new.clone();
         merge::annotations_mut(&mut live).insert(LAST_APPLIED.into(), Value::String(last_applied_text(&new)));
         merge::metadata_mut(&mut live).insert("resourceVersion".into(), Value::String("3".into()));
@@ -198,19 +193,15 @@ mod tests {
         let desired = merged(&live, &new, &last_applied_text(&new)).expect("merges");
         assert_eq!(comparable(&desired), comparable(&live));
 
-        let changed = obj("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: default}\ndata: {k: w}\n")
-            .to_json_value();
+        let changed = obj("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: default}\ndata: {k: w}\n").to_json_value();
         let desired = merged(&live, &changed, &last_applied_text(&changed)).expect("merges");
         assert_ne!(comparable(&desired), comparable(&live));
     }
 
     #[test]
     fn should_keep_the_manifest_resource_version_as_precondition() {
-        let live =
-            obj("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: default, resourceVersion: \"9\"}\n");
-        let new =
-            obj("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: default, resourceVersion: \"4\"}\n")
-                .to_json_value();
+        let live = obj("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: default, resourceVersion: \"9\"}\n");
+        let new = obj("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: default, resourceVersion: \"4\"}\n").to_json_value();
         let desired = merged(&live, &new, &last_applied_text(&new)).expect("merges");
         assert_eq!(desired.metadata().map(|m| m.resource_version.as_str()), Some("4"));
         assert!(!last_applied_text(&new).contains("resourceVersion"));

@@ -48,11 +48,7 @@ pub async fn run(ctx: &Ctx, args: AuthArgs) -> Result<()> {
     match args.command {
         AuthCommand::Whoami => {
             let me = client
-                .access_review(AccessReviewRequest {
-                    verb: "get".into(),
-                    non_resource_path: "/version".into(),
-                    ..Default::default()
-                })
+                .access_review(AccessReviewRequest { verb: "get".into(), non_resource_path: "/version".into(), ..Default::default() })
                 .await?;
             out(&format!("Username: {}\nGroups:   [{}]\n", me.user, me.groups.join(" ")));
             Ok(())
@@ -74,8 +70,7 @@ pub async fn run(ctx: &Ctx, args: AuthArgs) -> Result<()> {
                 let (kind, sub) = a.resource.split_once('/').unwrap_or((a.resource.as_str(), ""));
                 let info = super::resolve_kind(kind)?;
                 req.resource = if sub.is_empty() { info.plural.to_string() } else { format!("{}/{sub}", info.plural) };
-                req.namespace =
-                    if info.namespaced && !a.all_namespaces { ctx.namespace().to_string() } else { String::new() };
+                req.namespace = if info.namespaced && !a.all_namespaces { ctx.namespace().to_string() } else { String::new() };
             }
             let answer = client.access_review(req).await?;
             let mut text = if answer.allowed { "yes".to_string() } else { "no".to_string() };

@@ -79,8 +79,7 @@ async fn related(client: &Client, object: &Object, events_by_ns: &mut HashMap<St
     let ns = object.namespace().to_string();
     if !events_by_ns.contains_key(&ns) {
         // Events about cluster-scoped objects may live in any namespace.
-        let (events, _) =
-            client.list::<Event>(&ns, &ListParams::default()).await.map_err(|e| error::api(e, &Event::INFO, ""))?;
+        let (events, _) = client.list::<Event>(&ns, &ListParams::default()).await.map_err(|e| error::api(e, &Event::INFO, ""))?;
         events_by_ns.insert(ns.clone(), events);
     }
     let mut events: Vec<Event> = events_by_ns[&ns].iter().filter(|e| is_about(e, object)).cloned().collect();
@@ -91,10 +90,8 @@ async fn related(client: &Client, object: &Object, events_by_ns: &mut HashMap<St
             let selector = rc.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
             if !selector.is_empty() {
                 let sel = selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
-                let (pods, _) = client
-                    .list::<Pod>(&ns, &ListParams::default().labels(sel))
-                    .await
-                    .map_err(|e| error::api(e, &Pod::INFO, ""))?;
+                let (pods, _) =
+                    client.list::<Pod>(&ns, &ListParams::default().labels(sel)).await.map_err(|e| error::api(e, &Pod::INFO, ""))?;
                 related.pods = Some(pods);
             } else {
                 related.pods = Some(Vec::new());

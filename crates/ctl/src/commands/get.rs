@@ -98,11 +98,7 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
         found.push(f);
     }
 
-    let options = Options {
-        wide: args.output == Some(Output::Wide),
-        namespace_column: args.all_namespaces,
-        show_labels: args.show_labels,
-    };
+    let options = Options { wide: args.output == Some(Output::Wide), namespace_column: args.all_namespaces, show_labels: args.show_labels };
     if args.watch {
         let Some((info, names)) = groups.into_iter().next() else { return Ok(()) };
         let initial = found.pop().expect("one group was fetched");
@@ -149,9 +145,8 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
 }
 
 fn params(args: &GetArgs, names: &[String]) -> ListParams {
-    let mut p = ListParams::default()
-        .labels(args.selector.clone().unwrap_or_default())
-        .fields(args.field_selector.clone().unwrap_or_default());
+    let mut p =
+        ListParams::default().labels(args.selector.clone().unwrap_or_default()).fields(args.field_selector.clone().unwrap_or_default());
     if let [name] = names {
         p.field_selector = format!("metadata.name={name}");
     }
@@ -215,14 +210,7 @@ fn print_tables(found: &[Found], options: Options, no_headers: bool, no_errors: 
 
 /// Prints the current objects, then one line (or document) per change,
 /// until the stream ends or berthctl is interrupted.
-async fn watch(
-    client: &Client,
-    args: &GetArgs,
-    options: Options,
-    ns: &str,
-    names: &[String],
-    initial: Found,
-) -> Result<()> {
+async fn watch(client: &Client, args: &GetArgs, options: Options, ns: &str, names: &[String], initial: Found) -> Result<()> {
     let info = initial.info;
     let mut table = Table::new(info, options);
     let now = Utc::now();

@@ -103,10 +103,7 @@ pub async fn run(ctx: &Ctx, args: LabelArgs) -> Result<()> {
             (false, false) => work.extend(names.into_iter().map(|n| (info, n))),
             (true, true) => {
                 let params = ListParams::default().labels(args.selector.clone().unwrap_or_default());
-                let resp = client
-                    .list_objects(info.kind, ctx.namespace_for(info), &params)
-                    .await
-                    .map_err(|e| error::api(e, info, ""))?;
+                let resp = client.list_objects(info.kind, ctx.namespace_for(info), &params).await.map_err(|e| error::api(e, info, ""))?;
                 work.extend(resp.items.iter().map(|o| (info, o.name().to_string())));
             }
         }
@@ -133,14 +130,7 @@ pub async fn run(ctx: &Ctx, args: LabelArgs) -> Result<()> {
 
 /// Edits one object's labels, with its resourceVersion as precondition,
 /// retrying when someone else wrote it meanwhile.
-async fn label_one(
-    client: &Client,
-    info: &'static KindInfo,
-    ns: &str,
-    name: &str,
-    changes: &Changes,
-    overwrite: bool,
-) -> Result<bool> {
+async fn label_one(client: &Client, info: &'static KindInfo, ns: &str, name: &str, changes: &Changes, overwrite: bool) -> Result<bool> {
     loop {
         let mut obj = client.get_object(info.kind, ns, name).await.map_err(|e| error::api(e, info, name))?;
         let Some(meta) = obj.metadata_mut() else { bail!("the server returned an empty object") };

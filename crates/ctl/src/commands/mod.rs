@@ -174,8 +174,7 @@ pub fn warn_error(err: &anyhow::Error) {
 pub fn to_json_pretty(value: &serde_json::Value) -> String {
     use serde::Serialize as _;
     let mut buf = Vec::new();
-    let mut ser =
-        serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b"    "));
     value.serialize(&mut ser).expect("a JSON value always serializes");
     let mut s = String::from_utf8(buf).expect("serde_json writes UTF-8");
     s.push('\n');

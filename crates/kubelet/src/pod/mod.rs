@@ -45,12 +45,13 @@ pub struct Workers {
 /// Whether an update changes something a sync acts on (a status written
 /// by this kubelet itself does not).
 fn worth_a_sync(old: &Pod, new: &Pod) -> bool {
-    old.spec != new.spec || old.metadata != new.metadata && {
-        let (mut a, mut b) = (old.meta().clone(), new.meta().clone());
-        a.resource_version.clear();
-        b.resource_version.clear();
-        a != b
-    }
+    old.spec != new.spec
+        || old.metadata != new.metadata && {
+            let (mut a, mut b) = (old.meta().clone(), new.meta().clone());
+            a.resource_version.clear();
+            b.resource_version.clear();
+            a != b
+        }
 }
 
 impl Workers {

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 
 use berth_api::pb::core::{
-    Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodCondition, PodIp, PodStatus,
+    Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
+    PodCondition, PodIp, PodStatus,
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -47,10 +47,8 @@ pub struct Observed<'a> {
 
 /// The instances of one container, newest first.
 pub fn instances<'a>(containers: &'a [ContainerInfo], kind: &str, name: &str) -> Vec<&'a ContainerInfo> {
-    let mut v: Vec<&ContainerInfo> = containers
-        .iter()
-        .filter(|c| c.label(labels::CONTAINER_TYPE) == kind && c.label(labels::CONTAINER_NAME) == name)
-        .collect();
+    let mut v: Vec<&ContainerInfo> =
+        containers.iter().filter(|c| c.label(labels::CONTAINER_TYPE) == kind && c.label(labels::CONTAINER_NAME) == name).collect();
     v.sort_by(|a, b| b.restart_count().cmp(&a.restart_count()).then(b.created.cmp(&a.created)));
     v
 }
@@ -211,8 +209,7 @@ pub fn compute(o: &Observed) -> PodStatus {
         .collect();
     let initialized = app_started || incomplete.is_empty();
     let app_default = if initialized { "ContainerCreating" } else { "PodInitializing" };
-    let statuses: Vec<ContainerStatus> =
-        spec.containers.iter().map(|c| container_status(o, labels::TYPE_APP, c, app_default)).collect();
+    let statuses: Vec<ContainerStatus> = spec.containers.iter().map(|c| container_status(o, labels::TYPE_APP, c, app_default)).collect();
 
     let mut phase = if o.init_failed {
         "Failed"
@@ -305,7 +302,10 @@ mod tests {
             metadata: Some(ObjectMeta { name: "p".into(), uid: "u".into(), ..Default::default() }),
             spec: Some(PodSpec {
                 restart_policy: policy.into(),
-                containers: containers.iter().map(|n| Container { name: n.to_string(), image: "img".into(), ..Default::default() }).collect(),
+                containers: containers
+                    .iter()
+                    .map(|n| Container { name: n.to_string(), image: "img".into(), ..Default::default() })
+                    .collect(),
                 ..Default::default()
             }),
             status: Some(PodStatus { phase: "Pending".into(), ..Default::default() }),

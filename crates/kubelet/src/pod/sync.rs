@@ -81,7 +81,11 @@ async fn terminate(a: &Arc<Agent>, uid: &str, pod: Option<&Pod>, gone: bool) -> 
     if !running.is_empty() {
         info!(pod = %describe(pod, uid), containers = running.len(), grace = ?grace, "killing the pod's containers");
         if let Some(p) = pod {
-            a.recorder.normal(&reference(p), "Killing", format!("Stopping the pod's containers with a grace period of {}s", grace.as_secs()));
+            a.recorder.normal(
+                &reference(p),
+                "Killing",
+                format!("Stopping the pod's containers with a grace period of {}s", grace.as_secs()),
+            );
         }
     }
     a.probes.forget_pod(uid);
@@ -98,7 +102,8 @@ async fn terminate(a: &Arc<Agent>, uid: &str, pod: Option<&Pod>, gone: bool) -> 
     if let Some(first) = containers.first() {
         let (ns, name) = (first.label(labels::POD_NAMESPACE).to_string(), first.label(labels::POD_NAME).to_string());
         let mut seen = HashSet::new();
-        let mut newest: Vec<&ContainerInfo> = containers.iter().filter(|c| c.label(labels::CONTAINER_TYPE) != labels::TYPE_SANDBOX).collect();
+        let mut newest: Vec<&ContainerInfo> =
+            containers.iter().filter(|c| c.label(labels::CONTAINER_TYPE) != labels::TYPE_SANDBOX).collect();
         newest.sort_by_key(|c| std::cmp::Reverse(c.restart_count()));
         for c in newest {
             let cname = c.label(labels::CONTAINER_NAME).to_string();
@@ -368,15 +373,24 @@ async fn sync_live(a: &Arc<Agent>, uid: &str, pod: &Pod, poke: Poke) -> Result<N
                     Some(i) if i.is_running() => {
                         if i.label(labels::CONTAINER_HASH) != hash {
                             info!(pod = %key, container = %c.name, "container spec changed, replacing it");
-                            a.recorder.normal(&reference(pod), "Killing", format!("Container {} definition changed, will be restarted", c.name));
+                            a.recorder.normal(
+                                &reference(pod),
+                                "Killing",
+                                format!("Container {} definition changed, will be restarted", c.name),
+                            );
                             a.runtime.stop_container(&i.id, grace_period(Some(pod), &containers)).await?;
                             s.start(labels::TYPE_APP, c, i.restart_count() + 1, &sb.id, &pod_ip, vols, &refs).await?;
                         } else if let Some(why) = a.probes.liveness_failure(&i.id) {
                             info!(pod = %key, container = %c.name, cause = %why, "liveness probe failed, killing the container");
                             a.recorder.warning(&reference(pod), "Unhealthy", why);
-                            a.recorder.normal(&reference(pod), "Killing", format!("Container {} failed liveness probe, will be restarted", c.name));
+                            a.recorder.normal(
+                                &reference(pod),
+                                "Killing",
+                                format!("Container {} failed liveness probe, will be restarted", c.name),
+                            );
                             let grace = c.liveness_probe.as_ref().and_then(|p| p.termination_grace_period_seconds);
-                            let grace = grace.map(|g| Duration::from_secs(g.max(0) as u64)).unwrap_or_else(|| grace_period(Some(pod), &containers));
+                            let grace =
+                                grace.map(|g| Duration::from_secs(g.max(0) as u64)).unwrap_or_else(|| grace_period(Some(pod), &containers));
                             a.runtime.stop_container(&i.id, grace).await?;
                             s.changed = true;
                             s.soon(Duration::ZERO);
@@ -546,9 +560,7 @@ fn fake_ip(uid: &str) -> String {
 async fn start_sandbox(a: &Arc<Agent>, pod: &Pod, uid: &str, containers: &[ContainerInfo]) -> Result<(), SandboxError> {
     let node = a.node_name();
     let ip = if a.runtime.needs_pod_cidr() {
-        let cidr = a.pod_cidr().ok_or_else(|| {
-            SandboxError::NotReady("NetworkNotReady".into(), crate::ipam::Error::NoCidr.to_string())
-        })?;
+        let cidr = a.pod_cidr().ok_or_else(|| SandboxError::NotReady("NetworkNotReady".into(), crate::ipam::Error::NoCidr.to_string()))?;
         let mut ipam = lock(&a.ipam);
         if let Err(e) = ipam.set_cidr(&cidr) {
             return Err(SandboxError::NotReady("NetworkNotReady".into(), e.to_string()));

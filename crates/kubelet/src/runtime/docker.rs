@@ -12,12 +12,12 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, ExecConfig, HostConfig, HostConfigLogConfig, Ipam,
-    IpamConfig, NetworkCreateRequest, NetworkingConfig, PortBinding,
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, ExecConfig, HostConfig, HostConfigLogConfig, Ipam, IpamConfig,
+    NetworkCreateRequest, NetworkingConfig, PortBinding,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, EventsOptions, InspectContainerOptions, InspectNetworkOptions,
-    ListContainersOptions, ListImagesOptions, LogsOptions, RemoveContainerOptions, StatsOptions, StopContainerOptions,
+    CreateContainerOptions, CreateImageOptions, EventsOptions, InspectContainerOptions, InspectNetworkOptions, ListContainersOptions,
+    ListImagesOptions, LogsOptions, RemoveContainerOptions, StatsOptions, StopContainerOptions,
 };
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
@@ -25,8 +25,8 @@ use futures::{StreamExt, TryStreamExt};
 use tracing::debug;
 
 use super::{
-    ContainerConfig, ContainerEvent, ContainerInfo, ContainerState, Error, ExecResult, ExecSession, Image, LogOptions,
-    Network, Output, Result, Runtime, RuntimeVersion, Usage, labels,
+    ContainerConfig, ContainerEvent, ContainerInfo, ContainerState, Error, ExecResult, ExecSession, Image, LogOptions, Network, Output,
+    Result, Runtime, RuntimeVersion, Usage, labels,
 };
 
 /// The Docker engine on the local socket (`DOCKER_HOST` if set).
@@ -95,13 +95,8 @@ impl Runtime for DockerRuntime {
         for _ in 0..3 {
             match self.docker.inspect_network(name, None::<InspectNetworkOptions>).await {
                 Ok(n) => {
-                    let subnets: Vec<String> = n
-                        .ipam
-                        .and_then(|i| i.config)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(|c| c.subnet)
-                        .collect();
+                    let subnets: Vec<String> =
+                        n.ipam.and_then(|i| i.config).unwrap_or_default().into_iter().filter_map(|c| c.subnet).collect();
                     if !subnets.iter().any(|s| s == subnet) {
                         return Err(Error::Engine(format!(
                             "network {name} exists with subnets {subnets:?}, not {subnet}: remove it or pick another --cluster-network"
@@ -121,11 +116,7 @@ impl Runtime for DockerRuntime {
                 driver: Some("bridge".into()),
                 ipam: Some(Ipam {
                     driver: Some("default".into()),
-                    config: Some(vec![IpamConfig {
-                        subnet: Some(subnet.into()),
-                        gateway: Some(gateway.into()),
-                        ..Default::default()
-                    }]),
+                    config: Some(vec![IpamConfig { subnet: Some(subnet.into()), gateway: Some(gateway.into()), ..Default::default() }]),
                     options: None,
                 }),
                 labels: Some([("berth.io/cluster-network".to_string(), "true".to_string())].into()),
@@ -144,11 +135,7 @@ impl Runtime for DockerRuntime {
         let images = self.docker.list_images(None::<ListImagesOptions>).await.map_err(err)?;
         Ok(images
             .into_iter()
-            .map(|i| Image {
-                id: i.id,
-                names: i.repo_tags.into_iter().filter(|t| t != "<none>:<none>").collect(),
-                size_bytes: i.size,
-            })
+            .map(|i| Image { id: i.id, names: i.repo_tags.into_iter().filter(|t| t != "<none>:<none>").collect(), size_bytes: i.size })
             .collect())
     }
 
@@ -289,8 +276,7 @@ impl Runtime for DockerRuntime {
                     ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(ip.clone()), ..Default::default() }),
                     ..Default::default()
                 };
-                body.networking_config =
-                    Some(NetworkingConfig { endpoints_config: Some([(network.clone(), endpoint)].into()) });
+                body.networking_config = Some(NetworkingConfig { endpoints_config: Some([(network.clone(), endpoint)].into()) });
             }
             Network::Container(id) => host.network_mode = Some(format!("container:{id}")),
         }
@@ -336,12 +322,7 @@ impl Runtime for DockerRuntime {
                 .docker
                 .create_exec(
                     id,
-                    ExecConfig {
-                        cmd: Some(cmd.to_vec()),
-                        attach_stdout: Some(true),
-                        attach_stderr: Some(true),
-                        ..Default::default()
-                    },
+                    ExecConfig { cmd: Some(cmd.to_vec()), attach_stdout: Some(true), attach_stderr: Some(true), ..Default::default() },
                 )
                 .await
                 .map_err(err)?;
@@ -380,11 +361,9 @@ impl Runtime for DockerRuntime {
             .map_err(err)?;
         let options = StartExecOptions { detach: false, tty, output_capacity: None };
         match self.docker.start_exec(&exec.id, Some(options)).await.map_err(err)? {
-            StartExecResults::Attached { output, input } => Ok(ExecSession {
-                id: exec.id,
-                output: output.map_ok(to_output).map_err(err).boxed(),
-                input,
-            }),
+            StartExecResults::Attached { output, input } => {
+                Ok(ExecSession { id: exec.id, output: output.map_ok(to_output).map_err(err).boxed(), input })
+            }
             StartExecResults::Detached => Err(Error::Engine("the engine detached the exec".into())),
         }
     }
@@ -396,15 +375,10 @@ impl Runtime for DockerRuntime {
 
     fn logs(&self, id: &str, options: &LogOptions) -> BoxStream<'static, Result<Output>> {
         let tail = options.tail_lines.map(|n| n.max(0).to_string()).unwrap_or_else(|| "all".into());
-        let opts = LogsOptions {
-            follow: options.follow,
-            stdout: true,
-            stderr: true,
-            timestamps: options.timestamps,
-            tail,
-            ..Default::default()
-        };
-        let docker = if options.follow { self.docker.clone().with_timeout(Duration::from_secs(u32::MAX as u64)) } else { self.docker.clone() };
+        let opts =
+            LogsOptions { follow: options.follow, stdout: true, stderr: true, timestamps: options.timestamps, tail, ..Default::default() };
+        let docker =
+            if options.follow { self.docker.clone().with_timeout(Duration::from_secs(u32::MAX as u64)) } else { self.docker.clone() };
         docker.logs(id, Some(opts)).map_ok(to_output).map_err(err).boxed()
     }
 
@@ -418,7 +392,8 @@ impl Runtime for DockerRuntime {
             Some(Ok(s)) => {
                 let cpu = s.cpu_stats.and_then(|c| c.cpu_usage).and_then(|u| u.total_usage).unwrap_or(0);
                 let mem = s.memory_stats.unwrap_or_default();
-                let inactive = mem.stats.as_ref().and_then(|m| m.get("inactive_file").or(m.get("total_inactive_file")).copied()).unwrap_or(0);
+                let inactive =
+                    mem.stats.as_ref().and_then(|m| m.get("inactive_file").or(m.get("total_inactive_file")).copied()).unwrap_or(0);
                 let usage = mem.usage.unwrap_or(0);
                 Ok(Some(Usage { cpu_usage_ns_total: cpu, memory_working_set_bytes: usage.saturating_sub(inactive) }))
             }
@@ -453,9 +428,7 @@ impl Runtime for DockerRuntime {
 fn to_output(o: LogOutput) -> Output {
     match o {
         LogOutput::StdErr { message } => Output::Stderr(message),
-        LogOutput::StdOut { message } | LogOutput::Console { message } | LogOutput::StdIn { message } => {
-            Output::Stdout(message)
-        }
+        LogOutput::StdOut { message } | LogOutput::Console { message } | LogOutput::StdIn { message } => Output::Stdout(message),
     }
 }
 

@@ -14,8 +14,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::{
-    ContainerConfig, ContainerEvent, ContainerInfo, ContainerState, Error, ExecResult, ExecSession, Image, LogOptions,
-    Output, Result, Runtime, RuntimeVersion, Usage,
+    ContainerConfig, ContainerEvent, ContainerInfo, ContainerState, Error, ExecResult, ExecSession, Image, LogOptions, Output, Result,
+    Runtime, RuntimeVersion, Usage,
 };
 
 /// Containers in memory.
@@ -66,12 +66,7 @@ impl Runtime for FakeRuntime {
     }
 
     async fn list_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>> {
-        Ok(self.with(|m| {
-            m.values()
-                .filter(|c| labels.iter().all(|(k, v)| c.labels.get(*k).is_some_and(|x| x == v)))
-                .cloned()
-                .collect()
-        }))
+        Ok(self.with(|m| m.values().filter(|c| labels.iter().all(|(k, v)| c.labels.get(*k).is_some_and(|x| x == v))).cloned().collect()))
     }
 
     async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>> {
