@@ -140,8 +140,9 @@ async fn should_report_usage_per_pod_and_container() {
     let cluster = Cluster::start().await;
     let k = cluster.kubelet("stats", &[]).await;
     let mut api = kubelet_api(&cluster, &k).await;
-    // Burns CPU and holds some memory.
-    let app = sh("app", "head -c 20m /dev/zero | tail & while true; do :; done");
+    // Burns CPU and holds 20 MB in a shell variable for as long as it runs
+    // (a pipe through `tail` held it only until tail exited: a flaky test).
+    let app = sh("app", "x=$(head -c 20000000 /dev/zero | tr '\\0' a); while true; do :; done");
     cluster.client.create(pod("busy", &k.node, vec![app])).await.expect("create pod");
     wait_pod(&cluster.client, &k, "busy", "Running", LIMIT, |p| running(p, "app")).await;
     let stats = wait_for(LIMIT, "usage of the busy pod", || {
