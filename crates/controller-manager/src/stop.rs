@@ -1,0 +1,43 @@
+//! The stop signal fanned out to every task of the manager: cheap to clone,
+//! resolves once, and can be asked without waiting.
+
+use tokio::sync::watch;
+
+/// Fires the [`Stop`] signal.
+#[derive(Debug)]
+pub struct Trigger(watch::Sender<bool>);
+
+/// A clone per task; [`Stop::wait`] resolves when the manager stops.
+#[derive(Debug, Clone)]
+pub struct Stop(watch::Receiver<bool>);
+
+/// A new signal, not fired.
+pub fn channel() -> (Trigger, Stop) {
+    let (tx, rx) = watch::channel(false);
+    (Trigger(tx), Stop(rx))
+}
+
+impl Trigger {
+    /// Fires the signal; every waiter wakes.
+    pub fn fire(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Another receiver of this signal.
+    pub fn subscribe(&self) -> Stop {
+        Stop(self.0.subscribe())
+    }
+}
+
+impl Stop {
+    /// Resolves when the signal fires (at once if it has; also if the
+    /// trigger was dropped, which means the same).
+    pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|s| *s).await;
+    }
+
+    /// Whether the signal has fired.
+    pub fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+}
