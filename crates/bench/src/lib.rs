@@ -49,6 +49,16 @@ pub enum Scenario {
     /// Open many watches on one namespace, write paced events and measure
     /// how long each takes to reach every watcher.
     Watch(scenarios::watch::Args),
+    /// Bind M pods to N kubelet-less nodes with the real scheduler: binds
+    /// per second and latency from creation to binding.
+    Schedule(scenarios::schedule::Args),
+    /// Pod startup latency on one real node (kubelet and Docker).
+    PodStartup(scenarios::pod_startup::Args),
+    /// An RC of many replicas on hollow nodes: time until all run, and gone.
+    Converge(scenarios::converge::Args),
+    /// berth-proxy per mode: throughput and latency against direct, and
+    /// the time to sync thousands of services.
+    Proxy(scenarios::proxy::Args),
 }
 
 impl Scenario {
@@ -56,6 +66,10 @@ impl Scenario {
         match self {
             Scenario::Api(_) => "api",
             Scenario::Watch(_) => "watch",
+            Scenario::Schedule(_) => "schedule",
+            Scenario::PodStartup(_) => "pod-startup",
+            Scenario::Converge(_) => "converge",
+            Scenario::Proxy(_) => "proxy",
         }
     }
 }
@@ -134,6 +148,10 @@ async fn measure(ctx: &Ctx, scenario: &Scenario) -> anyhow::Result<Report> {
         let mut figures = match scenario {
             Scenario::Api(a) => scenarios::api::run(ctx, a).await,
             Scenario::Watch(a) => scenarios::watch::run(ctx, a).await,
+            Scenario::Schedule(a) => scenarios::schedule::run(ctx, a).await,
+            Scenario::PodStartup(a) => scenarios::pod_startup::run(ctx, a).await,
+            Scenario::Converge(a) => scenarios::converge::run(ctx, a).await,
+            Scenario::Proxy(a) => scenarios::proxy::run(ctx, a).await,
         }
         .with_context(|| format!("run {i} of {repeat} of the {} scenario failed", scenario.name()))?;
         // Other work on the host skews every figure; say how busy it was.

@@ -1,7 +1,7 @@
 //! berthctl: parses the command line and runs the verb.
 
 use berth_client::ConnectArgs;
-use berthctl::commands::{Ctx, apply, auth, certs, create, delete, describe, get, label, scale, version};
+use berthctl::commands::{Ctx, apply, auth, certs, create, delete, describe, get, label, rolling_update, scale, version};
 use clap::{Parser, Subcommand};
 
 /// berthctl controls a Berth cluster, with kubectl's habits.
@@ -33,6 +33,8 @@ enum Command {
     Label(label::LabelArgs),
     /// Set the number of replicas of a replication controller.
     Scale(scale::ScaleArgs),
+    /// Replace an RC's pods with a new template, a few at a time.
+    RollingUpdate(rolling_update::RollingUpdateArgs),
     /// Make the cluster's CA and certificates.
     Certs(certs::CertsArgs),
     /// Ask the server what a user may do (can-i) and who you are (whoami).
@@ -69,6 +71,7 @@ fn main() {
             Command::Delete(args) => delete::run(&ctx, args).await,
             Command::Label(args) => label::run(&ctx, args).await,
             Command::Scale(args) => scale::run(&ctx, args).await,
+            Command::RollingUpdate(args) => rolling_update::run(&ctx, args).await,
             Command::Certs(args) => certs::run(args),
             Command::Auth(args) => auth::run(&ctx, args).await,
             Command::Version(args) => version::run(args),

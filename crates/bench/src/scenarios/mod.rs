@@ -1,12 +1,14 @@
 //! The scenarios, one module each; every scenario turns its flags into one
 //! run's [`Figures`](crate::report::Figures), and `--repeat` runs it again.
-//! Later scenarios (`schedule`, `pod-startup`, `converge`, `proxy`) slot in
-//! as further modules and [`Scenario`](crate::Scenario) variants.
 //!
 //! The helpers here are what every scenario against the apiserver needs: a
 //! pool of connections and a throwaway namespace.
 
 pub mod api;
+pub mod converge;
+pub mod pod_startup;
+pub mod proxy;
+pub mod schedule;
 pub mod watch;
 
 use anyhow::Context as _;

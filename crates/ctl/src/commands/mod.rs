@@ -5,6 +5,7 @@
 //! - [`apply`], [`create`]: write manifests.
 //! - [`get`], [`describe`]: read objects.
 //! - [`delete`], [`label`], [`scale`]: change objects.
+//! - [`rolling_update`]: move an RC's replicas to a new template.
 //! - [`version`]: print the client version.
 
 pub mod apply;
@@ -15,6 +16,7 @@ pub mod delete;
 pub mod describe;
 pub mod get;
 pub mod label;
+pub mod rolling_update;
 pub mod scale;
 pub mod version;
 
