@@ -1,49 +1,196 @@
 #!/usr/bin/env bash
-# Brings up a local Berth cluster on this host: for now the apiserver on a
-# sled store in ./.berth/data (later issues add the other daemons here).
-# Ctrl-C stops it cleanly; running it again reuses the data.
+# Brings up a local Berth cluster on this host, or takes it down.
+#
+#   deploy/local-up.sh [up] [--nodes N] [--proxy-mode MODE] [--detach]
+#   deploy/local-up.sh down
+#
+# `up` builds the binaries (release; BERTH_BIN_DIR=DIR uses binaries already
+# built there instead), builds the test image, then starts every daemon:
+# berth-apiserver on a sled store in $BERTH_STATE_DIR/data (default ./.berth),
+# berth-controller-manager, berth-scheduler, N berth-kubelets (this host as
+# node NAME, then NAME-2 ... NAME-N) and one berth-proxy. It waits until every
+# node is Ready and prints what to try next. Logs: one file per daemon in
+# $BERTH_STATE_DIR/logs. Without --detach, Ctrl-C stops everything; with it,
+# `down` does. Stopping removes the pods' containers and the proxy's VIPs and
+# rules; the store is kept, so a second `up` serves the same objects.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 state="${BERTH_STATE_DIR:-$root/.berth}"
 listen="${BERTH_LISTEN:-127.0.0.1:6443}"
-mkdir -p "$state/data" "$state/logs"
+server="http://$listen"
+run="$state/run"
+logs="$state/logs"
 
-echo "building (release)..."
-cargo build --release --locked -p berth-apiserver -p berthctl
-bin="$root/target/release"
+command="up"
+nodes=1
+proxy_mode="userspace"
+detach=false
+while [ $# -gt 0 ]; do
+  case "$1" in
+    up | down) command="$1" ;;
+    --nodes) nodes="${2:?--nodes needs a number}"; shift ;;
+    --nodes=*) nodes="${1#--nodes=}" ;;
+    --proxy-mode) proxy_mode="${2:?--proxy-mode needs userspace, iptables, ipvs or nftables}"; shift ;;
+    --proxy-mode=*) proxy_mode="${1#--proxy-mode=}" ;;
+    --detach) detach=true ;;
+    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "error: unknown argument $1 (see $0 --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+case "$nodes" in '' | *[!0-9]* | 0) echo "error: --nodes must be a positive number, not '$nodes'" >&2; exit 2 ;; esac
 
-"$bin/berth-apiserver" --listen "$listen" --data-dir "$state/data" >>"$state/logs/apiserver.log" 2>&1 &
-apiserver=$!
-stop() {
+bin="${BERTH_BIN_DIR:-$root/target/release}"
+node_base="$(hostname | tr '[:upper:]_' '[:lower:]-')"
+
+# Stops the daemons in reverse start order (SIGTERM, then SIGKILL after 15 s),
+# then removes what they leave on the host: the proxy's VIPs and rules and
+# the pods' containers of this cluster's nodes.
+down() {
+  [ -d "$run" ] || { echo "no cluster state in $state"; return 0; }
   echo "stopping..."
-  kill -TERM "$apiserver" 2>/dev/null || true
-  wait "$apiserver" 2>/dev/null || true
+  local pidfile pid
+  for pidfile in $(ls -1r "$run"/*.pid 2>/dev/null); do
+    pid="$(cat "$pidfile")"
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pidfile in "$run"/*.pid; do
+    [ -e "$pidfile" ] || continue
+    pid="$(cat "$pidfile")"
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$pidfile"
+  done
+  if [ -e "$run/proxy-mode" ] && [ -x "$bin/berth-proxy" ]; then
+    "$bin/berth-proxy" --mode "$(cat "$run/proxy-mode")" --cleanup >>"$logs/proxy.log" 2>&1 || true
+  fi
+  if [ -e "$run/nodes" ]; then
+    local node ids
+    while read -r node; do
+      ids="$(docker ps -aq --filter "label=berth.io/node=$node")"
+      # shellcheck disable=SC2086
+      [ -z "$ids" ] || docker rm -f $ids >/dev/null
+    done <"$run/nodes"
+  fi
   echo "stopped; data kept in $state/data"
 }
-trap stop INT TERM EXIT
 
-server="http://$listen"
-for _ in $(seq 1 100); do
-  if "$bin/berthctl" --server "$server" get namespaces >/dev/null 2>&1; then break; fi
-  if ! kill -0 "$apiserver" 2>/dev/null; then
-    echo "error: berth-apiserver exited; see $state/logs/apiserver.log" >&2
-    tail -n 20 "$state/logs/apiserver.log" >&2
-    exit 1
-  fi
-  sleep 0.1
+if [ "$command" = down ]; then
+  down
+  exit 0
+fi
+
+if [ -n "$(ls "$run"/*.pid 2>/dev/null)" ]; then
+  for pidfile in "$run"/*.pid; do
+    if kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      echo "error: a cluster from $state is already running ($(basename "$pidfile" .pid) has pid $(cat "$pidfile")); run '$0 down' first" >&2
+      exit 1
+    fi
+  done
+  rm -f "$run"/*.pid
+fi
+mkdir -p "$state/data" "$logs" "$run"
+
+if [ -z "${BERTH_BIN_DIR:-}" ]; then
+  echo "building (release)..."
+  cargo build --release --locked -p berth-apiserver -p berthctl -p berth-scheduler \
+    -p berth-controller-manager -p berth-kubelet -p berth-proxy
+fi
+for b in berth-apiserver berth-controller-manager berth-scheduler berth-kubelet berth-proxy berthctl; do
+  [ -x "$bin/$b" ] || { echo "error: $bin/$b is missing (build it, or point BERTH_BIN_DIR at where it is)" >&2; exit 1; }
 done
+bash "$root/deploy/test-image.sh"
+
+# start NAME ARGS...: runs a daemon in the background, its log in $logs/NAME.log.
+start() {
+  local name="$1"
+  shift
+  "$@" >>"$logs/$name.log" 2>&1 &
+  echo $! >"$run/$name.pid"
+}
+
+# wait_until WHAT COMMAND...: polls COMMAND for up to 60 s, giving up early
+# when a daemon has exited.
+wait_until() {
+  local what="$1" pidfile
+  shift
+  for _ in $(seq 1 600); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    for pidfile in "$run"/*.pid; do
+      if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        local name
+        name="$(basename "$pidfile" .pid)"
+        echo "error: $name exited while waiting for $what; its log ($logs/$name.log) ends with:" >&2
+        tail -n 20 "$logs/$name.log" >&2
+        return 1
+      fi
+    done
+    sleep 0.1
+  done
+  echo "error: timed out waiting for $what (logs in $logs)" >&2
+  return 1
+}
+
+if [ "$detach" = false ]; then
+  trap 'down; exit 0' INT TERM
+fi
+fail() { down; exit 1; }
+
+start apiserver "$bin/berth-apiserver" --listen "$listen" --data-dir "$state/data"
+wait_until "the apiserver" "$bin/berthctl" --server "$server" get namespaces || fail
+
+start controller-manager "$bin/berth-controller-manager" --server "$server"
+start scheduler "$bin/berth-scheduler" --server "$server"
+: >"$run/nodes"
+for i in $(seq 1 "$nodes"); do
+  if [ "$i" = 1 ]; then
+    node="$node_base"
+    ports=()
+  else
+    node="$node_base-$i"
+    ports=(--port 0 --health-listen "127.0.0.1:$((20247 + i))")
+  fi
+  echo "$node" >>"$run/nodes"
+  start "kubelet-$i" "$bin/berth-kubelet" --server "$server" --node-name "$node" \
+    --root-dir "$state/kubelet/$node" "${ports[@]}"
+done
+echo "$proxy_mode" >"$run/proxy-mode"
+start proxy "$bin/berth-proxy" --server "$server" --mode "$proxy_mode"
+
+# Every node registered and Ready.
+nodes_ready() {
+  local table
+  table="$("$bin/berthctl" --server "$server" get nodes --no-headers)" || return 1
+  while read -r node; do
+    echo "$table" | awk -v n="$node" '$1 == n && $2 == "Ready" { found = 1 } END { exit !found }' || return 1
+  done <"$run/nodes"
+}
+wait_until "$nodes node(s) to be Ready" nodes_ready || fail
 
 cat <<TXT
-Berth is up: apiserver at $server, data in $state/data, logs in $state/logs.
+Berth is up: apiserver at $server, $nodes node(s) Ready, data in $state/data, logs in $logs.
 
 Try:
   export PATH=$bin:\$PATH
-  berthctl get namespaces
+  berthctl get nodes
   berthctl apply -f ../shared/conformance/manifests/web__guestbook-go__guestbook-controller.yaml
-  berthctl get rc -o wide
-  berthctl get rc guestbook -o yaml
+  berthctl get rc,pods -o wide
+  berthctl scale rc guestbook --replicas=5
 
-Ctrl-C stops the cluster.
 TXT
-wait "$apiserver"
+if [ "$detach" = true ]; then
+  echo "Stop it with: $0 down"
+  exit 0
+fi
+echo "Ctrl-C stops the cluster."
+# Runs until Ctrl-C, or until a daemon dies.
+while true; do
+  for pidfile in "$run"/*.pid; do
+    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      echo "error: $(basename "$pidfile" .pid) exited; see $logs/$(basename "$pidfile" .pid).log" >&2
+      fail
+    fi
+  done
+  sleep 1
+done

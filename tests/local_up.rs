@@ -1,0 +1,159 @@
+//! The README's first command: `deploy/local-up.sh` brings up every daemon
+//! with this host as a node, a pod created with berthctl gets scheduled and
+//! runs in Docker, `down` stops everything and leaves no container behind,
+//! and a second `up` serves the same objects from the kept store.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use berth_e2e::{berthctl, bin, free_port};
+
+const POD: &str = "apiVersion: v1
+kind: Pod
+metadata:
+  name: hello
+  labels: {app: hello}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: berth/busybox:1
+    command: [sleep, '3600']
+";
+
+/// A cluster brought up by the launcher in a temporary folder; taken down
+/// when dropped, so a failing test leaves nothing running.
+struct Launched {
+    state: tempfile::TempDir,
+    listen: String,
+    bin_dir: PathBuf,
+}
+
+impl Launched {
+    fn launcher(&self, args: &[&str]) -> Output {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local-up.sh");
+        Command::new("bash")
+            .arg(script)
+            .args(args)
+            .env("BERTH_BIN_DIR", &self.bin_dir)
+            .env("BERTH_STATE_DIR", self.state.path())
+            .env("BERTH_LISTEN", &self.listen)
+            .output()
+            .expect("run deploy/local-up.sh")
+    }
+
+    fn up(&self) {
+        let out = self.launcher(&["up", "--detach"]);
+        assert!(
+            out.status.success(),
+            "local-up.sh up failed:\n{}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Berth is up"), "{text}");
+    }
+
+    fn down(&self) -> Output {
+        self.launcher(&["down"])
+    }
+
+    fn server(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.state.path().join("run/nodes")).unwrap_or_default();
+        text.lines().map(str::to_string).collect()
+    }
+
+    /// Every daemon's log, for a failure message.
+    fn logs(&self) -> String {
+        let mut all = String::new();
+        if let Ok(dir) = std::fs::read_dir(self.state.path().join("logs")) {
+            for entry in dir.flatten() {
+                let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                all.push_str(&format!("--- {} ---\n", entry.path().display()));
+                for line in tail.iter().rev() {
+                    all.push_str(line);
+                    all.push('\n');
+                }
+            }
+        }
+        all
+    }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        let _ = self.down();
+    }
+}
+
+fn containers_of(node: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label=berth.io/node={node}")])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
+fn pod_phase(server: &str) -> Option<String> {
+    let out = berthctl(server, &["get", "pod", "hello", "-o", "json"], None);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    value["status"]["phase"].as_str().map(str::to_string)
+}
+
+#[test]
+fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
+    let berthctl_path = bin("berthctl", "berthctl");
+    for (name, package) in [
+        ("berth-apiserver", "berth-apiserver"),
+        ("berth-controller-manager", "berth-controller-manager"),
+        ("berth-scheduler", "berth-scheduler"),
+        ("berth-kubelet", "berth-kubelet"),
+        ("berth-proxy", "berth-proxy"),
+    ] {
+        bin(name, package);
+    }
+    let cluster = Launched {
+        state: tempfile::tempdir().expect("temp dir"),
+        listen: format!("127.0.0.1:{}", free_port()),
+        bin_dir: berthctl_path.parent().expect("target dir").to_path_buf(),
+    };
+    cluster.up();
+    let server = cluster.server();
+    let nodes = cluster.nodes();
+    assert_eq!(nodes.len(), 1, "one node for this host");
+
+    let out = berthctl(&server, &["get", "nodes"], None);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().any(|l| l.starts_with(&nodes[0]) && l.contains(" Ready ")), "{table}");
+
+    let out = berthctl(&server, &["apply", "-f", "-"], Some(POD));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while pod_phase(&server).as_deref() != Some("Running") {
+        assert!(Instant::now() < deadline, "pod hello is not Running after 90 s: {:?}\n{}", pod_phase(&server), cluster.logs());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(!containers_of(&nodes[0]).is_empty(), "the pod runs in Docker");
+
+    let out = cluster.down();
+    assert!(out.status.success(), "down failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(containers_of(&nodes[0]), Vec::<String>::new(), "down leaves no containers");
+    assert!(
+        !String::from_utf8_lossy(&berthctl(&server, &["get", "nodes"], None).stdout).contains("Ready"),
+        "the apiserver is stopped"
+    );
+
+    // A second `up` serves the same objects from the kept store.
+    cluster.up();
+    let out = berthctl(&server, &["get", "pod", "hello", "-o", "name"], None);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pod/hello", "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(cluster.down().status.success());
+    assert_eq!(containers_of(&nodes[0]), Vec::<String>::new());
+}
