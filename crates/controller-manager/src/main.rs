@@ -138,5 +138,12 @@ async fn main() -> anyhow::Result<()> {
     let health = tokio::net::TcpListener::bind(cli.health_listen)
         .await
         .with_context(|| format!("cannot listen on --health-listen {}", cli.health_listen))?;
-    berth_controller_manager::run(config, health, berth_client::signal::shutdown()).await.context("berth-controller-manager failed")
+    // Serving from here on: READY=1 (and watchdog pings) for a Type=notify
+    // unit, STOPPING=1 once SIGTERM arrives.
+    let _watchdog = berth_client::systemd::ready();
+    let shutdown = async {
+        berth_client::signal::shutdown().await;
+        berth_client::systemd::stopping();
+    };
+    berth_controller_manager::run(config, health, shutdown).await.context("berth-controller-manager failed")
 }

@@ -104,6 +104,13 @@ async fn main() -> anyhow::Result<()> {
     let health = tokio::net::TcpListener::bind(args.health_listen)
         .await
         .with_context(|| format!("cannot listen on --health-listen {}", args.health_listen))?;
-    berth_proxy::run(config, client, health, berth_client::signal::shutdown()).await.context("berth-proxy")?;
+    // Serving from here on: READY=1 (and watchdog pings) for a Type=notify
+    // unit, STOPPING=1 once SIGTERM arrives.
+    let _watchdog = berth_client::systemd::ready();
+    let shutdown = async {
+        berth_client::signal::shutdown().await;
+        berth_client::systemd::stopping();
+    };
+    berth_proxy::run(config, client, health, shutdown).await.context("berth-proxy")?;
     Ok(())
 }

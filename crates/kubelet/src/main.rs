@@ -127,5 +127,12 @@ async fn main() -> anyhow::Result<()> {
         let addr = format!("{address}:{}", args.port);
         Some(tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr} for the kubelet API"))?)
     };
-    berth_kubelet::run(config, health, api, berth_client::signal::shutdown()).await.context("berth-kubelet failed")
+    // Serving from here on: READY=1 (and watchdog pings) for a Type=notify
+    // unit, STOPPING=1 once SIGTERM arrives.
+    let _watchdog = berth_client::systemd::ready();
+    let shutdown = async {
+        berth_client::signal::shutdown().await;
+        berth_client::systemd::stopping();
+    };
+    berth_kubelet::run(config, health, api, shutdown).await.context("berth-kubelet failed")
 }
