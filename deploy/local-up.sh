@@ -9,8 +9,10 @@
 # berth-apiserver on a sled store in $BERTH_STATE_DIR/data (default ./.berth),
 # berth-controller-manager, berth-scheduler, N berth-kubelets (this host as
 # node NAME, then NAME-2 ... NAME-N) and one berth-proxy. It waits until every
-# node is Ready and prints what to try next. Logs: one file per daemon in
-# $BERTH_STATE_DIR/logs. Without --detach, Ctrl-C stops everything; with it,
+# node is Ready, makes berth-local berthctl's current context (in
+# $BERTHCONFIG, default ~/.berth/config) and prints what to try next. Logs:
+# one file per daemon in $BERTH_STATE_DIR/logs. Without --detach, Ctrl-C
+# stops everything; with it,
 # `down` does. Stopping removes the pods' containers and the proxy's VIPs and
 # rules; the store is kept, so a second `up` serves the same objects.
 set -euo pipefail
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
     --proxy-mode) proxy_mode="${2:?--proxy-mode needs userspace, iptables, ipvs or nftables}"; shift ;;
     --proxy-mode=*) proxy_mode="${1#--proxy-mode=}" ;;
     --detach) detach=true ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument $1 (see $0 --help)" >&2; exit 2 ;;
   esac
   shift
@@ -168,8 +170,16 @@ nodes_ready() {
 }
 wait_until "$nodes node(s) to be Ready" nodes_ready || fail
 
+# berthctl's config ($BERTHCONFIG, default ~/.berth/config): a context for
+# this cluster, made current, so that plain `berthctl get nodes` works.
+ctl=("$bin/berthctl")
+"${ctl[@]}" config set-cluster berth-local --server "$server" >/dev/null
+"${ctl[@]}" config set-context berth-local --cluster berth-local >/dev/null
+"${ctl[@]}" config use-context berth-local >/dev/null
+
 cat <<TXT
 Berth is up: apiserver at $server, $nodes node(s) Ready, data in $state/data, logs in $logs.
+berthctl's current context is now berth-local (berthctl config get-contexts).
 
 Try:
   export PATH=$bin:\$PATH

@@ -39,6 +39,7 @@ impl Launched {
             .env("BERTH_BIN_DIR", &self.bin_dir)
             .env("BERTH_STATE_DIR", self.state.path())
             .env("BERTH_LISTEN", &self.listen)
+            .env("BERTHCONFIG", self.state.path().join("berthconfig"))
             .output()
             .expect("run deploy/local-up.sh")
     }
@@ -94,10 +95,7 @@ impl Drop for Launched {
 }
 
 fn containers_of(node: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=berth.io/node={node}")])
-        .output()
-        .expect("docker ps");
+    let out = Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=berth.io/node={node}")]).output().expect("docker ps");
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
 
@@ -129,7 +127,13 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
     let nodes = cluster.nodes();
     assert_eq!(nodes.len(), 1, "one node for this host");
 
-    let out = berthctl(&server, &["get", "nodes"], None);
+    // berthctl's current context points at the cluster: no --server needed.
+    let out = Command::new(&berthctl_path)
+        .args(["get", "nodes"])
+        .env("BERTHCONFIG", cluster.state.path().join("berthconfig"))
+        .env_remove("BERTH_SERVER")
+        .output()
+        .expect("berthctl");
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.lines().any(|l| l.starts_with(&nodes[0]) && l.contains(" Ready ")), "{table}");
 
@@ -145,10 +149,7 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
     let out = cluster.down();
     assert!(out.status.success(), "down failed: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(containers_of(&nodes[0]), Vec::<String>::new(), "down leaves no containers");
-    assert!(
-        !String::from_utf8_lossy(&berthctl(&server, &["get", "nodes"], None).stdout).contains("Ready"),
-        "the apiserver is stopped"
-    );
+    assert!(!String::from_utf8_lossy(&berthctl(&server, &["get", "nodes"], None).stdout).contains("Ready"), "the apiserver is stopped");
 
     // A second `up` serves the same objects from the kept store.
     cluster.up();

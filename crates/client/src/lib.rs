@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`client`]: typed gRPC client of the API.
 //! - [`config`]: connection settings and the shared `--server/--token/--ca-file` flags.
+//! - [`kubeconfig`]: berthctl's config file of clusters, users and contexts (kubeconfig's shape).
 //! - [`watcher`]: list+watch as a stream, resuming after errors and relisting on "too old".
 //! - [`reflector`]: the informer's cache, a writer and cheap readers with indexes.
 //! - [`informer`]: watcher + reflector + change handlers + resync.
@@ -23,6 +24,7 @@ pub mod duration;
 pub mod events;
 pub mod health;
 pub mod informer;
+pub mod kubeconfig;
 pub mod leader;
 pub mod pki;
 pub mod reflector;

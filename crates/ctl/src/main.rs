@@ -1,8 +1,11 @@
 //! berthctl: parses the command line and runs the verb.
 
 use berth_client::ConnectArgs;
-use berthctl::commands::{Ctx, apply, auth, certs, create, delete, describe, get, label, rolling_update, scale, version};
-use clap::{Parser, Subcommand};
+use berthctl::commands::{Ctx, apply, auth, certs, config, create, delete, describe, get, label, rolling_update, scale, version};
+use std::path::PathBuf;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 /// berthctl controls a Berth cluster, with kubectl's habits.
 #[derive(Debug, Parser)]
@@ -13,6 +16,12 @@ struct Cli {
     /// The namespace to work in (default: `default`).
     #[arg(short = 'n', long, global = true)]
     namespace: Option<String>,
+    /// The context of the config file to use (default: its current-context).
+    #[arg(long, global = true)]
+    context: Option<String>,
+    /// The config file (default: ~/.berth/config).
+    #[arg(long, env = berth_client::kubeconfig::ENV, global = true)]
+    berthconfig: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,13 +48,16 @@ enum Command {
     Certs(certs::CertsArgs),
     /// Ask the server what a user may do (can-i) and who you are (whoami).
     Auth(auth::AuthArgs),
+    /// Show and edit the config file's clusters, users and contexts.
+    Config(config::ConfigArgs),
     /// Print the client version.
     Version(version::VersionArgs),
 }
 
 fn main() {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command().try_get_matches().and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
             // Usage errors too are one line, like every other error.
@@ -54,7 +66,29 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let ctx = Ctx::new(&cli.connect, cli.namespace);
+    let path = match cli.berthconfig.clone().map(Ok).unwrap_or_else(berth_client::kubeconfig::default_path) {
+        Ok(p) => p,
+        Err(e) => fail(&e.into()),
+    };
+    if let Command::Config(args) = cli.command {
+        let given = config::Given {
+            path,
+            server: (matches.value_source("server") != Some(ValueSource::DefaultValue)).then(|| cli.connect.server.clone()),
+            ca_file: cli.connect.ca_file.clone(),
+            token: cli.connect.token.clone(),
+            client_certificate: cli.connect.client_certificate.clone(),
+            client_key: cli.connect.client_key.clone(),
+            namespace: cli.namespace.clone(),
+        };
+        if let Err(err) = config::run(given, args) {
+            fail(&err);
+        }
+        return;
+    }
+    let ctx = match context(&cli, &matches, &path) {
+        Ok(ctx) => ctx,
+        Err(err) => fail(&err),
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -75,10 +109,25 @@ fn main() {
             Command::Certs(args) => certs::run(args),
             Command::Auth(args) => auth::run(&ctx, args).await,
             Command::Version(args) => version::run(args),
+            Command::Config(_) => unreachable!("config commands ran above"),
         }
     });
     if let Err(err) = result {
-        eprintln!("{}", berthctl::error::render(&err));
-        std::process::exit(1);
+        fail(&err);
     }
+}
+
+/// The flags over the config file's context (none when there is no file
+/// and no --context).
+fn context(cli: &Cli, matches: &clap::ArgMatches, path: &std::path::Path) -> anyhow::Result<Ctx> {
+    let file = berth_client::kubeconfig::BerthConfig::load(path)?;
+    let resolved = file.resolve(cli.context.as_deref(), path)?;
+    let server_given = matches.value_source("server") != Some(ValueSource::DefaultValue);
+    Ok(Ctx::with_context(&cli.connect, server_given, cli.namespace.clone(), &resolved))
+}
+
+/// Prints the error in berthctl's one-line form and exits 1.
+fn fail(err: &anyhow::Error) -> ! {
+    eprintln!("{}", berthctl::error::render(err));
+    std::process::exit(1);
 }

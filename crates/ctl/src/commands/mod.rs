@@ -6,11 +6,13 @@
 //! - [`get`], [`describe`]: read objects.
 //! - [`delete`], [`label`], [`scale`]: change objects.
 //! - [`rolling_update`]: move an RC's replicas to a new template.
+//! - [`config`]: the config file's clusters, users and contexts.
 //! - [`version`]: print the client version.
 
 pub mod apply;
 pub mod auth;
 pub mod certs;
+pub mod config;
 pub mod create;
 pub mod delete;
 pub mod describe;
@@ -25,6 +27,7 @@ use std::io::Write as _;
 use anyhow::{Context as _, Result, anyhow, bail};
 use berth_api::resource::find_kind;
 use berth_api::{KindInfo, Object};
+use berth_client::kubeconfig::Resolved;
 use berth_client::{Client, ClientConfig, ConnectArgs};
 
 /// The namespace used when `-n` is not given.
@@ -34,22 +37,44 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 #[derive(Debug, Clone)]
 pub struct Ctx {
     config: ClientConfig,
+    /// `-n`.
     namespace: Option<String>,
+    /// The current context's namespace, used when `-n` is not given.
+    context_namespace: Option<String>,
 }
 
 impl Ctx {
+    /// The flags alone, no config file.
     pub fn new(connect: &ConnectArgs, namespace: Option<String>) -> Ctx {
-        Ctx { config: connect.into(), namespace }
+        Ctx { config: connect.into(), namespace, context_namespace: None }
     }
 
-    /// Connects to the API server (only commands that need it do).
+    /// The flags over a context of the config file: `server_given` says
+    /// whether `--server` (or `BERTH_SERVER`) was set, which then wins
+    /// over the context's server; other flags win when set.
+    pub fn with_context(connect: &ConnectArgs, server_given: bool, namespace: Option<String>, context: &Resolved) -> Ctx {
+        let mut config: ClientConfig = connect.into();
+        context.apply(&mut config, server_given);
+        Ctx { config, namespace, context_namespace: context.namespace.clone().filter(|n| !n.is_empty()) }
+    }
+
+    /// Connects to the API server (only commands that need it do). A
+    /// server that cannot be reached is named with the ways to point
+    /// berthctl elsewhere.
     pub async fn client(&self) -> Result<Client> {
-        Ok(Client::connect(&self.config).await?)
+        match Client::connect(&self.config).await {
+            Ok(c) => Ok(c),
+            Err(e @ berth_client::Error::Connect { .. }) => Err(anyhow!(
+                "{:#} - is the cluster running? Point berthctl at another API server with --server URL, BERTH_SERVER or a context (berthctl config use-context NAME)",
+                anyhow::Error::from(e)
+            )),
+            Err(e) => Err(e.into()),
+        }
     }
 
-    /// The namespace of `-n`, or `default`.
+    /// The namespace of `-n`, else the context's, else `default`.
     pub fn namespace(&self) -> &str {
-        self.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+        self.namespace.as_deref().or(self.context_namespace.as_deref()).unwrap_or(DEFAULT_NAMESPACE)
     }
 
     /// The namespace when `-n` was given explicitly.
