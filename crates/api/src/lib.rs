@@ -11,6 +11,7 @@
 //! - [`names`]: DNS-1123 names and label syntax.
 //! - [`validation`]: per-kind validation, run by the apiserver before anything is stored.
 //! - [`serde_util`]: the serde helpers the generated code uses.
+//! - [`snapshot`]: the snapshot file of `berthctl snapshot save` and `berth-apiserver --restore`.
 
 pub mod fields;
 pub mod labels;
@@ -20,6 +21,7 @@ pub mod quantity;
 pub mod quota;
 pub mod resource;
 pub mod serde_util;
+pub mod snapshot;
 pub mod validation;
 
 pub use resource::{KindInfo, Resource};

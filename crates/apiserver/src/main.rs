@@ -78,6 +78,10 @@ struct Args {
     encryption_key_file: Option<PathBuf>,
     #[command(flatten)]
     log: LogArgs,
+    /// Restore a snapshot (from `berthctl snapshot save`) into --data-dir,
+    /// which must be empty or absent, then serve it.
+    #[arg(long)]
+    restore: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -113,7 +117,21 @@ async fn main() -> anyhow::Result<()> {
     };
     // Before binding: a plaintext listener outside loopback never opens.
     config.check_listen(args.listen)?;
+    if let Some(file) = &args.restore {
+        restore(file, &config.data_dir)?;
+    }
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create --data-dir {}", config.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
     berth_apiserver::run(config, listener, berth_client::signal::shutdown()).await
+}
+
+/// `--restore FILE`: checks the whole snapshot before writing anything, then
+/// writes it as a new store in `data_dir`.
+fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read --restore {}", file.display()))?;
+    let snapshot = berth_api::snapshot::Snapshot::decode(&bytes).with_context(|| format!("--restore {}", file.display()))?;
+    berth_apiserver::storage::sled_store::SledStore::restore(data_dir, &snapshot)
+        .with_context(|| format!("cannot restore {} into --data-dir {}", file.display(), data_dir.display()))?;
+    tracing::info!(file = %file.display(), objects = snapshot.records.len(), revision = snapshot.revision, "snapshot restored");
+    Ok(())
 }
