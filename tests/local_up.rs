@@ -94,10 +94,7 @@ impl Drop for Launched {
 }
 
 fn containers_of(node: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=berth.io/node={node}")])
-        .output()
-        .expect("docker ps");
+    let out = Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=berth.io/node={node}")]).output().expect("docker ps");
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
 
@@ -145,10 +142,7 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
     let out = cluster.down();
     assert!(out.status.success(), "down failed: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(containers_of(&nodes[0]), Vec::<String>::new(), "down leaves no containers");
-    assert!(
-        !String::from_utf8_lossy(&berthctl(&server, &["get", "nodes"], None).stdout).contains("Ready"),
-        "the apiserver is stopped"
-    );
+    assert!(!String::from_utf8_lossy(&berthctl(&server, &["get", "nodes"], None).stdout).contains("Ready"), "the apiserver is stopped");
 
     // A second `up` serves the same objects from the kept store.
     cluster.up();

@@ -14,6 +14,7 @@
 //! - [`allocator`]: ClusterIP and NodePort allocation for Services.
 //! - [`defaults`]: Kubernetes' defaulting of omitted fields.
 //! - [`service`]: the gRPC service, watches with selectors and bookmarks.
+//! - [`kubelet_proxy`]: logs, exec and stats relayed to the kubelet of a pod's node.
 //! - [`http`]: `/healthz`, `/livez`, `/readyz` and `/metrics` on the API port.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`error`]: errors and their one mapping to gRPC codes.
@@ -29,6 +30,7 @@ pub mod encryption;
 pub mod error;
 pub mod gate;
 pub mod http;
+pub mod kubelet_proxy;
 pub mod metrics;
 pub mod registry;
 pub mod service;

@@ -92,12 +92,14 @@ impl From<anyhow::Error> for Stop {
 }
 
 pub async fn run(ctx: &Ctx, args: RollingUpdateArgs) -> Result<()> {
-    let old_name = args.old.strip_prefix("rc/").or_else(|| args.old.strip_prefix("replicationcontroller/")).unwrap_or(&args.old).to_string();
+    let old_name =
+        args.old.strip_prefix("rc/").or_else(|| args.old.strip_prefix("replicationcontroller/")).unwrap_or(&args.old).to_string();
     let client = ctx.client().await?;
     let ns = ctx.namespace_for(&ReplicationController::INFO).to_string();
     let info = &ReplicationController::INFO;
     let old: ReplicationController = client.get(&ns, &old_name).await.map_err(|e| error::api(e, info, &old_name))?;
-    let (surge, unavailable) = (parse_int_or_percent(&args.max_surge, "--max-surge")?, parse_int_or_percent(&args.max_unavailable, "--max-unavailable")?);
+    let (surge, unavailable) =
+        (parse_int_or_percent(&args.max_surge, "--max-surge")?, parse_int_or_percent(&args.max_unavailable, "--max-unavailable")?);
     if args.rollback {
         return rollback(&client, &ns, &old, args.new.as_deref(), &args, surge, unavailable).await;
     }
@@ -162,7 +164,9 @@ pub async fn run(ctx: &Ctx, args: RollingUpdateArgs) -> Result<()> {
             bail!("{why}; run the same command again to resume, or with --rollback to return to {old_name}")
         }
         Err(Stop::Failed(e)) => {
-            return Err(e.context(format!("the update stopped; run the same command again to resume, or with --rollback to return to {old_name}")));
+            return Err(
+                e.context(format!("the update stopped; run the same command again to resume, or with --rollback to return to {old_name}"))
+            );
         }
     }
 
@@ -184,7 +188,15 @@ pub async fn run(ctx: &Ctx, args: RollingUpdateArgs) -> Result<()> {
 }
 
 /// `--rollback`: moves the replicas of an interrupted update back to the old controller.
-async fn rollback(client: &Client, ns: &str, old: &ReplicationController, new: Option<&str>, args: &RollingUpdateArgs, surge: IntOrPercent, unavailable: IntOrPercent) -> Result<()> {
+async fn rollback(
+    client: &Client,
+    ns: &str,
+    old: &ReplicationController,
+    new: Option<&str>,
+    args: &RollingUpdateArgs,
+    surge: IntOrPercent,
+    unavailable: IntOrPercent,
+) -> Result<()> {
     let old_name = old.name().to_string();
     let Some(new_name) = new.map(str::to_string).or_else(|| old.meta().annotations.get(NEXT_CONTROLLER).cloned()) else {
         bail!("replicationcontroller {old_name:?} has no rolling update in progress to roll back");
@@ -292,7 +304,10 @@ impl Plan<'_> {
                 if Instant::now() >= until {
                     break;
                 }
-                tokio::time::sleep(self.args.poll_interval.min(until.saturating_duration_since(Instant::now())).max(Duration::from_millis(10))).await;
+                tokio::time::sleep(
+                    self.args.poll_interval.min(until.saturating_duration_since(Instant::now())).max(Duration::from_millis(10)),
+                )
+                .await;
             }
             // Down as far as availability allows.
             let from_rc = self.get(from).await?;
@@ -322,7 +337,10 @@ impl Plan<'_> {
                 )));
             }
             if last_move.elapsed() > self.args.timeout && last_ready_gain.elapsed() > self.args.timeout {
-                return Err(Stop::Stalled(format!("nothing moved for --timeout {:?}: {to_ready} of {desired} pods of {to} ready", self.args.timeout)));
+                return Err(Stop::Stalled(format!(
+                    "nothing moved for --timeout {:?}: {to_ready} of {desired} pods of {to} ready",
+                    self.args.timeout
+                )));
             }
         }
     }
@@ -358,7 +376,8 @@ fn desired_of(new: &ReplicationController, old: &ReplicationController) -> i32 {
 
 /// The pods of `rc` (owned by it) that are Ready, for at least its minReadySeconds.
 async fn ready_pods(client: &Client, ns: &str, rc: &ReplicationController) -> Result<i32> {
-    let selector = rc.spec.as_ref().map(|s| s.selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")).unwrap_or_default();
+    let selector =
+        rc.spec.as_ref().map(|s| s.selector.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")).unwrap_or_default();
     let min_ready = rc.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0) as i64;
     let (pods, _) = client.list::<Pod>(ns, &ListParams::default().labels(selector)).await.map_err(|e| error::api(e, &Pod::INFO, ""))?;
     let uid = &rc.meta().uid;
@@ -385,7 +404,9 @@ fn from_image(old: &ReplicationController, image: &str, container: Option<&str>,
     let template = spec.template.as_mut().context("the replication controller has no pod template")?;
     let pod = template.spec.as_mut().context("the replication controller's template has no pod spec")?;
     let c = match container {
-        Some(name) => pod.containers.iter_mut().find(|c| c.name == name).with_context(|| format!("the pods have no container named {name:?}"))?,
+        Some(name) => {
+            pod.containers.iter_mut().find(|c| c.name == name).with_context(|| format!("the pods have no container named {name:?}"))?
+        }
         None if pod.containers.len() == 1 => &mut pod.containers[0],
         None => bail!("the pods have {} containers: choose one with --container", pod.containers.len()),
     };
@@ -469,7 +490,9 @@ async fn delete_and_wait(client: &Client, ns: &str, name: &str, policy: &str, li
     loop {
         match client.get::<ReplicationController>(ns, name).await {
             Err(e) if e.is_not_found() => return Ok(()),
-            _ if Instant::now() > deadline => bail!("replicationcontroller {name:?} was not deleted within {limit:?} (is the garbage collector running?)"),
+            _ if Instant::now() > deadline => {
+                bail!("replicationcontroller {name:?} was not deleted within {limit:?} (is the garbage collector running?)")
+            }
             _ => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
@@ -486,7 +509,8 @@ async fn rename_rc(client: &Client, ns: &str, from: &str, to: &str, limit: Durat
     for k in [DESIRED_REPLICAS, UPDATE_SOURCE, NEXT_CONTROLLER, ORIGINAL_REPLICAS] {
         annotations.remove(k);
     }
-    copy.metadata = Some(ObjectMeta { name: to.into(), namespace: ns.into(), labels: rc.meta().labels.clone(), annotations, ..Default::default() });
+    copy.metadata =
+        Some(ObjectMeta { name: to.into(), namespace: ns.into(), labels: rc.meta().labels.clone(), annotations, ..Default::default() });
     client.create(copy).await.map_err(|e| error::api(e, &ReplicationController::INFO, to))?;
     Ok(())
 }
@@ -530,13 +554,20 @@ mod tests {
 
     fn rc() -> ReplicationController {
         ReplicationController {
-            metadata: Some(ObjectMeta { name: "web".into(), labels: [("app".to_string(), "web".to_string())].into(), ..Default::default() }),
+            metadata: Some(ObjectMeta {
+                name: "web".into(),
+                labels: [("app".to_string(), "web".to_string())].into(),
+                ..Default::default()
+            }),
             spec: Some(ReplicationControllerSpec {
                 replicas: Some(3),
                 selector: [("app".to_string(), "web".to_string())].into(),
                 template: Some(PodTemplateSpec {
                     metadata: Some(ObjectMeta { labels: [("app".to_string(), "web".to_string())].into(), ..Default::default() }),
-                    spec: Some(PodSpec { containers: vec![Container { name: "app".into(), image: "busybox:1".into(), ..Default::default() }], ..Default::default() }),
+                    spec: Some(PodSpec {
+                        containers: vec![Container { name: "app".into(), image: "busybox:1".into(), ..Default::default() }],
+                        ..Default::default()
+                    }),
                 }),
                 ..Default::default()
             }),
