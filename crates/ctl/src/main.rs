@@ -1,7 +1,7 @@
 //! berthctl: parses the command line and runs the verb.
 
 use berth_client::ConnectArgs;
-use berthctl::commands::{Ctx, apply, auth, certs, create, delete, describe, get, label, rolling_update, scale, version};
+use berthctl::commands::{Ctx, apply, auth, certs, create, delete, describe, exec, get, label, logs, rolling_update, scale, top, version};
 use clap::{Parser, Subcommand};
 
 /// berthctl controls a Berth cluster, with kubectl's habits.
@@ -35,6 +35,12 @@ enum Command {
     Scale(scale::ScaleArgs),
     /// Replace an RC's pods with a new template, a few at a time.
     RollingUpdate(rolling_update::RollingUpdateArgs),
+    /// Print the log of a container in a pod.
+    Logs(logs::LogsArgs),
+    /// Run a command in a container of a pod: `exec POD [-c C] [-i] [-t] -- CMD ARGS...`.
+    Exec(exec::ExecArgs),
+    /// Show CPU and memory usage of nodes or pods.
+    Top(top::TopArgs),
     /// Make the cluster's CA and certificates.
     Certs(certs::CertsArgs),
     /// Ask the server what a user may do (can-i) and who you are (whoami).
@@ -72,6 +78,9 @@ fn main() {
             Command::Label(args) => label::run(&ctx, args).await,
             Command::Scale(args) => scale::run(&ctx, args).await,
             Command::RollingUpdate(args) => rolling_update::run(&ctx, args).await,
+            Command::Logs(args) => logs::run(&ctx, args).await,
+            Command::Exec(args) => exec::run(&ctx, args).await,
+            Command::Top(args) => top::run(&ctx, args).await,
             Command::Certs(args) => certs::run(args),
             Command::Auth(args) => auth::run(&ctx, args).await,
             Command::Version(args) => version::run(args),
@@ -79,6 +88,6 @@ fn main() {
     });
     if let Err(err) = result {
         eprintln!("{}", berthctl::error::render(&err));
-        std::process::exit(1);
+        std::process::exit(berthctl::error::exit_code(&err));
     }
 }
