@@ -2,7 +2,8 @@
 //! apiserver, which finds the pod's node and relays to its kubelet (a real
 //! apiserver, a real kubelet, real containers on Docker). Also what goes
 //! wrong, in kubectl's words: a missing pod, a pod not yet scheduled, a
-//! user without the pods/exec permission.
+//! user without the pods/exec permission. And the apiserver calling
+//! kubelets over TLS with the certificates `berthctl certs` makes.
 
 mod kubelet_support;
 
@@ -11,9 +12,12 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_api::pb::core::*;
+use berth_api::pb::kubelet::StatsRequest;
+use berth_api::pb::kubelet::kubelet_client::KubeletClient;
 use berth_client::{Client, ClientConfig};
-use berth_e2e::{bin, free_port};
+use berth_e2e::{Apiserver, bin, free_port};
 use kubelet_support::*;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
@@ -283,4 +287,67 @@ async fn should_let_viewers_read_logs_but_not_exec() {
     assert!(nodes.stderr.starts_with("Error from server (Forbidden): nodes/stats is forbidden: User \"viewer\""), "{}", nodes.stderr);
     let admin_exec = ctl_as(&url, Some("admin-token"), &["exec", "shell", "--", "sh", "-c", "exit 0"], None);
     assert_eq!(admin_exec.code, 0, "{}", admin_exec.stderr);
+}
+
+/// The kubelet's API as someone other than the apiserver would call it,
+/// with this client certificate (from the `berthctl certs` directory).
+async fn kubelet_as(pki: &std::path::Path, node: &Node, identity: &str) -> Result<(), tonic::Status> {
+    let status = node.status.clone().unwrap_or_default();
+    let port = status.daemon_endpoints.and_then(|d| d.kubelet_endpoint).map(|e| e.port).expect("kubelet port");
+    let read = |f: &str| std::fs::read(pki.join(f)).expect("pki file");
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read("ca.crt")))
+        .identity(Identity::from_pem(read(&format!("{identity}.crt")), read(&format!("{identity}.key"))));
+    let endpoint = Endpoint::from_shared(format!("https://127.0.0.1:{port}")).expect("url").tls_config(tls).expect("tls");
+    let channel = endpoint.connect().await.expect("TLS connection to the kubelet");
+    KubeletClient::new(channel).stats(StatsRequest::default()).await.map(|_| ())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn should_reach_kubelets_over_tls_with_the_apiservers_client_certificate() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let pki = tmp.path().join("pki");
+    let made = Command::new(bin("berthctl", "berthctl"))
+        .args(["certs", "--dir"])
+        .arg(&pki)
+        .args(["--nodes", "tls-node"])
+        .output()
+        .expect("berthctl certs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let p = |f: &str| pki.join(f).to_str().expect("utf-8 path").to_string();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let api = Apiserver::start(
+        &data,
+        free_port(),
+        &[
+            "--kubelet-client-certificate",
+            &p("apiserver-kubelet-client.crt"),
+            "--kubelet-client-key",
+            &p("apiserver-kubelet-client.key"),
+            "--kubelet-certificate-authority",
+            &p("ca.crt"),
+        ],
+    )
+    .await;
+    let client = api.client().await;
+    let url = api.url();
+    let k = Kubelet::start(
+        &url,
+        "proxy-tls",
+        &["--tls-cert-file", &p("node-tls-node.crt"), "--tls-private-key-file", &p("node-tls-node.key"), "--client-ca-file", &p("ca.crt")],
+    );
+    let node = k.wait_ready(&client).await;
+    client.create(pod("secure", &k.node, vec![sh("app", "echo over tls; exec sleep 3600")])).await.expect("create pod");
+    wait_pod(&client, &k, "secure", "Running", LIMIT, |p| running(p, "app")).await;
+
+    ctl_until(&url, None, &["logs", "secure"], "the log over TLS", |r| r.stdout == "over tls\n").await;
+    let exec = ctl_as(&url, None, &["exec", "secure", "--", "sh", "-c", "echo hi; exit 4"], None);
+    assert_eq!((exec.code, exec.stdout.as_str()), (4, "hi\n"), "{}", exec.stderr);
+
+    // The kubelet serves the apiserver's identity (and other system:masters), no one else.
+    kubelet_as(&pki, &node, "admin").await.expect("an admin certificate is served");
+    let refused = kubelet_as(&pki, &node, "kube-scheduler").await.expect_err("the scheduler's certificate is refused");
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    assert!(refused.message().contains("system:kube-scheduler") && refused.message().contains("system:masters"), "{refused:?}");
 }

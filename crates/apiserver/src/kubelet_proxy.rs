@@ -16,7 +16,7 @@ use berth_api::pb::core::{Node, Pod};
 use berth_api::pb::kubelet::kubelet_client::KubeletClient;
 use berth_api::pb::kubelet::{ExecInput, ExecOutput, LogChunk, LogsRequest, StatsRequest, StatsResponse};
 use futures::{Stream, StreamExt};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 use tracing::{debug, warn};
 
@@ -47,13 +47,15 @@ pub struct KubeletAddress {
 /// Relays requests to the kubelets, one cached channel per kubelet address.
 pub struct KubeletProxy {
     registry: Registry,
+    /// TLS towards kubelets; None: plaintext.
+    tls: Option<ClientTlsConfig>,
     channels: Mutex<HashMap<String, Channel>>,
     stats_timeout: Duration,
 }
 
 impl KubeletProxy {
-    pub fn new(registry: Registry) -> KubeletProxy {
-        KubeletProxy { registry, channels: Mutex::new(HashMap::new()), stats_timeout: STATS_TIMEOUT }
+    pub fn new(registry: Registry, tls: Option<ClientTlsConfig>) -> KubeletProxy {
+        KubeletProxy { registry, tls, channels: Mutex::new(HashMap::new()), stats_timeout: STATS_TIMEOUT }
     }
 
     /// A container's log, streamed from the kubelet of the pod's node.
@@ -216,7 +218,7 @@ impl KubeletProxy {
         let channel = match cached {
             Some(c) => c,
             None => {
-                let c = connect(k).await?;
+                let c = connect(k, self.tls.as_ref()).await?;
                 self.channels.lock().unwrap_or_else(|e| e.into_inner()).insert(k.addr.clone(), c.clone());
                 debug!(node = %k.node, addr = %k.addr, "connected to kubelet");
                 c
@@ -226,16 +228,23 @@ impl KubeletProxy {
     }
 }
 
-/// Opens a channel to a kubelet. The one place that decides how the
-/// apiserver talks to kubelets: plain gRPC today (the kubelet serves no
-/// TLS yet); client certificates and the kubelet's CA go here.
-pub async fn connect(k: &KubeletAddress) -> Result<Channel> {
-    let endpoint = Endpoint::from_shared(format!("http://{}", k.addr))
-        .map_err(|e| Error::Unavailable(format!("node {:?} reports an unusable kubelet address {}: {e}", k.node, k.addr)))?
+/// Opens a channel to a kubelet: the one place that decides how the
+/// apiserver talks to kubelets. With `tls` (the `--kubelet-*` flags) the
+/// kubelet's certificate is verified against the kubelets' CA and the
+/// apiserver presents its client certificate; without, plaintext gRPC.
+pub async fn connect(k: &KubeletAddress, tls: Option<&ClientTlsConfig>) -> Result<Channel> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let unusable =
+        |e: tonic::transport::Error| Error::Unavailable(format!("node {:?} reports an unusable kubelet address {}: {e}", k.node, k.addr));
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", k.addr))
+        .map_err(unusable)?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls.clone()).map_err(unusable)?;
+    }
     endpoint.connect().await.map_err(|e| Error::Unavailable(unreachable(k, &e)))
 }
 
@@ -328,7 +337,7 @@ mod tests {
         // A port nobody listens on: bind one, then close it.
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
         let k = KubeletAddress { node: "n1".into(), addr: format!("127.0.0.1:{port}") };
-        let err = connect(&k).await.expect_err("nothing listens");
+        let err = connect(&k, None).await.expect_err("nothing listens");
         assert_eq!(err.code(), Code::Unavailable);
         let text = err.to_string();
         assert!(text.contains(&format!("127.0.0.1:{port}")) && text.contains("unreachable"), "{text}");

@@ -114,6 +114,7 @@ impl<'a> Call<'a> {
 }
 
 impl ApiService {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         registry: Registry,
         metrics: Arc<Metrics>,
@@ -122,8 +123,8 @@ impl ApiService {
         gate: Arc<Gate>,
         service_accounts: Arc<ServiceAccounts>,
         transformer: Arc<Transformer>,
+        kubelets: Arc<KubeletProxy>,
     ) -> Self {
-        let kubelets = Arc::new(KubeletProxy::new(registry.clone()));
         ApiService { registry, metrics, bookmark_interval, stopping, gate, service_accounts, transformer, kubelets }
     }
 
