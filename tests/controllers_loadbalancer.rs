@@ -30,7 +30,9 @@ async fn should_answer_on_the_assigned_address() {
     proxy.wait_ready().await;
     let _kubelet = cp.kubelet("lb").await;
     let c = cp.client();
-    c.create(Namespace { metadata: Some(ObjectMeta { name: "e2e-lb".into(), ..Default::default() }), ..Default::default() }).await.expect("namespace");
+    c.create(Namespace { metadata: Some(ObjectMeta { name: "e2e-lb".into(), ..Default::default() }), ..Default::default() })
+        .await
+        .expect("namespace");
     c.create(rc("web", "e2e-lb", 2, image())).await.expect("rc");
     let names: Vec<String> = eventually(LIMIT, "2 pods serving", || async {
         let s = serving_pods(c, "e2e-lb", "app=web").await;
@@ -42,7 +44,13 @@ async fn should_answer_on_the_assigned_address() {
         spec: Some(ServiceSpec {
             r#type: "LoadBalancer".into(),
             selector: [("app".to_string(), "web".to_string())].into(),
-            ports: vec![ServicePort { name: "http".into(), port: 80, target_port: "8080".into(), protocol: "TCP".into(), ..Default::default() }],
+            ports: vec![ServicePort {
+                name: "http".into(),
+                port: 80,
+                target_port: "8080".into(),
+                protocol: "TCP".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         }),
         ..Default::default()
@@ -58,5 +66,8 @@ async fn should_answer_on_the_assigned_address() {
     assert!(names.iter().any(|n| body.trim() == n), "answered by a pod of the service: {body:?} not in {names:?}");
 
     c.delete::<Service>("e2e-lb", "web", &DeleteParams::default()).await.expect("delete service");
-    eventually(LIMIT, "the address is released", || async { proxy_support::http_get_path(addr, "/index.html").await.is_err().then_some(()) }).await;
+    eventually(LIMIT, "the address is released", || async {
+        proxy_support::http_get_path(addr, "/index.html").await.is_err().then_some(())
+    })
+    .await;
 }

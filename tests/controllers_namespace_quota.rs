@@ -71,7 +71,8 @@ data:
             image = controllers_support::image()
         ),
     );
-    eventually(LIMIT, "2 pods serving", || async { (serving_pods(cp.client(), "e2e-doomed", "app=web").await.len() == 2).then_some(()) }).await;
+    eventually(LIMIT, "2 pods serving", || async { (serving_pods(cp.client(), "e2e-doomed", "app=web").await.len() == 2).then_some(()) })
+        .await;
     let ep = cp.berthctl_ok(&["get", "endpoints", "web", "-n", "e2e-doomed"]);
     assert!(ep.contains(":80") || ep.contains("web"), "{ep}");
 
@@ -147,7 +148,10 @@ spec:
     let out = berth_e2e::berthctl(&cp.url(), &["apply", "-f", "-"], Some(&pod("p3")));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("Forbidden") && stderr.contains("exceeded quota: small, requested: pods=1, used: pods=2, limited: pods=2"), "{stderr}");
+    assert!(
+        stderr.contains("Forbidden") && stderr.contains("exceeded quota: small, requested: pods=1, used: pods=2, limited: pods=2"),
+        "{stderr}"
+    );
     let out = cp.berthctl(&["get", "pod", "p3", "-n", "e2e-quota"]);
     assert!(!out.status.success(), "nothing was written");
     // The quota's status shows the usage.

@@ -7,8 +7,8 @@ mod kubelet_support;
 
 use std::time::Duration;
 
-use berth_api::pb::core::{Namespace, Node, ObjectMeta};
 use berth_api::Resource;
+use berth_api::pb::core::{Namespace, Node, ObjectMeta};
 use controllers_support::{ControlPlane, eventually, image, pods, rc, serving_pods};
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -25,7 +25,9 @@ async fn should_mark_a_lost_node_and_move_its_pods_to_another() {
     let mut a = cp.kubelet("node-a").await;
     let mut b = cp.kubelet("node-b").await;
     let c = cp.client();
-    c.create(Namespace { metadata: Some(ObjectMeta { name: "e2e-node".into(), ..Default::default() }), ..Default::default() }).await.expect("namespace");
+    c.create(Namespace { metadata: Some(ObjectMeta { name: "e2e-node".into(), ..Default::default() }), ..Default::default() })
+        .await
+        .expect("namespace");
     c.create(rc("web", "e2e-node", 4, image())).await.expect("rc");
     let placed = eventually(LIMIT, "4 pods serving", || async {
         let s = serving_pods(c, "e2e-node", "app=web").await;
@@ -62,6 +64,10 @@ async fn should_mark_a_lost_node_and_move_its_pods_to_another() {
         (s.len() == 4 && s.iter().all(|(_, n)| *n == kept_name)).then_some(())
     })
     .await;
-    let evicted = pods(c, "e2e-node", "app=web").await.into_iter().filter(|p| p.spec.as_ref().is_some_and(|s| s.node_name == lost_name)).collect::<Vec<_>>();
+    let evicted = pods(c, "e2e-node", "app=web")
+        .await
+        .into_iter()
+        .filter(|p| p.spec.as_ref().is_some_and(|s| s.node_name == lost_name))
+        .collect::<Vec<_>>();
     assert!(evicted.iter().all(|p| !p.meta().deletion_timestamp.is_empty()), "the lost node's pods are being deleted");
 }

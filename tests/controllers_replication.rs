@@ -11,14 +11,17 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use berth_api::pb::core::{Namespace, ObjectMeta, Pod, ReplicationController};
 use berth_api::Resource;
+use berth_api::pb::core::{Namespace, ObjectMeta, Pod, ReplicationController};
 use controllers_support::{ControlPlane, eventually, image, pods, rc, serving, serving_pods};
 
 const LIMIT: Duration = Duration::from_secs(90);
 
 async fn namespace(cp: &ControlPlane, name: &str) {
-    cp.client().create(Namespace { metadata: Some(ObjectMeta { name: name.into(), ..Default::default() }), ..Default::default() }).await.expect("namespace");
+    cp.client()
+        .create(Namespace { metadata: Some(ObjectMeta { name: name.into(), ..Default::default() }), ..Default::default() })
+        .await
+        .expect("namespace");
 }
 
 async fn serving_count(cp: &ControlPlane, ns: &str, n: usize, what: &str) -> Vec<(String, String)> {
@@ -41,8 +44,10 @@ async fn should_replace_a_killed_container_and_a_deleted_pod() {
     // Kill the container of one pod: the pod comes back (restarted in place).
     let (victim, _) = first[0].clone();
     let prefix = format!("berth_{}_e2e-rc1_{victim}_app_", kubelet.node);
-    let out = Command::new("docker").args(["ps", "--format", "{{.Names}}", "--filter", &format!("name={prefix}")]).output().expect("docker ps");
-    let container = String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string).unwrap_or_else(|| panic!("no container {prefix}*"));
+    let out =
+        Command::new("docker").args(["ps", "--format", "{{.Names}}", "--filter", &format!("name={prefix}")]).output().expect("docker ps");
+    let container =
+        String::from_utf8_lossy(&out.stdout).lines().next().map(str::to_string).unwrap_or_else(|| panic!("no container {prefix}*"));
     let killed = Command::new("docker").args(["kill", &container]).output().expect("docker kill");
     assert!(killed.status.success(), "docker kill: {}", String::from_utf8_lossy(&killed.stderr));
     eventually(LIMIT, "the killed container restarted and the pod serves again", || async {

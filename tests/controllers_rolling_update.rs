@@ -16,13 +16,21 @@ use controllers_support::{ControlPlane, eventually, image, pods, rc, serving_pod
 const LIMIT: Duration = Duration::from_secs(120);
 
 fn images(rc: &ReplicationController) -> Vec<String> {
-    rc.spec.as_ref().and_then(|s| s.template.as_ref()).and_then(|t| t.spec.as_ref()).map(|s| s.containers.iter().map(|c| c.image.clone()).collect()).unwrap_or_default()
+    rc.spec
+        .as_ref()
+        .and_then(|s| s.template.as_ref())
+        .and_then(|t| t.spec.as_ref())
+        .map(|s| s.containers.iter().map(|c| c.image.clone()).collect())
+        .unwrap_or_default()
 }
 
 async fn setup(what: &str, ns: &str) -> (ControlPlane, kubelet_support::Kubelet) {
     let cp = ControlPlane::start(&[]).await;
     let kubelet = cp.kubelet(what).await;
-    cp.client().create(Namespace { metadata: Some(ObjectMeta { name: ns.into(), ..Default::default() }), ..Default::default() }).await.expect("namespace");
+    cp.client()
+        .create(Namespace { metadata: Some(ObjectMeta { name: ns.into(), ..Default::default() }), ..Default::default() })
+        .await
+        .expect("namespace");
     cp.client().create(rc("web", ns, 4, image())).await.expect("rc");
     eventually(LIMIT, "4 pods serving", || async { (serving_pods(cp.client(), ns, "app=web").await.len() == 4).then_some(()) }).await;
     (cp, kubelet)
@@ -56,7 +64,18 @@ async fn should_update_the_image_without_dropping_below_the_availability_floor()
     let out = tokio::task::spawn_blocking(move || {
         berth_e2e::berthctl(
             &url,
-            &["rolling-update", "web", "-n", "e2e-ru1", &format!("--image={v2}"), "--max-unavailable=1", "--max-surge=1", "--update-period=2s", "--poll-interval=500ms", "--timeout=2m"],
+            &[
+                "rolling-update",
+                "web",
+                "-n",
+                "e2e-ru1",
+                &format!("--image={v2}"),
+                "--max-unavailable=1",
+                "--max-surge=1",
+                "--update-period=2s",
+                "--poll-interval=500ms",
+                "--timeout=2m",
+            ],
             None,
         )
     })
@@ -90,7 +109,17 @@ async fn should_roll_back_by_itself_when_new_pods_never_become_ready() {
     let out = tokio::task::spawn_blocking(move || {
         berth_e2e::berthctl(
             &url,
-            &["rolling-update", "web", "-n", "e2e-ru2", &format!("--image={broken}"), "--update-period=2s", "--poll-interval=500ms", "--auto-rollback", "--progress-deadline=15s"],
+            &[
+                "rolling-update",
+                "web",
+                "-n",
+                "e2e-ru2",
+                &format!("--image={broken}"),
+                "--update-period=2s",
+                "--poll-interval=500ms",
+                "--auto-rollback",
+                "--progress-deadline=15s",
+            ],
             None,
         )
     })

@@ -13,7 +13,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use berth_api::Resource;
-use berth_api::pb::core::{Container, ObjectMeta, Pod, PodSpec, PodTemplateSpec, Probe, ExecAction, ReplicationController, ReplicationControllerSpec};
+use berth_api::pb::core::{
+    Container, ExecAction, ObjectMeta, Pod, PodSpec, PodTemplateSpec, Probe, ReplicationController, ReplicationControllerSpec,
+};
 use berth_client::{Client, ListParams};
 use berth_e2e::{Apiserver, bin, free_port};
 
@@ -90,7 +92,12 @@ impl ControlPlane {
         let api = Apiserver::start(&data, free_port(), api_args).await;
         let client = api.client().await;
         let server = api.url();
-        let scheduler = Daemon::start("berth-scheduler", "berth-scheduler", dir.path(), &["--server".into(), server.clone(), "--leader-elect=false".into()]);
+        let scheduler = Daemon::start(
+            "berth-scheduler",
+            "berth-scheduler",
+            dir.path(),
+            &["--server".into(), server.clone(), "--leader-elect=false".into()],
+        );
         let mut args = vec!["--server".to_string(), server, "--leader-elect=false".into()];
         args.extend(cm_args.iter().map(|s| s.to_string()));
         let controller_manager = Daemon::start("berth-controller-manager", "berth-controller-manager", dir.path(), &args);

@@ -365,7 +365,10 @@ pub fn installed(mode: &str, lease: &Lease) -> Vec<String> {
             let vip_prefix = format!("10.96.{}.", lease.n);
             let gateway = format!("{}:", lease.gateway());
             lines.extend(
-                String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains(&vip_prefix) || l.contains(&gateway)).map(str::to_string),
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|l| l.contains(&vip_prefix) || l.contains(&gateway))
+                    .map(str::to_string),
             );
         }
         _ => {
@@ -388,7 +391,13 @@ fn service(node_port: bool) -> Service {
         metadata: Some(ObjectMeta { name: "web".into(), namespace: "default".into(), ..Default::default() }),
         spec: Some(ServiceSpec {
             r#type: if node_port { "NodePort".into() } else { "ClusterIP".into() },
-            ports: vec![ServicePort { name: "http".into(), protocol: "TCP".into(), port: 80, target_port: "80".into(), ..Default::default() }],
+            ports: vec![ServicePort {
+                name: "http".into(),
+                protocol: "TCP".into(),
+                port: 80,
+                target_port: "80".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         }),
         ..Default::default()
@@ -586,7 +595,12 @@ pub async fn scenario(mode: &str) {
             let left: Vec<&String> = now
                 .iter()
                 .filter(|l| {
-                    l.contains(&vip_text) || l.contains(&np_text) || l.contains("-SVC-") || l.contains("-SEP-") || l.contains("goto") || l.contains("lb-")
+                    l.contains(&vip_text)
+                        || l.contains(&np_text)
+                        || l.contains("-SVC-")
+                        || l.contains("-SEP-")
+                        || l.contains("goto")
+                        || l.contains("lb-")
                 })
                 .collect();
             if left.is_empty() { Ok(()) } else { Err(format!("still installed: {left:?}")) }

@@ -32,9 +32,17 @@ pub enum Error {
     /// Refused by policy (403).
     #[error("{0}")]
     Forbidden(String),
-    /// The server is starting or stopping (503).
+    /// The object is not in a state that allows the request, such as exec
+    /// into a pod not yet scheduled (400).
+    #[error("{0}")]
+    Precondition(String),
+    /// The server is starting or stopping, or a kubelet it proxies to
+    /// cannot be reached (503).
     #[error("{0}")]
     Unavailable(String),
+    /// A kubelet's own answer, passed on with its code.
+    #[error("{message}")]
+    Kubelet { code: Code, message: String },
     /// A fault inside the server or its store (500).
     #[error("internal error: {0}")]
     Internal(String),
@@ -53,7 +61,9 @@ impl Error {
             Error::Gone { .. } => Code::OutOfRange,
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::Forbidden(_) => Code::PermissionDenied,
+            Error::Precondition(_) => Code::FailedPrecondition,
             Error::Unavailable(_) => Code::Unavailable,
+            Error::Kubelet { code, .. } => *code,
             Error::Internal(_) => Code::Internal,
         }
     }

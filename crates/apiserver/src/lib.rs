@@ -14,6 +14,7 @@
 //! - [`allocator`]: ClusterIP and NodePort allocation for Services.
 //! - [`defaults`]: Kubernetes' defaulting of omitted fields.
 //! - [`service`]: the gRPC service, watches with selectors and bookmarks.
+//! - [`kubelet_proxy`]: logs, exec and stats relayed to the kubelet of a pod's node.
 //! - [`http`]: `/healthz`, `/livez`, `/readyz` and `/metrics` on the API port.
 //! - [`metrics`]: the Prometheus metrics.
 //! - [`error`]: errors and their one mapping to gRPC codes.
@@ -29,6 +30,7 @@ pub mod encryption;
 pub mod error;
 pub mod gate;
 pub mod http;
+pub mod kubelet_proxy;
 pub mod metrics;
 pub mod registry;
 pub mod service;
@@ -86,6 +88,43 @@ pub struct Config {
     pub audit: Option<audit::AuditConfig>,
     /// Keys that encrypt Secrets at rest (`--encryption-key-file`).
     pub encryption_key_file: Option<PathBuf>,
+    /// How the apiserver proves itself to kubelets and verifies them.
+    pub kubelet_client: KubeletClientFiles,
+}
+
+/// The apiserver's TLS towards kubelets (`--kubelet-client-certificate`,
+/// `--kubelet-client-key`, `--kubelet-certificate-authority`). With none
+/// set kubelets are called over plaintext gRPC.
+#[derive(Debug, Clone, Default)]
+pub struct KubeletClientFiles {
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub certificate_authority: Option<PathBuf>,
+}
+
+impl KubeletClientFiles {
+    /// The TLS settings to call kubelets with; None for plaintext.
+    pub fn tls_config(&self) -> anyhow::Result<Option<tonic::transport::ClientTlsConfig>> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let read = |flag: &str, p: &std::path::Path| std::fs::read(p).with_context(|| format!("cannot read {flag} {}", p.display()));
+        let Some(ca) = &self.certificate_authority else {
+            if self.certificate.is_some() || self.key.is_some() {
+                anyhow::bail!(
+                    "--kubelet-client-certificate needs --kubelet-certificate-authority: the CA that signed the kubelets' certificates"
+                );
+            }
+            return Ok(None);
+        };
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read("--kubelet-certificate-authority", ca)?));
+        match (&self.certificate, &self.key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(Identity::from_pem(read("--kubelet-client-certificate", cert)?, read("--kubelet-client-key", key)?));
+            }
+            (None, None) => {}
+            _ => anyhow::bail!("--kubelet-client-certificate and --kubelet-client-key go together"),
+        }
+        Ok(Some(tls))
+    }
 }
 
 /// The serving certificate and its key.
@@ -137,6 +176,7 @@ impl Default for Config {
             disable_admission_plugins: Vec::new(),
             audit: None,
             encryption_key_file: None,
+            kubelet_client: KubeletClientFiles::default(),
         }
     }
 }
@@ -153,6 +193,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         .with_context(|| format!("--service-node-port-range {:?}: write it like 30000-32767", config.node_port_range))?;
     let allow = Arc::new(allowlist::Allowlist::parse(&config.allow_hosts).context("--allow-hosts")?);
     let disabled = disabled_kinds(&config.disabled_kinds)?;
+    let kubelet_tls = config.kubelet_client.tls_config()?;
     let tls = match &config.tls {
         Some(t) => Some(Arc::new(
             berth_client::tls::server_config(
@@ -221,8 +262,17 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let gate = Arc::new(gate::Gate { authorizer, audit, disabled, metrics: metrics.clone() });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, ready_rx) = watch::channel(true);
-    let api =
-        service::ApiService::new(registry, metrics.clone(), config.bookmark_interval, stop_rx, gate.clone(), service_accounts, transformer);
+    let kubelets = Arc::new(kubelet_proxy::KubeletProxy::new(registry.clone(), kubelet_tls));
+    let api = service::ApiService::new(
+        registry,
+        metrics.clone(),
+        config.bookmark_interval,
+        stop_rx,
+        gate.clone(),
+        service_accounts,
+        transformer,
+        kubelets,
+    );
     let grpc = ApiServer::new(api).max_decoding_message_size(64 * 1024 * 1024).max_encoding_message_size(256 * 1024 * 1024);
     let router = tonic::service::Routes::new(grpc).into_axum_router().merge(http::router(http::HealthState {
         metrics: metrics.clone(),

@@ -76,6 +76,15 @@ struct Args {
     /// Encrypt Secrets at rest with these keys: lines `NAME:BASE64-OF-32-BYTES`, the first encrypts.
     #[arg(long)]
     encryption_key_file: Option<PathBuf>,
+    /// Client certificate (PEM) the apiserver presents to kubelets (with --kubelet-client-key).
+    #[arg(long, requires = "kubelet_client_key")]
+    kubelet_client_certificate: Option<PathBuf>,
+    /// The private key (PEM) of --kubelet-client-certificate.
+    #[arg(long, requires = "kubelet_client_certificate")]
+    kubelet_client_key: Option<PathBuf>,
+    /// Call kubelets over TLS, verifying their certificates against this CA (without it: plaintext gRPC).
+    #[arg(long)]
+    kubelet_certificate_authority: Option<PathBuf>,
     #[command(flatten)]
     log: LogArgs,
     /// Restore a snapshot (from `berthctl snapshot save`) into --data-dir,
@@ -114,6 +123,11 @@ async fn main() -> anyhow::Result<()> {
             max_backups: args.audit_log_maxbackup,
         }),
         encryption_key_file: args.encryption_key_file,
+        kubelet_client: berth_apiserver::KubeletClientFiles {
+            certificate: args.kubelet_client_certificate,
+            key: args.kubelet_client_key,
+            certificate_authority: args.kubelet_certificate_authority,
+        },
     };
     // Before binding: a plaintext listener outside loopback never opens.
     config.check_listen(args.listen)?;

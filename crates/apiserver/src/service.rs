@@ -1,7 +1,9 @@
 //! The gRPC `Api` service: decodes requests, passes each through the
 //! [`Gate`] (served kind, authentication, authorization, audit), calls the
 //! [`Registry`] on the caller's behalf, streams watches with server-side
-//! selectors and bookmarks, and records metrics.
+//! selectors and bookmarks, and records metrics. Logs, exec and stats are
+//! authorized here as the pods/log, pods/exec, pods/metrics and nodes/stats
+//! subresources, then relayed by the [`KubeletProxy`].
 
 use std::any::Any;
 use std::future::Future;
@@ -11,13 +13,15 @@ use std::time::{Duration, Instant};
 use berth_api::KindInfo;
 use berth_api::pb::api::api_server::Api;
 use berth_api::pb::api::{
-    AccessReviewRequest, AccessReviewResponse, ApiResource, BindRequest, CreateRequest, DeleteRequest, DiscoveryRequest, DiscoveryResponse,
-    GetRequest, ListRequest, ListResponse, Object, UpdateRequest, WatchEvent, WatchRequest,
+    AccessReviewRequest, AccessReviewResponse, ApiResource, BindRequest, ClusterStatsRequest, ClusterStatsResponse, CreateRequest,
+    DeleteRequest, DiscoveryRequest, DiscoveryResponse, GetRequest, ListRequest, ListResponse, Object, UpdateRequest, WatchEvent,
+    WatchRequest,
 };
 use berth_api::pb::core::ObjectMeta;
+use berth_api::pb::kubelet::{ExecInput, ExecOutput, LogChunk, LogsRequest};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
 use crate::authn::{Authenticated, GROUP_AUTHENTICATED, UserInfo};
@@ -25,6 +29,7 @@ use crate::authz::{Attributes, Decision};
 use crate::encryption::Transformer;
 use crate::error::Error;
 use crate::gate::Gate;
+use crate::kubelet_proxy::{KubeletProxy, Relay};
 use crate::metrics::Metrics;
 use crate::registry::{self, DeleteOptions, Filter, Registry};
 use crate::serviceaccount::ServiceAccounts;
@@ -43,6 +48,8 @@ pub struct ApiService {
     service_accounts: Arc<ServiceAccounts>,
     /// Opens the sealed Secret values that watch events carry.
     transformer: Arc<Transformer>,
+    /// Logs, exec and stats go on to the kubelets through it.
+    kubelets: Arc<KubeletProxy>,
 }
 
 /// One request as the gate sees it.
@@ -107,6 +114,7 @@ impl<'a> Call<'a> {
 }
 
 impl ApiService {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         registry: Registry,
         metrics: Arc<Metrics>,
@@ -115,8 +123,9 @@ impl ApiService {
         gate: Arc<Gate>,
         service_accounts: Arc<ServiceAccounts>,
         transformer: Arc<Transformer>,
+        kubelets: Arc<KubeletProxy>,
     ) -> Self {
-        ApiService { registry, metrics, bookmark_interval, stopping, gate, service_accounts, transformer }
+        ApiService { registry, metrics, bookmark_interval, stopping, gate, service_accounts, transformer, kubelets }
     }
 
     /// Checks a call at the gate: the kind is served, the caller is who it
@@ -162,6 +171,13 @@ impl ApiService {
     /// The user a request comes from, or Unauthenticated.
     fn caller<R>(&self, req: &Request<R>) -> Result<UserInfo, Error> {
         self.gate.authenticate(req.extensions().get::<Authenticated>())
+    }
+}
+
+/// A request without a namespace means "default", as everywhere in the API.
+fn default_namespace(namespace: &mut String) {
+    if namespace.is_empty() {
+        *namespace = "default".into();
     }
 }
 
@@ -341,6 +357,50 @@ impl Api for ApiService {
             })
             .collect();
         Ok(Response::new(DiscoveryResponse { resources }))
+    }
+
+    type PodLogsStream = Relay<LogChunk>;
+
+    async fn pod_logs(&self, req: Request<LogsRequest>) -> Result<Response<Self::PodLogsStream>, Status> {
+        let call = Call::new(&req, "get", self.gate.kind("Pod"));
+        let mut r = req.into_inner();
+        default_namespace(&mut r.namespace);
+        let call = call.at(&r.namespace, &r.pod).sub("log");
+        self.observe(call, |_, _| self.kubelets.logs(r)).await
+    }
+
+    type PodExecStream = Relay<ExecOutput>;
+
+    async fn pod_exec(&self, req: Request<Streaming<ExecInput>>) -> Result<Response<Self::PodExecStream>, Status> {
+        let call = Call::new(&req, "create", self.gate.kind("Pod"));
+        // Who may not exec learns so before sending anything.
+        self.caller(&req)?;
+        let mut input = req.into_inner();
+        let mut first = input.message().await?.unwrap_or_default();
+        let (namespace, pod) = match first.start.as_mut() {
+            Some(start) => {
+                default_namespace(&mut start.namespace);
+                (start.namespace.clone(), start.pod.clone())
+            }
+            None => return Err(Error::BadRequest("the first message of an exec must carry `start`".into()).into()),
+        };
+        let call = call.at(&namespace, &pod).sub("exec");
+        self.observe(call, |_, _| self.kubelets.exec(first, input)).await
+    }
+
+    async fn stats(&self, req: Request<ClusterStatsRequest>) -> Result<Response<ClusterStatsResponse>, Status> {
+        let mut r = req.get_ref().clone();
+        let verb = if r.name.is_empty() { "list" } else { "get" };
+        let call = match r.resource.as_str() {
+            "pods" | "pod" => {
+                if !r.name.is_empty() {
+                    default_namespace(&mut r.namespace);
+                }
+                Call::new(&req, verb, self.gate.kind("Pod")).at(&r.namespace, &r.name).sub("metrics")
+            }
+            _ => Call::new(&req, verb, self.gate.kind("Node")).at("", &r.name).sub("stats"),
+        };
+        self.observe(call, |_, _| async move { self.kubelets.stats(&r).await }).await
     }
 
     type WatchStream = ReceiverStream<Result<WatchEvent, Status>>;

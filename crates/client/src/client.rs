@@ -1,15 +1,18 @@
-//! The typed gRPC client of the API: dynamic calls on any [`Object`] and
-//! typed calls on any [`Resource`].
+//! The typed gRPC client of the API: dynamic calls on any [`Object`],
+//! typed calls on any [`Resource`], and the pods' logs, exec and usage
+//! that the apiserver relays from the kubelets.
 
 use std::time::Duration;
 
 use berth_api::Resource;
 use berth_api::pb::api::api_client::ApiClient;
 use berth_api::pb::api::{
-    AccessReviewRequest, AccessReviewResponse, BindRequest, CreateRequest, DeleteRequest, DiscoveryRequest, DiscoveryResponse, GetRequest,
-    ListRequest, ListResponse, Object, UpdateRequest, WatchEvent as RawWatchEvent, WatchRequest,
+    AccessReviewRequest, AccessReviewResponse, BindRequest, ClusterStatsRequest, ClusterStatsResponse, CreateRequest, DeleteRequest,
+    DiscoveryRequest, DiscoveryResponse, GetRequest, ListRequest, ListResponse, Object, UpdateRequest, WatchEvent as RawWatchEvent,
+    WatchRequest,
 };
 use berth_api::pb::core::{Binding, ObjectMeta, ObjectReference};
+use berth_api::pb::kubelet::{ExecInput, ExecOutput, ExecStart, LogChunk, LogsRequest};
 use futures::{Stream, StreamExt};
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
@@ -249,6 +252,37 @@ impl Client {
     /// The kinds the server serves.
     pub async fn discovery(&self) -> Result<DiscoveryResponse> {
         Ok(self.api.clone().discovery(DiscoveryRequest {}).await?.into_inner())
+    }
+
+    // ----- the kubelets' logs, exec and usage, through the apiserver
+
+    /// A container's log (pods/log); with `follow` the stream stays open
+    /// until the container stops or the stream is dropped.
+    pub async fn pod_logs(&self, req: LogsRequest) -> Result<impl Stream<Item = Result<LogChunk>> + Send + Unpin + 'static> {
+        let stream = self.api.clone().pod_logs(req).await?.into_inner();
+        Ok(stream.map(|r| r.map_err(Error::from)))
+    }
+
+    /// Runs a command in a pod's container (pods/exec). `stdin` is sent as
+    /// the command's input and its end closes the command's stdin (pass an
+    /// empty stream when `start.stdin` is false). The output ends with a
+    /// message carrying the exit code.
+    pub async fn pod_exec<S>(&self, start: ExecStart, stdin: S) -> Result<impl Stream<Item = Result<ExecOutput>> + Send + Unpin + 'static>
+    where
+        S: Stream<Item = Vec<u8>> + Send + 'static,
+    {
+        let first = ExecInput { start: Some(start), ..Default::default() };
+        let input = futures::stream::once(std::future::ready(first))
+            .chain(stdin.map(|data| ExecInput { stdin: data, ..Default::default() }))
+            .chain(futures::stream::once(std::future::ready(ExecInput { stdin_eof: true, ..Default::default() })));
+        let stream = self.api.clone().pod_exec(input).await?.into_inner();
+        Ok(stream.map(|r| r.map_err(Error::from)))
+    }
+
+    /// Usage of nodes (`resource: "nodes"`, nodes/stats) or pods
+    /// (`"pods"`, pods/metrics), with the kubelets that did not answer.
+    pub async fn stats(&self, req: ClusterStatsRequest) -> Result<ClusterStatsResponse> {
+        Ok(self.api.clone().stats(req).await?.into_inner())
     }
 
     // ----- typed calls

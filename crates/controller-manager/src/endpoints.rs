@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use berth_api::labels::Selector;
-use berth_api::pb::core::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectMeta, ObjectReference, Pod, Service, ServicePort};
 use berth_api::Resource;
+use berth_api::labels::Selector;
+use berth_api::pb::core::{
+    EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectMeta, ObjectReference, Pod, Service, ServicePort,
+};
 use berth_client::events::{Recorder, reference};
 use berth_client::{Client, DeleteParams, Reader, WorkQueue, key_of};
 use tracing::{debug, info};
@@ -215,7 +217,9 @@ pub fn subsets_for(ports: &[ServicePort], pods: &[Arc<Pod>], publish_not_ready: 
         }
         let mut resolved: Vec<PortKey> = ports
             .iter()
-            .filter_map(|sp| target_port(sp, pod).map(|p| (sp.name.clone(), p, if sp.protocol.is_empty() { "TCP".into() } else { sp.protocol.clone() })))
+            .filter_map(|sp| {
+                target_port(sp, pod).map(|p| (sp.name.clone(), p, if sp.protocol.is_empty() { "TCP".into() } else { sp.protocol.clone() }))
+            })
             .collect();
         if resolved.is_empty() && !ports.is_empty() {
             continue;
@@ -262,7 +266,13 @@ fn target_port(sp: &ServicePort, pod: &Pod) -> Option<i32> {
         return Some(n);
     }
     let protocol = if sp.protocol.is_empty() { "TCP" } else { sp.protocol.as_str() };
-    pod.spec.as_ref()?.containers.iter().flat_map(|c| &c.ports).find(|p| p.name == target && (p.protocol.is_empty() && protocol == "TCP" || p.protocol == protocol)).map(|p| p.container_port)
+    pod.spec
+        .as_ref()?
+        .containers
+        .iter()
+        .flat_map(|c| &c.ports)
+        .find(|p| p.name == target && (p.protocol.is_empty() && protocol == "TCP" || p.protocol == protocol))
+        .map(|p| p.container_port)
 }
 
 #[cfg(test)]
@@ -276,14 +286,23 @@ mod tests {
             spec: Some(PodSpec {
                 node_name: "n1".into(),
                 containers: vec![Container {
-                    ports: vec![ContainerPort { name: "http".into(), container_port: http_port, protocol: "TCP".into(), ..Default::default() }],
+                    ports: vec![ContainerPort {
+                        name: "http".into(),
+                        container_port: http_port,
+                        protocol: "TCP".into(),
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 }],
                 ..Default::default()
             }),
             status: Some(PodStatus {
                 pod_ip: ip.into(),
-                conditions: vec![PodCondition { r#type: "Ready".into(), status: if ready { "True" } else { "False" }.into(), ..Default::default() }],
+                conditions: vec![PodCondition {
+                    r#type: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    ..Default::default()
+                }],
                 ..Default::default()
             }),
             ..Default::default()
@@ -292,8 +311,14 @@ mod tests {
 
     #[test]
     fn should_split_ready_and_not_ready_and_resolve_named_ports_per_pod() {
-        let ports = vec![ServicePort { name: "web".into(), port: 80, target_port: "http".into(), protocol: "TCP".into(), ..Default::default() }];
-        let pods = vec![pod("a", "10.0.0.2", true, 8080), pod("b", "10.0.0.1", false, 8080), pod("c", "10.0.0.3", true, 9090), pod("d", "", true, 8080)];
+        let ports =
+            vec![ServicePort { name: "web".into(), port: 80, target_port: "http".into(), protocol: "TCP".into(), ..Default::default() }];
+        let pods = vec![
+            pod("a", "10.0.0.2", true, 8080),
+            pod("b", "10.0.0.1", false, 8080),
+            pod("c", "10.0.0.3", true, 9090),
+            pod("d", "", true, 8080),
+        ];
         let subsets = subsets_for(&ports, &pods, false);
         assert_eq!(subsets.len(), 2);
         let s8080 = subsets.iter().find(|s| s.ports[0].port == 8080).unwrap();

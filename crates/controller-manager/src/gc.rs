@@ -12,13 +12,15 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_api::pb::core::{ConfigMap, Endpoints, Lease, LimitRange, Node, ObjectMeta, OwnerReference, Pod, ReplicationController, ResourceQuota, Secret, Service};
-use berth_api::resource::{KindInfo, find_kind};
 use berth_api::Resource;
+use berth_api::pb::core::{
+    ConfigMap, Endpoints, Lease, LimitRange, Node, ObjectMeta, OwnerReference, Pod, ReplicationController, ResourceQuota, Secret, Service,
+};
+use berth_api::resource::{KindInfo, find_kind};
 use berth_client::events::Recorder;
 use berth_client::{Client, DeleteParams, WorkQueue};
-use futures::future::BoxFuture;
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use tracing::{debug, info};
 
 use crate::controller::{self, Next, run_workers};
@@ -186,7 +188,8 @@ fn changed(graph: &Shared, queue: &WorkQueue<String>, kind: &'static KindInfo, m
     }
     // An owner that becomes foreground-deleting changes what its dependents must do.
     let became_waiting = item.deleting && item.foreground && old.as_ref().is_none_or(|o| !(o.deleting && o.foreground));
-    let dependents: Vec<String> = if became_waiting { g.dependents.get(&uid).map(|d| d.iter().cloned().collect()).unwrap_or_default() } else { Vec::new() };
+    let dependents: Vec<String> =
+        if became_waiting { g.dependents.get(&uid).map(|d| d.iter().cloned().collect()).unwrap_or_default() } else { Vec::new() };
     drop(g);
     if item.deleting && item.orphan {
         queue.add(format!("{}{uid}", key::ORPHAN));
@@ -360,10 +363,8 @@ impl Controller {
             return Ok(Next::Done);
         }
         let dependents = lock(&self.graph).dependents_of(uid);
-        let blocking: Vec<&(String, Item)> = dependents
-            .iter()
-            .filter(|(_, d)| d.owners.iter().any(|r| r.uid == uid && r.block_owner_deletion == Some(true)))
-            .collect();
+        let blocking: Vec<&(String, Item)> =
+            dependents.iter().filter(|(_, d)| d.owners.iter().any(|r| r.uid == uid && r.block_owner_deletion == Some(true))).collect();
         if blocking.is_empty() {
             self.remove_finalizer(&owner, uid, FOREGROUND).await?;
             info!(kind = owner.kind.kind, namespace = %owner.namespace, name = %owner.name, "dependents gone; foreground deletion finished");
@@ -378,7 +379,9 @@ impl Controller {
             let policy = if has_own { "Foreground" } else { "Background" };
             let params = DeleteParams { uid: duid.clone(), propagation_policy: policy.into(), ..Default::default() };
             match self.client.delete_object(d.kind.kind, &d.namespace, &d.name, &params).await {
-                Ok(_) => debug!(kind = d.kind.kind, namespace = %d.namespace, name = %d.name, "deleted a dependent of a foreground deletion"),
+                Ok(_) => {
+                    debug!(kind = d.kind.kind, namespace = %d.namespace, name = %d.name, "deleted a dependent of a foreground deletion")
+                }
                 Err(e) if e.is_not_found() || e.is_conflict() => {}
                 Err(e) => return Err(error::api(format!("deleting {} {}/{}", d.kind.plural, d.namespace, d.name))(e)),
             }
@@ -401,7 +404,9 @@ impl Controller {
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(error::api(format!("removing finalizer {finalizer} of {} {}/{}", item.kind.plural, item.namespace, item.name))(e)),
+            Err(e) => {
+                Err(error::api(format!("removing finalizer {finalizer} of {} {}/{}", item.kind.plural, item.namespace, item.name))(e))
+            }
         }
     }
 

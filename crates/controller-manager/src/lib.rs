@@ -51,24 +51,12 @@ use crate::metrics::Metrics;
 use crate::stop::Stop;
 
 /// Every controller, by the name `--controllers` uses, in start order.
-pub const CONTROLLERS: &[&str] = &[
-    replication::NAME,
-    endpoints::NAME,
-    namespace::NAME,
-    gc::NAME,
-    node::NAME,
-    node::IPAM_NAME,
-    resourcequota::NAME,
-    service::NAME,
-];
+pub const CONTROLLERS: &[&str] =
+    &[replication::NAME, endpoints::NAME, namespace::NAME, gc::NAME, node::NAME, node::IPAM_NAME, resourcequota::NAME, service::NAME];
 
 /// Other names accepted for controllers (Kubernetes' own, and short ones).
-const ALIASES: &[(&str, &str)] = &[
-    ("gc", gc::NAME),
-    ("replicationcontroller", replication::NAME),
-    ("nodelifecycle", node::NAME),
-    ("endpoint", endpoints::NAME),
-];
+const ALIASES: &[(&str, &str)] =
+    &[("gc", gc::NAME), ("replicationcontroller", replication::NAME), ("nodelifecycle", node::NAME), ("endpoint", endpoints::NAME)];
 
 /// Which controllers run: `*` (all), names, and `-name` to leave one out,
 /// as kube-controller-manager's `--controllers`.

@@ -95,7 +95,9 @@ impl Collector for Queues {
             ("workqueue_longest_running_processor_seconds", "How long the oldest key in process has been processing", |m| {
                 m.longest_running_processor.as_secs_f64()
             }),
-            ("workqueue_queue_duration_max_seconds", "Longest wait of a key between add and processing", |m| m.queue_latency.max.as_secs_f64()),
+            ("workqueue_queue_duration_max_seconds", "Longest wait of a key between add and processing", |m| {
+                m.queue_latency.max.as_secs_f64()
+            }),
             ("workqueue_work_duration_max_seconds", "Longest processing of a key", |m| m.work_duration.max.as_secs_f64()),
         ];
         for (name, help, value) in gauges {
@@ -109,9 +111,11 @@ impl Collector for Queues {
             ("workqueue_adds", "Keys added to the work queue", |m| m.adds_total as f64),
             ("workqueue_retries", "Keys re-queued with backoff after a failed sync", |m| m.retries_total as f64),
             ("workqueue_dequeues", "Keys handed to a worker", |m| m.queue_latency.count as f64),
-            ("workqueue_queue_duration_seconds", "Total time keys waited between add and processing (divide by dequeues for the mean)", |m| {
-                m.queue_latency.sum.as_secs_f64()
-            }),
+            (
+                "workqueue_queue_duration_seconds",
+                "Total time keys waited between add and processing (divide by dequeues for the mean)",
+                |m| m.queue_latency.sum.as_secs_f64(),
+            ),
             ("workqueue_work_duration_seconds", "Total time spent processing keys", |m| m.work_duration.sum.as_secs_f64()),
             ("workqueue_completions", "Keys whose processing finished", |m| m.work_duration.count as f64),
         ];

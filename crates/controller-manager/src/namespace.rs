@@ -9,9 +9,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::Resource;
 use berth_api::pb::core::{Namespace, NamespaceCondition};
 use berth_api::resource::KINDS;
-use berth_api::Resource;
 use berth_client::events::{Recorder, reference};
 use berth_client::{Client, DeleteParams, ListParams, Reader, key_of};
 use tracing::{debug, info};

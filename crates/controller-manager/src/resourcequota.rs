@@ -9,9 +9,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::Resource;
 use berth_api::pb::core::{ConfigMap, Pod, ReplicationController, ResourceQuota, ResourceQuotaStatus, Secret, Service};
 use berth_api::quota::{self, Usage};
-use berth_api::Resource;
 use berth_client::events::{Recorder, reference};
 use berth_client::{Client, Reader, WorkQueue, key_of};
 use tracing::{debug, info};
@@ -154,7 +154,11 @@ impl Controller {
         let hard = rq.spec.as_ref().map(|s| s.hard.clone()).unwrap_or_default();
         let unknown: Vec<&String> = hard.keys().filter(|k| !quota::SUPPORTED.contains(&k.as_str())).collect();
         if !unknown.is_empty() {
-            self.recorder.warning(&reference(&*rq), "UnsupportedResource", format!("Resources not counted by this quota controller: {unknown:?}"));
+            self.recorder.warning(
+                &reference(&*rq),
+                "UnsupportedResource",
+                format!("Resources not counted by this quota controller: {unknown:?}"),
+            );
         }
         let status = ResourceQuotaStatus { hard: hard.clone(), used: self.used(rq.namespace(), &hard) };
         if rq.status.as_ref() == Some(&status) {

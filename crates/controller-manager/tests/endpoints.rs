@@ -4,8 +4,8 @@
 
 mod common;
 
-use berth_api::pb::core::*;
 use berth_api::Resource;
+use berth_api::pb::core::*;
 use berth_client::DeleteParams;
 use common::*;
 
@@ -14,7 +14,13 @@ fn service(name: &str, ns: &str, selector: &[(&str, &str)], target: &str) -> Ser
         metadata: meta(name, ns),
         spec: Some(ServiceSpec {
             selector: labels(selector),
-            ports: vec![ServicePort { name: "web".into(), port: 80, target_port: target.into(), protocol: "TCP".into(), ..Default::default() }],
+            ports: vec![ServicePort {
+                name: "web".into(),
+                port: 80,
+                target_port: target.into(),
+                protocol: "TCP".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         }),
         ..Default::default()
@@ -23,8 +29,13 @@ fn service(name: &str, ns: &str, selector: &[(&str, &str)], target: &str) -> Ser
 
 fn pod(name: &str, ns: &str, app: &str, http_port: i32) -> Pod {
     let mut spec = pod_spec("busybox:1");
-    spec.containers[0].ports = vec![ContainerPort { name: "http".into(), container_port: http_port, protocol: "TCP".into(), ..Default::default() }];
-    Pod { metadata: Some(ObjectMeta { name: name.into(), namespace: ns.into(), labels: labels(&[("app", app)]), ..Default::default() }), spec: Some(spec), ..Default::default() }
+    spec.containers[0].ports =
+        vec![ContainerPort { name: "http".into(), container_port: http_port, protocol: "TCP".into(), ..Default::default() }];
+    Pod {
+        metadata: Some(ObjectMeta { name: name.into(), namespace: ns.into(), labels: labels(&[("app", app)]), ..Default::default() }),
+        spec: Some(spec),
+        ..Default::default()
+    }
 }
 
 /// (ip, port) pairs.

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use berth_api::pb::core::*;
 use berth_api::Resource;
+use berth_api::pb::core::*;
 use common::*;
 
 fn elect(c: &mut berth_controller_manager::Config) {

@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use berth_api::pb::core::*;
 use berth_api::Resource;
+use berth_api::pb::core::*;
 use berth_client::{DeleteParams, ListParams};
 use common::*;
 
@@ -40,11 +40,16 @@ async fn should_empty_a_deleted_namespace_then_remove_it() {
     assert!(c.get::<Namespace>("", "doomed").await.is_ok(), "the namespace waits for the pod");
     let remaining = eventually("the namespace says what remains", || async {
         let ns: Namespace = c.get("", "doomed").await.ok()?;
-        ns.status?.conditions.into_iter().find(|c| c.r#type == "NamespaceContentRemaining" && c.status == "True" && c.message.ends_with("pods has 1 resource instances"))
+        ns.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.r#type == "NamespaceContentRemaining" && c.status == "True" && c.message.ends_with("pods has 1 resource instances"))
     })
     .await;
     assert_eq!(remaining.reason, "SomeResourcesRemain");
-    c.delete::<Pod>("doomed", bound.name(), &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.expect("kubelet confirms");
+    c.delete::<Pod>("doomed", bound.name(), &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+        .await
+        .expect("kubelet confirms");
 
     eventually("namespace gone", || async { c.get::<Namespace>("", "doomed").await.err().filter(|e| e.is_not_found()).map(|_| ()) }).await;
     let (left, _) = c.list::<ConfigMap>("doomed", &ListParams::default()).await.expect("list");
@@ -60,7 +65,11 @@ async fn rc_with_pods(c: &berth_client::Client, ns: &str, name: &str, n: i32) ->
     let rc = c.create(rc(name, ns, n)).await.expect("create rc");
     let uid = rc.meta().uid.clone();
     let pods = eventually("pods created", || async {
-        let p: Vec<Pod> = list::<Pod>(c, ns, &format!("app={name}")).await.into_iter().filter(|p| p.meta().owner_references.iter().any(|r| r.uid == uid)).collect();
+        let p: Vec<Pod> = list::<Pod>(c, ns, &format!("app={name}"))
+            .await
+            .into_iter()
+            .filter(|p| p.meta().owner_references.iter().any(|r| r.uid == uid))
+            .collect();
         (p.len() == n as usize).then_some(p)
     })
     .await;
@@ -73,7 +82,9 @@ async fn should_delete_dependents_in_the_background() {
     let c = &cl.client;
     namespace(c, "gc1").await;
     let (_, pods) = rc_with_pods(c, "gc1", "bg", 3).await;
-    c.delete::<ReplicationController>("gc1", "bg", &DeleteParams { propagation_policy: "Background".into(), ..Default::default() }).await.expect("delete rc");
+    c.delete::<ReplicationController>("gc1", "bg", &DeleteParams { propagation_policy: "Background".into(), ..Default::default() })
+        .await
+        .expect("delete rc");
     // The owner goes at once, its pods after.
     assert!(c.get::<ReplicationController>("gc1", "bg").await.is_err_and(|e| e.is_not_found()));
     eventually("pods collected", || async {
@@ -92,7 +103,9 @@ async fn should_keep_a_foreground_owner_until_its_dependents_are_gone() {
     let (_, pods) = rc_with_pods(c, "gc2", "fg", 2).await;
     // One pod is on a node: its deletion waits for the kubelet, and so does the owner.
     c.bind("gc2", pods[0].name(), "node-1").await.expect("bind");
-    c.delete::<ReplicationController>("gc2", "fg", &DeleteParams { propagation_policy: "Foreground".into(), ..Default::default() }).await.expect("delete rc");
+    c.delete::<ReplicationController>("gc2", "fg", &DeleteParams { propagation_policy: "Foreground".into(), ..Default::default() })
+        .await
+        .expect("delete rc");
     let rc: ReplicationController = c.get("gc2", "fg").await.expect("owner waits");
     assert!(rc.meta().finalizers.iter().any(|f| f == "foregroundDeletion"));
     eventually("bound pod marked for deletion", || async {
@@ -100,10 +113,13 @@ async fn should_keep_a_foreground_owner_until_its_dependents_are_gone() {
         (!p.meta().deletion_timestamp.is_empty()).then_some(())
     })
     .await;
-    eventually("unbound pod gone", || async { c.get::<Pod>("gc2", pods[1].name()).await.err().filter(|e| e.is_not_found()).map(|_| ()) }).await;
+    eventually("unbound pod gone", || async { c.get::<Pod>("gc2", pods[1].name()).await.err().filter(|e| e.is_not_found()).map(|_| ()) })
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(c.get::<ReplicationController>("gc2", "fg").await.is_ok(), "the owner stays while a dependent remains");
-    c.delete::<Pod>("gc2", pods[0].name(), &DeleteParams { grace_period_seconds: Some(0), ..Default::default() }).await.expect("kubelet confirms");
+    c.delete::<Pod>("gc2", pods[0].name(), &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+        .await
+        .expect("kubelet confirms");
     eventually("owner gone after its dependents", || async {
         c.get::<ReplicationController>("gc2", "fg").await.err().filter(|e| e.is_not_found()).map(|_| ())
     })
@@ -117,8 +133,11 @@ async fn should_orphan_dependents_and_let_a_new_owner_adopt_them() {
     let c = &cl.client;
     namespace(c, "gc3").await;
     let (_, pods) = rc_with_pods(c, "gc3", "or", 3).await;
-    c.delete::<ReplicationController>("gc3", "or", &DeleteParams { propagation_policy: "Orphan".into(), ..Default::default() }).await.expect("delete rc");
-    eventually("owner gone", || async { c.get::<ReplicationController>("gc3", "or").await.err().filter(|e| e.is_not_found()).map(|_| ()) }).await;
+    c.delete::<ReplicationController>("gc3", "or", &DeleteParams { propagation_policy: "Orphan".into(), ..Default::default() })
+        .await
+        .expect("delete rc");
+    eventually("owner gone", || async { c.get::<ReplicationController>("gc3", "or").await.err().filter(|e| e.is_not_found()).map(|_| ()) })
+        .await;
     for p in &pods {
         let now: Pod = c.get("gc3", p.name()).await.expect("orphaned pod stays");
         assert!(now.meta().owner_references.is_empty(), "{} still has owners", p.name());
@@ -140,14 +159,23 @@ async fn should_collect_objects_whose_owner_never_existed_and_keep_those_with_a_
     let c = &cl.client;
     namespace(c, "gc4").await;
     let owner = c.create(ConfigMap { metadata: meta("owner", "gc4"), ..Default::default() }).await.expect("owner");
-    let reference = |name: &str, uid: &str| OwnerReference { api_version: "v1".into(), kind: "ConfigMap".into(), name: name.into(), uid: uid.into(), ..Default::default() };
+    let reference = |name: &str, uid: &str| OwnerReference {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        name: name.into(),
+        uid: uid.into(),
+        ..Default::default()
+    };
     let mut kept = ConfigMap { metadata: meta("kept", "gc4"), ..Default::default() };
     kept.metadata_mut().owner_references = vec![reference("owner", &owner.meta().uid), reference("ghost", "no-such-uid")];
     c.create(kept).await.expect("kept");
     let mut dangling = ConfigMap { metadata: meta("dangling", "gc4"), ..Default::default() };
     dangling.metadata_mut().owner_references = vec![reference("ghost", "no-such-uid")];
     c.create(dangling).await.expect("dangling");
-    eventually("dangling collected", || async { c.get::<ConfigMap>("gc4", "dangling").await.err().filter(|e| e.is_not_found()).map(|_| ()) }).await;
+    eventually("dangling collected", || async {
+        c.get::<ConfigMap>("gc4", "dangling").await.err().filter(|e| e.is_not_found()).map(|_| ())
+    })
+    .await;
     // The one with a live owner stays, without the reference to the ghost.
     let kept = eventually("ghost reference dropped", || async {
         let k: ConfigMap = c.get("gc4", "kept").await.ok()?;

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use berth_api::pb::core::*;
 use berth_api::Resource;
+use berth_api::pb::core::*;
 use berth_client::Client;
 use common::*;
 
@@ -25,7 +25,12 @@ async fn register(c: &Client, name: &str) {
     heartbeat(c, name, "True").await;
     let lease = Lease {
         metadata: meta(name, "kube-node-lease"),
-        spec: Some(LeaseSpec { holder_identity: Some(name.into()), lease_duration_seconds: Some(40), renew_time: now(), ..Default::default() }),
+        spec: Some(LeaseSpec {
+            holder_identity: Some(name.into()),
+            lease_duration_seconds: Some(40),
+            renew_time: now(),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     c.create(lease).await.expect("create lease");
@@ -47,7 +52,13 @@ async fn heartbeat(c: &Client, name: &str, ready: &str) {
                 cond.last_heartbeat_time = t;
                 cond.reason = "KubeletReady".into();
             }
-            None => s.conditions.push(NodeCondition { r#type: "Ready".into(), status: ready.into(), last_heartbeat_time: t.clone(), last_transition_time: t, ..Default::default() }),
+            None => s.conditions.push(NodeCondition {
+                r#type: "Ready".into(),
+                status: ready.into(),
+                last_heartbeat_time: t.clone(),
+                last_transition_time: t,
+                ..Default::default()
+            }),
         }
         match c.update_status(n).await {
             Ok(_) => break,
@@ -140,7 +151,10 @@ async fn should_taint_a_silent_node_evict_its_pods_and_untaint_it_when_it_report
     eventually("pods evicted and replaced", || async {
         let all: Vec<Pod> = list::<Pod>(&c, "default", "app=web").await;
         let old_marked = pods.iter().all(|p| all.iter().any(|q| q.meta().uid == p.meta().uid && !q.meta().deletion_timestamp.is_empty()));
-        let fresh = all.iter().filter(|q| q.meta().deletion_timestamp.is_empty() && q.meta().owner_references.iter().any(|r| r.uid == rc.meta().uid)).count();
+        let fresh = all
+            .iter()
+            .filter(|q| q.meta().deletion_timestamp.is_empty() && q.meta().owner_references.iter().any(|r| r.uid == rc.meta().uid))
+            .count();
         (old_marked && fresh == 2).then_some(())
     })
     .await;

@@ -29,10 +29,21 @@ async fn should_keep_quota_usage_up_to_date() {
     let cl = Cluster::start("resourcequota").await;
     let c = &cl.client;
     namespace(c, "q1").await;
-    let hard = labels(&[("pods", "10"), ("requests.cpu", "4"), ("limits.memory", "1Gi"), ("configmaps", "5"), ("services", "2"), ("services.nodeports", "3")]);
-    c.create(ResourceQuota { metadata: meta("compute", "q1"), spec: Some(ResourceQuotaSpec { hard: hard.clone(), ..Default::default() }), ..Default::default() })
-        .await
-        .expect("quota");
+    let hard = labels(&[
+        ("pods", "10"),
+        ("requests.cpu", "4"),
+        ("limits.memory", "1Gi"),
+        ("configmaps", "5"),
+        ("services", "2"),
+        ("services.nodeports", "3"),
+    ]);
+    c.create(ResourceQuota {
+        metadata: meta("compute", "q1"),
+        spec: Some(ResourceQuotaSpec { hard: hard.clone(), ..Default::default() }),
+        ..Default::default()
+    })
+    .await
+    .expect("quota");
     c.create(pod_with("a", "500m", "128Mi")).await.expect("pod a");
     c.create(pod_with("b", "250m", "64Mi")).await.expect("pod b");
     c.create(ConfigMap { metadata: meta("cm", "q1"), ..Default::default() }).await.expect("configmap");
@@ -58,7 +69,15 @@ async fn should_keep_quota_usage_up_to_date() {
             .await
         }
     };
-    let s = used(&[("pods", "2"), ("requests.cpu", "750m"), ("limits.memory", "192Mi"), ("configmaps", "1"), ("services", "1"), ("services.nodeports", "1")]).await;
+    let s = used(&[
+        ("pods", "2"),
+        ("requests.cpu", "750m"),
+        ("limits.memory", "192Mi"),
+        ("configmaps", "1"),
+        ("services", "1"),
+        ("services.nodeports", "1"),
+    ])
+    .await;
     assert_eq!(s.hard, hard);
     // A finished pod stops counting; a deleted one too.
     let b: Pod = c.get("q1", "b").await.expect("b");
@@ -119,7 +138,13 @@ async fn should_give_a_load_balancer_service_an_address_that_answers() {
         metadata: meta("web", "lb"),
         spec: Some(ServiceSpec {
             r#type: "LoadBalancer".into(),
-            ports: vec![ServicePort { name: "http".into(), port: 8080, node_port: node_port as i32, protocol: "TCP".into(), ..Default::default() }],
+            ports: vec![ServicePort {
+                name: "http".into(),
+                port: 8080,
+                node_port: node_port as i32,
+                protocol: "TCP".into(),
+                ..Default::default()
+            }],
             selector: labels(&[("app", "web")]),
             ..Default::default()
         }),
@@ -137,7 +162,13 @@ async fn should_give_a_load_balancer_service_an_address_that_answers() {
         metadata: meta("web2", "lb"),
         spec: Some(ServiceSpec {
             r#type: "LoadBalancer".into(),
-            ports: vec![ServicePort { name: "http".into(), port: 8080, node_port: node_port2 as i32, protocol: "TCP".into(), ..Default::default() }],
+            ports: vec![ServicePort {
+                name: "http".into(),
+                port: 8080,
+                node_port: node_port2 as i32,
+                protocol: "TCP".into(),
+                ..Default::default()
+            }],
             selector: labels(&[("app", "web")]),
             ..Default::default()
         }),
@@ -162,14 +193,19 @@ async fn should_give_a_load_balancer_service_an_address_that_answers() {
 
     // Deleting the other releases its address too.
     c.delete::<Service>("lb", "web2", &DeleteParams::default()).await.expect("delete");
-    eventually("second address stops answering", || async { ask(SocketAddr::from((ip2, 8080)), "ping").await.is_none().then_some(()) }).await;
+    eventually("second address stops answering", || async { ask(SocketAddr::from((ip2, 8080)), "ping").await.is_none().then_some(()) })
+        .await;
     cl.stop().await;
 }
 
 async fn quota(c: &berth_client::Client, ns: &str, name: &str, hard: &[(&str, &str)]) {
-    c.create(ResourceQuota { metadata: meta(name, ns), spec: Some(ResourceQuotaSpec { hard: labels(hard), ..Default::default() }), ..Default::default() })
-        .await
-        .expect("quota");
+    c.create(ResourceQuota {
+        metadata: meta(name, ns),
+        spec: Some(ResourceQuotaSpec { hard: labels(hard), ..Default::default() }),
+        ..Default::default()
+    })
+    .await
+    .expect("quota");
 }
 
 fn plain_pod(name: &str, ns: &str) -> Pod {
@@ -203,7 +239,12 @@ async fn should_refuse_what_exceeds_a_quota_naming_it_and_write_nothing() {
     assert_eq!(cond.reason, "FailedCreate");
     assert!(cond.message.contains("exceeded quota: pod-count"), "{}", cond.message);
     let pods = list::<Pod>(c, "q2", "").await;
-    assert_eq!(pods.len(), 2, "the quota holds: {:?}", pods.iter().map(|p| p.metadata.as_ref().map(|m| m.name.clone())).collect::<Vec<_>>());
+    assert_eq!(
+        pods.len(),
+        2,
+        "the quota holds: {:?}",
+        pods.iter().map(|p| p.metadata.as_ref().map(|m| m.name.clone())).collect::<Vec<_>>()
+    );
     eventually("FailedCreate event", || async {
         let (events, _) = c.list::<Event>("q2", &Default::default()).await.ok()?;
         events.into_iter().find(|e| e.reason == "FailedCreate" && e.message.contains("exceeded quota"))
@@ -224,7 +265,9 @@ async fn should_default_container_resources_from_a_limit_range_and_enforce_its_b
         max: labels(&[("cpu", "1")]),
         ..Default::default()
     };
-    c.create(LimitRange { metadata: meta("limits", "lr"), spec: Some(LimitRangeSpec { limits: vec![item] }), ..Default::default() }).await.expect("limitrange");
+    c.create(LimitRange { metadata: meta("limits", "lr"), spec: Some(LimitRangeSpec { limits: vec![item] }), ..Default::default() })
+        .await
+        .expect("limitrange");
     quota(c, "lr", "compute", &[("requests.cpu", "1"), ("limits.memory", "2Gi")]).await;
 
     // A pod that says nothing gets the defaults, which the quota then counts.
@@ -232,11 +275,14 @@ async fn should_default_container_resources_from_a_limit_range_and_enforce_its_b
     let r = p.spec.as_ref().and_then(|s| s.containers[0].resources.clone()).expect("resources set");
     assert_eq!(r.requests.get("cpu").map(String::as_str), Some("100m"));
     assert_eq!(r.limits.get("memory").map(String::as_str), Some("128Mi"));
-    assert!(p.metadata.as_ref().is_some_and(|m| m.annotations.get("kubernetes.io/limit-ranger").is_some_and(|a| a.contains("cpu, memory request for container app"))));
+    assert!(p.metadata.as_ref().is_some_and(|m| {
+        m.annotations.get("kubernetes.io/limit-ranger").is_some_and(|a| a.contains("cpu, memory request for container app"))
+    }));
     eventually("quota counts the defaults", || async {
         let q: ResourceQuota = c.get("lr", "compute").await.ok()?;
         let used = q.status?.used;
-        (used.get("requests.cpu").map(String::as_str) == Some("100m") && used.get("limits.memory").map(String::as_str) == Some("128Mi")).then_some(())
+        (used.get("requests.cpu").map(String::as_str) == Some("100m") && used.get("limits.memory").map(String::as_str) == Some("128Mi"))
+            .then_some(())
     })
     .await;
 
@@ -253,6 +299,9 @@ async fn should_default_container_resources_from_a_limit_range_and_enforce_its_b
         let _ = c.create(plain_pod(&format!("fill-{i}"), "lr")).await;
     }
     let err = c.create(plain_pod("one-too-many", "lr")).await.expect_err("quota exhausted");
-    assert!(err.to_string().contains("exceeded quota: compute, requested: requests.cpu=100m, used: requests.cpu=1, limited: requests.cpu=1"), "{err}");
+    assert!(
+        err.to_string().contains("exceeded quota: compute, requested: requests.cpu=100m, used: requests.cpu=1, limited: requests.cpu=1"),
+        "{err}"
+    );
     cl.stop().await;
 }

@@ -7,8 +7,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use berth_api::pb::core::*;
 use berth_api::Resource;
+use berth_api::pb::core::*;
 use berth_client::{DeleteParams, ListParams, WatchEvent};
 use common::*;
 use futures::StreamExt;

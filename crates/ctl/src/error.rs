@@ -26,6 +26,24 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
+/// A command that `exec` ran ended with a non-zero exit code; berthctl
+/// exits with that code, as kubectl does.
+#[derive(Debug)]
+pub struct CommandExit(pub i32);
+
+impl fmt::Display for CommandExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "command terminated with exit code {}", self.0)
+    }
+}
+
+impl std::error::Error for CommandExit {}
+
+/// berthctl's exit code for an error: the code of a command `exec` ran, 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    err.chain().find_map(|e| e.downcast_ref::<CommandExit>()).map(|c| c.0).unwrap_or(1)
+}
+
 /// kubectl's name for the HTTP status a gRPC code maps to (DESIGN.md §3).
 pub fn reason(code: Code) -> &'static str {
     match code {
@@ -87,6 +105,10 @@ pub fn is_conflict(err: &anyhow::Error) -> bool {
 
 /// The one line berthctl prints for an error.
 pub fn render(err: &anyhow::Error) -> String {
+    if let Some(exit) = err.chain().find_map(|e| e.downcast_ref::<CommandExit>()) {
+        // kubectl's own words, without "error:".
+        return exit.to_string();
+    }
     let server = err.chain().find_map(|e| e.downcast_ref::<ServerError>());
     let line = match server {
         Some(s) if s.self_contained => format!("Error from server ({}): {}", s.reason, s.message),
@@ -136,6 +158,14 @@ mod tests {
         let err = api(tonic::Status::invalid_argument("spec.containers[0].image: Required value").into(), &Pod::INFO, "web");
         let err = Err::<(), _>(err).context("error when creating pod/web").unwrap_err();
         assert_eq!(render(&err), "Error from server (Invalid): error when creating pod/web: spec.containers[0].image: Required value");
+    }
+
+    #[test]
+    fn should_exit_with_the_code_of_the_command_exec_ran() {
+        let err = anyhow::Error::from(CommandExit(3));
+        assert_eq!(render(&err), "command terminated with exit code 3");
+        assert_eq!(exit_code(&err), 3);
+        assert_eq!(exit_code(&anyhow::anyhow!("other")), 1);
     }
 
     #[test]

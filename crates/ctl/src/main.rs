@@ -1,7 +1,9 @@
 //! berthctl: parses the command line and runs the verb.
 
 use berth_client::ConnectArgs;
-use berthctl::commands::{Ctx, apply, auth, certs, config, create, delete, describe, get, label, rolling_update, scale, version};
+use berthctl::commands::{
+    Ctx, apply, auth, certs, config, create, delete, describe, exec, get, label, logs, rolling_update, scale, top, version,
+};
 use std::path::PathBuf;
 
 use clap::parser::ValueSource;
@@ -44,6 +46,12 @@ enum Command {
     Scale(scale::ScaleArgs),
     /// Replace an RC's pods with a new template, a few at a time.
     RollingUpdate(rolling_update::RollingUpdateArgs),
+    /// Print the log of a container in a pod.
+    Logs(logs::LogsArgs),
+    /// Run a command in a container of a pod: `exec POD [-c C] [-i] [-t] -- CMD ARGS...`.
+    Exec(exec::ExecArgs),
+    /// Show CPU and memory usage of nodes or pods.
+    Top(top::TopArgs),
     /// Make the cluster's CA and certificates.
     Certs(certs::CertsArgs),
     /// Ask the server what a user may do (can-i) and who you are (whoami).
@@ -106,6 +114,9 @@ fn main() {
             Command::Label(args) => label::run(&ctx, args).await,
             Command::Scale(args) => scale::run(&ctx, args).await,
             Command::RollingUpdate(args) => rolling_update::run(&ctx, args).await,
+            Command::Logs(args) => logs::run(&ctx, args).await,
+            Command::Exec(args) => exec::run(&ctx, args).await,
+            Command::Top(args) => top::run(&ctx, args).await,
             Command::Certs(args) => certs::run(args),
             Command::Auth(args) => auth::run(&ctx, args).await,
             Command::Version(args) => version::run(args),
@@ -126,8 +137,9 @@ fn context(cli: &Cli, matches: &clap::ArgMatches, path: &std::path::Path) -> any
     Ok(Ctx::with_context(&cli.connect, server_given, cli.namespace.clone(), &resolved))
 }
 
-/// Prints the error in berthctl's one-line form and exits 1.
+/// Prints the error in berthctl's one-line form and exits with its code
+/// (1, or the exit code of the command `exec` ran).
 fn fail(err: &anyhow::Error) -> ! {
     eprintln!("{}", berthctl::error::render(err));
-    std::process::exit(1);
+    std::process::exit(berthctl::error::exit_code(err));
 }

@@ -150,7 +150,9 @@ impl Exec for Recorder {
         let answer = if queue.len() > 1 { queue.pop_front() } else { queue.front().cloned() };
         match answer {
             Some(Ok(out)) => Ok(out),
-            Some(Err(stderr)) => Err(Error::Failed { program: program.to_string(), args: args.join(" "), status: "exit status: 1".into(), stderr }),
+            Some(Err(stderr)) => {
+                Err(Error::Failed { program: program.to_string(), args: args.join(" "), status: "exit status: 1".into(), stderr })
+            }
             None => Ok(String::new()),
         }
     }

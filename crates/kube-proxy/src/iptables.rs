@@ -164,7 +164,12 @@ impl<E: Exec> Iptables<E> {
             );
             rules += 1;
             if let (Some(np), false) = (p.node_port, self.cfg.nodeport_addresses.is_empty()) {
-                let _ = writeln!(text, "-A {nodeports} -m comment --comment {} -p {proto} -m {proto} --dport {np} -j {}", p.name, self.ext_chain(p));
+                let _ = writeln!(
+                    text,
+                    "-A {nodeports} -m comment --comment {} -p {proto} -m {proto} --dport {np} -j {}",
+                    p.name,
+                    self.ext_chain(p)
+                );
                 rules += 1;
             }
         }
@@ -222,7 +227,15 @@ impl<E: Exec> Iptables<E> {
         ["-w", "5", "-t", "nat"]
             .iter()
             .map(|s| s.to_string())
-            .chain([builtin.to_string(), "-m".into(), "comment".into(), "--comment".into(), comment.to_string(), "-j".into(), self.chain(target)])
+            .chain([
+                builtin.to_string(),
+                "-m".into(),
+                "comment".into(),
+                "--comment".into(),
+                comment.to_string(),
+                "-j".into(),
+                self.chain(target),
+            ])
             .collect()
     }
 
@@ -399,8 +412,8 @@ impl<E: Exec> Proxier for Iptables<E> {
 mod tests {
     use super::*;
     use crate::exec::Recorder;
-    use crate::model::tests::{endpoints, service};
     use crate::model::service_ports;
+    use crate::model::tests::{endpoints, service};
 
     fn ipt(r: &Arc<Recorder>) -> Iptables<Recorder> {
         let cfg = IptConfig {
@@ -442,7 +455,10 @@ mod tests {
         assert!(text.contains("--probability 0.5000000000 -j KUBE-SEP-"), "{text}");
         assert!(text.contains("-j DNAT --to-destination 172.30.0.4:8080"), "{text}");
         assert!(text.contains("! -s 172.30.0.0/16 -j KUBE-MARK-MASQ"), "{text}");
-        assert!(text.contains("-A KUBE-NODEPORTS -m comment --comment default/web:http -p tcp -m tcp --dport 30080 -j KUBE-EXT-"), "{text}");
+        assert!(
+            text.contains("-A KUBE-NODEPORTS -m comment --comment default/web:http -p tcp -m tcp --dport 30080 -j KUBE-EXT-"),
+            "{text}"
+        );
         assert!(text.contains("-A KUBE-SERVICES -m comment --comment \"berth service nodeports\" -d 172.29.0.1/32 -j KUBE-NODEPORTS"));
         assert!(text.contains("-A KUBE-POSTROUTING -j MASQUERADE --random-fully") || text.contains("-j MASQUERADE --random-fully"));
         // A chain left by an earlier run is flushed and removed.

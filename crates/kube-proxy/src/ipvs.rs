@@ -87,7 +87,11 @@ pub struct VirtualServer {
 fn desired<'a>(cfg: &IpvsConfig, ports: impl Iterator<Item = &'a ServicePort>) -> BTreeMap<Virtual, VirtualServer> {
     let mut out = BTreeMap::new();
     for p in ports {
-        let vs = VirtualServer { scheduler: cfg.scheduler.clone(), persistence: p.affinity_seconds(), reals: p.endpoints.iter().copied().collect() };
+        let vs = VirtualServer {
+            scheduler: cfg.scheduler.clone(),
+            persistence: p.affinity_seconds(),
+            reals: p.endpoints.iter().copied().collect(),
+        };
         if let Some(np) = p.node_port {
             for addr in &cfg.nodeport_addresses {
                 out.insert(Virtual { protocol: p.protocol(), addr: SocketAddrV4::new(*addr, np) }, vs.clone());

@@ -178,7 +178,9 @@ pub fn cleanup<E: Exec>(config: &Config, exec: Arc<E>) -> Result<(), Vec<String>
         };
         match Iptables::new(cfg, exec.clone()).and_then(|mut p| p.cleanup()) {
             Ok(()) => {}
-            Err(proxier::Error::Exec(exec::Error::Spawn { .. })) => info!(backend = backend.as_str(), "no such iptables: nothing to remove"),
+            Err(proxier::Error::Exec(exec::Error::Spawn { .. })) => {
+                info!(backend = backend.as_str(), "no such iptables: nothing to remove")
+            }
             Err(e) => errors.push(format!("iptables ({}): {e}", backend.as_str())),
         }
     }

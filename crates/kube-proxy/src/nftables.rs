@@ -206,7 +206,9 @@ impl<E: Exec> Nftables<E> {
     fn lb_rules(&self, n: usize) -> Vec<String> {
         let mut rules: Vec<String> = self.masquerade_rule().into_iter().collect();
         for proto in ["tcp", "udp"] {
-            rules.push(format!("meta l4proto {proto} dnat ip addr . port to ip daddr . {proto} dport . numgen random mod {n} map @backends-{proto}"));
+            rules.push(format!(
+                "meta l4proto {proto} dnat ip addr . port to ip daddr . {proto} dport . numgen random mod {n} map @backends-{proto}"
+            ));
         }
         rules
     }
@@ -214,7 +216,9 @@ impl<E: Exec> Nftables<E> {
     fn nodeport_lb_rules(n: usize) -> Vec<String> {
         let mut rules = vec!["jump mark-for-masquerade".to_string()];
         for proto in ["tcp", "udp"] {
-            rules.push(format!("meta l4proto {proto} dnat ip addr . port to {proto} dport . numgen random mod {n} map @nodeport-backends-{proto}"));
+            rules.push(format!(
+                "meta l4proto {proto} dnat ip addr . port to {proto} dport . numgen random mod {n} map @nodeport-backends-{proto}"
+            ));
         }
         rules
     }
@@ -290,7 +294,9 @@ impl<E: Exec> Nftables<E> {
     fn write_skeleton(&self, tx: &mut Tx) {
         let t = &self.cfg.table;
         tx.line(Section::Head, format_args!("add table ip {t}"));
-        for (chain, hook, prio) in [("nat-prerouting", "prerouting", -100), ("nat-output", "output", -100), ("nat-postrouting", "postrouting", 100)] {
+        for (chain, hook, prio) in
+            [("nat-prerouting", "prerouting", -100), ("nat-output", "output", -100), ("nat-postrouting", "postrouting", 100)]
+        {
             tx.line(Section::Head, format_args!("add chain ip {t} {chain} {{ type nat hook {hook} priority {prio}; policy accept; }}"));
         }
         for map in Map::all() {
@@ -569,7 +575,10 @@ impl<E: Exec> Proxier for Nftables<E> {
             tx.line(Section::Pre, format_args!("delete set ip {t} {s}"));
         }
         for s in &new_sets {
-            tx.line(Section::Head, format_args!("add set ip {t} {} {{ type ipv4_addr; flags dynamic,timeout; timeout {}s; }}", s.name, s.timeout_secs));
+            tx.line(
+                Section::Head,
+                format_args!("add set ip {t} {} {{ type ipv4_addr; flags dynamic,timeout; timeout {}s; }}", s.name, s.timeout_secs),
+            );
         }
         for (name, rules) in &new_lb_chains {
             tx.chain(&t, name, rules);
@@ -644,7 +653,10 @@ impl<E: Exec> Nftables<E> {
             ["nat-prerouting", "nat-output", "nat-postrouting", "services", "mark-for-masquerade", "masquerading"].map(String::from).into();
         let mut rules = 0;
         for set in &sets {
-            tx.line(Section::Head, format_args!("add set ip {t} {} {{ type ipv4_addr; flags dynamic,timeout; timeout {}s; }}", set.name, set.timeout_secs));
+            tx.line(
+                Section::Head,
+                format_args!("add set ip {t} {} {{ type ipv4_addr; flags dynamic,timeout; timeout {}s; }}", set.name, set.timeout_secs),
+            );
         }
         for n in lb.keys() {
             let chain_rules = self.lb_rules(*n);
@@ -748,7 +760,10 @@ mod tests {
         assert!(script.contains("tcp . 30080 : goto nodeport-lb-2"), "{script}");
         assert!(script.contains("30080 . 0 : 172.30.0.2 . 8080"), "{script}");
         assert!(script.contains("add rule ip bt lb-2 ip saddr != 172.30.0.0/16 jump mark-for-masquerade\n"), "{script}");
-        assert!(script.contains("meta l4proto tcp dnat ip addr . port to ip daddr . tcp dport . numgen random mod 2 map @backends-tcp"), "{script}");
+        assert!(
+            script.contains("meta l4proto tcp dnat ip addr . port to ip daddr . tcp dport . numgen random mod 2 map @backends-tcp"),
+            "{script}"
+        );
         assert!(script.contains("add element ip bt nodeport-ips { 172.29.0.1 }"), "{script}");
         assert!(script.contains("172.30.0.2 . 172.30.0.2"), "hairpin: {script}");
         // No per-service chain without affinity: the lookup is one map access.
@@ -758,7 +773,10 @@ mod tests {
     #[test]
     fn should_remove_chains_and_sets_left_by_an_earlier_run() {
         let r = Arc::new(Recorder::new());
-        r.answer("nft list chains", Ok("table ip nat {\n\tchain lb-9 {\n\t}\n}\ntable ip bt {\n\tchain lb-7 {\n\t}\n\tchain services {\n\t}\n}\n"));
+        r.answer(
+            "nft list chains",
+            Ok("table ip nat {\n\tchain lb-9 {\n\t}\n}\ntable ip bt {\n\tchain lb-7 {\n\t}\n\tchain services {\n\t}\n}\n"),
+        );
         r.answer("nft -t list sets", Ok("table ip bt {\n\tset aff-OLD {\n\t\ttype ipv4_addr\n\t}\n}\n"));
         r.answer("nft -t list maps", Ok("table ip bt {\n\tmap backends-tcp {\n\t}\n}\n"));
         let mut p = nft(&r, &[]);
@@ -849,7 +867,8 @@ mod tests {
 
     #[test]
     fn should_parse_chain_and_set_names_of_our_table_from_listings() {
-        let (chains, sets) = parse_objects("table ip t {\n\tmap service-ips {\n\t\ttype x\n\t}\n\tchain svc-AB-ns/a/tcp/p80 {\n\t}\n}\n", "t");
+        let (chains, sets) =
+            parse_objects("table ip t {\n\tmap service-ips {\n\t\ttype x\n\t}\n\tchain svc-AB-ns/a/tcp/p80 {\n\t}\n}\n", "t");
         assert_eq!(chains.into_iter().collect::<Vec<_>>(), vec!["svc-AB-ns/a/tcp/p80"]);
         assert_eq!(sets.into_iter().collect::<Vec<_>>(), vec!["service-ips"]);
     }

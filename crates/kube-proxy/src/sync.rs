@@ -102,10 +102,8 @@ impl<E: Exec> Syncer<E> {
             });
         let services = services_informer.reader();
         let endpoints = endpoints_informer.reader();
-        let informers = [
-            tokio::spawn(services_informer.run(stopped(stop_rx.clone()))),
-            tokio::spawn(endpoints_informer.run(stopped(stop_rx.clone()))),
-        ];
+        let informers =
+            [tokio::spawn(services_informer.run(stopped(stop_rx.clone()))), tokio::spawn(endpoints_informer.run(stopped(stop_rx.clone())))];
 
         tokio::pin!(shutdown);
         let synced = async { services.wait_until_ready().await.is_ok() && endpoints.wait_until_ready().await.is_ok() };
@@ -245,7 +243,12 @@ impl<E: Exec> Syncer<E> {
                 Some(p) => Some(p.sync_full(&st).map_err(|e| format!("{} rules: {e}", p.mode()))?),
                 None => None,
             };
-            debug!(vips_bound = bound, vip_ms = (t1 - t0).as_millis() as u64, rules_ms = t1.elapsed().as_millis() as u64, "full sync: kernel part");
+            debug!(
+                vips_bound = bound,
+                vip_ms = (t1 - t0).as_millis() as u64,
+                rules_ms = t1.elapsed().as_millis() as u64,
+                "full sync: kernel part"
+            );
             Ok::<_, String>(programmed)
         })
         .await

@@ -69,6 +69,19 @@ pub struct Config {
     pub hollow_nodes: u32,
     /// When the node reports MemoryPressure, DiskPressure and PIDPressure.
     pub eviction_hard: crate::host::Thresholds,
+    /// Serve the kubelet API over TLS (none: plaintext).
+    pub api_tls: Option<ApiTls>,
+}
+
+/// TLS of the kubelet API (`--tls-cert-file`, `--tls-private-key-file`,
+/// `--client-ca-file`).
+#[derive(Debug, Clone)]
+pub struct ApiTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// Require client certificates signed by this CA, and serve only those
+    /// of group `system:masters` (the apiserver's `apiserver-kubelet-client`).
+    pub client_ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -94,6 +107,7 @@ impl Default for Config {
             deleted_pod_logs_ttl: Duration::from_secs(3600),
             hollow_nodes: 0,
             eviction_hard: crate::host::Thresholds::default(),
+            api_tls: None,
         }
     }
 }

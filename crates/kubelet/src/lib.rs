@@ -108,6 +108,7 @@ pub async fn run(
     if config.hollow_nodes > 0 && config.runtime != RuntimeKind::Fake {
         return Err(Error::Config("--hollow-nodes needs --runtime fake".into()));
     }
+    let api_tls = config.api_tls.as_ref().map(server::tls_config).transpose().map_err(|e| Error::Config(e.to_string()))?;
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let (ready_tx, ready_rx) = watch::channel(false);
@@ -159,7 +160,7 @@ pub async fn run(
         let on_ready = move || {
             let _ = ready_tx.send(true);
         };
-        run_node(config, runtime, client, metrics, api, stop, on_ready).await?;
+        run_node(config, runtime, client, metrics, api.map(|l| (l, api_tls)), stop, on_ready).await?;
     }
     stopped(stop_rx).await;
     // Let the tasks see the stop; cap the drain.
@@ -174,14 +175,14 @@ async fn run_node(
     runtime: Arc<dyn Runtime>,
     client: Client,
     metrics: Metrics,
-    api: Option<TcpListener>,
+    api: Option<(TcpListener, Option<tonic::transport::ServerTlsConfig>)>,
     stop: watch::Receiver<bool>,
     on_ready: impl FnOnce() + Send + 'static,
 ) -> Result<(), Error> {
     let name = config.node_name.clone();
     let scheme = runtime.version().await.ok().and_then(|v| v.version.split_once("://").map(|(s, _)| s.to_string()));
     let port = match &api {
-        Some(l) => l.local_addr()?.port(),
+        Some((l, _)) => l.local_addr()?.port(),
         None => 0,
     };
     let pod_informer = Informer::<Pod>::new(client.clone(), "", ListParams::default().fields(format!("spec.nodeName={name}")));
@@ -248,10 +249,10 @@ async fn run_node(
     }
     tokio::spawn(node_informer.run(stopped(stop.clone())));
     tokio::spawn(pod_informer.run(stopped(stop.clone())));
-    if let Some(listener) = api {
+    if let Some((listener, api_tls)) = api {
         let (a, s) = (agent.clone(), stop.clone());
         tokio::spawn(async move {
-            if let Err(e) = server::serve(a, listener, stopped(s)).await {
+            if let Err(e) = server::serve(a, listener, api_tls, stopped(s)).await {
                 warn!(cause = %e, "the kubelet API failed");
             }
         });

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use berth_client::ConnectArgs;
 use berth_client::duration::parse_duration;
 use berth_client::telemetry::{self, LogArgs};
-use berth_kubelet::config::{self, Config, RuntimeKind};
+use berth_kubelet::config::{self, ApiTls, Config, RuntimeKind};
 use clap::{ArgAction, Parser};
 
 /// The node agent: registers a Node and runs the pods bound to it on the
@@ -63,6 +63,16 @@ struct Args {
     /// It has no authentication yet: keep it on loopback or the node's address.
     #[arg(long)]
     address: Option<String>,
+    /// Serve the kubelet API over TLS with this certificate (PEM; with --tls-private-key-file).
+    #[arg(long, requires = "tls_private_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// The private key of --tls-cert-file (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
+    /// Require client certificates signed by this CA on the kubelet API, and
+    /// serve only group system:masters (the apiserver's apiserver-kubelet-client).
+    #[arg(long, requires = "tls_cert_file")]
+    client_ca_file: Option<PathBuf>,
     /// The port of the kubelet API (0: any free port, reported in the Node's daemonEndpoints).
     #[arg(long, default_value_t = 10250)]
     port: u16,
@@ -116,6 +126,10 @@ async fn main() -> anyhow::Result<()> {
         deleted_pod_logs_ttl: args.deleted_pod_logs_ttl,
         hollow_nodes: args.hollow_nodes,
         eviction_hard: args.eviction_hard,
+        api_tls: match (args.tls_cert_file, args.tls_private_key_file) {
+            (Some(cert_file), Some(key_file)) => Some(ApiTls { cert_file, key_file, client_ca_file: args.client_ca_file }),
+            _ => None,
+        },
     };
     let health = tokio::net::TcpListener::bind(&args.health_listen)
         .await

@@ -1,8 +1,10 @@
 //! The kubelet's own gRPC endpoint (`berth.kubelet.v1.Kubelet`): container
 //! logs (following, tail, previous instance, and deleted pods' logs), exec
 //! with stdin, and usage statistics. The apiserver proxies `berthctl logs`,
-//! `exec` and `top` here. No authentication yet: bind it to loopback or
-//! the node's address only.
+//! `exec` and `top` here. With `--tls-cert-file` it serves TLS; with
+//! `--client-ca-file` too, only clients with a certificate of that CA in
+//! group `system:masters` (the apiserver) are served. Without TLS there is
+//! no authentication: bind it to loopback or the node's address only.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,35 +20,96 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info};
 
 use crate::agent::Agent;
+use crate::config::ApiTls;
 use crate::pod::status::instances;
 use crate::runtime::{ContainerInfo, LogOptions, Output, labels};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
+/// The group whose client certificates may use the API when clients are
+/// verified (the apiserver's identity towards kubelets is in it).
+pub const ALLOWED_GROUP: &str = "system:masters";
+
 /// The service, over one node's agent.
 pub struct Service {
     a: Arc<Agent>,
+    /// Whether callers must present a client certificate of [`ALLOWED_GROUP`].
+    verify_clients: bool,
 }
 
-/// Serves the kubelet's API on `listener` until `shutdown`.
+/// Why the API's TLS cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate, key or CA file cannot be read.
+    #[error("cannot read {flag} {path}: {source}")]
+    Read {
+        flag: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The TLS settings of the API server, read from the files now so that a
+/// bad file stops the kubelet at startup.
+pub fn tls_config(tls: &ApiTls) -> Result<ServerTlsConfig, TlsError> {
+    let read = |flag: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| TlsError::Read { flag, path: path.display().to_string(), source })
+    };
+    let identity = Identity::from_pem(read("--tls-cert-file", &tls.cert_file)?, read("--tls-private-key-file", &tls.key_file)?);
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &tls.client_ca_file {
+        config = config.client_ca_root(Certificate::from_pem(read("--client-ca-file", ca)?));
+    }
+    Ok(config)
+}
+
+/// Serves the kubelet's API on `listener` until `shutdown`, over TLS when `tls` is set.
 pub async fn serve(
     a: Arc<Agent>,
     listener: TcpListener,
+    tls: Option<ServerTlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let addr = listener.local_addr().ok();
-    info!(addr = ?addr, "kubelet API listening");
-    tonic::transport::Server::builder()
-        .add_service(KubeletServer::new(Service { a }))
+    let verify_clients = a.config.api_tls.as_ref().is_some_and(|t| t.client_ca_file.is_some());
+    info!(addr = ?addr, tls = tls.is_some(), verify_clients, "kubelet API listening");
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
+        .add_service(KubeletServer::new(Service { a, verify_clients }))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await
 }
 
 impl Service {
+    /// Refuses callers other than the apiserver when clients are verified
+    /// (TLS has already checked that the certificate is the CA's).
+    fn authorize<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        if !self.verify_clients {
+            return Ok(());
+        }
+        let certs = req.peer_certs().ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
+        let (user, groups) = certs
+            .first()
+            .and_then(berth_client::tls::certificate_identity)
+            .ok_or_else(|| Status::unauthenticated("the client certificate names no user"))?;
+        if groups.iter().any(|g| g == ALLOWED_GROUP) {
+            return Ok(());
+        }
+        Err(Status::permission_denied(format!(
+            "user {user:?} may not use the kubelet API of node {}: only group {ALLOWED_GROUP} may (go through the apiserver)",
+            self.a.node_name()
+        )))
+    }
+
     fn pod(&self, namespace: &str, name: &str) -> Result<Arc<Pod>, Status> {
         let ns = if namespace.is_empty() { "default" } else { namespace };
         self.a.pods.get(ns, name).ok_or_else(|| Status::not_found(format!("pod \"{name}\" not found on node {}", self.a.node_name())))
@@ -94,6 +157,7 @@ impl Kubelet for Service {
     type ExecStream = BoxStream<ExecOutput>;
 
     async fn logs(&self, req: Request<LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
+        self.authorize(&req)?;
         let r = req.into_inner();
         if r.deleted {
             let ns = if r.namespace.is_empty() { "default" } else { r.namespace.as_str() };
@@ -126,6 +190,7 @@ impl Kubelet for Service {
     }
 
     async fn exec(&self, req: Request<Streaming<ExecInput>>) -> Result<Response<Self::ExecStream>, Status> {
+        self.authorize(&req)?;
         let mut input = req.into_inner();
         let first = input
             .message()
@@ -197,6 +262,7 @@ impl Kubelet for Service {
     }
 
     async fn stats(&self, req: Request<StatsRequest>) -> Result<Response<StatsResponse>, Status> {
+        self.authorize(&req)?;
         let r = req.into_inner();
         let snap = self.a.stats.latest();
         let ts = snap.timestamp.map(crate::pod::status::rfc3339).unwrap_or_default();

@@ -164,7 +164,8 @@ mod tests {
         cache.set_node(Arc::new(node("small-1", "1", "8Gi")));
         cache.set_node(Arc::new(node("small-2", "1", "8Gi")));
         let mut tainted = node("db", "8", "8Gi");
-        tainted.spec.as_mut().unwrap().taints = vec![Taint { key: "dedicated".into(), value: "db".into(), effect: "NoSchedule".into(), ..Default::default() }];
+        tainted.spec.as_mut().unwrap().taints =
+            vec![Taint { key: "dedicated".into(), value: "db".into(), effect: "NoSchedule".into(), ..Default::default() }];
         cache.set_node(Arc::new(tainted));
         let p = pod("a", "", "2", "1Gi");
         let err = Algorithm::new().schedule(&PodInfo::new(&p), &cache, &Profile::default(), &[]).unwrap_err();

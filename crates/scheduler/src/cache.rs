@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use berth_api::pb::core::{Node, Pod, Taint};
 use berth_api::Resource;
+use berth_api::pb::core::{Node, Pod, Taint};
 
 use crate::podinfo::{self, Account, HostPort};
 use crate::resources::{self, Resources};
@@ -360,11 +360,7 @@ impl Cache {
     }
 
     pub fn is_assumed(&self, key: &str) -> bool {
-        self.placed
-            .get(key)
-            .and_then(|n| self.node(n))
-            .and_then(|info| info.pods.get(key))
-            .is_some_and(|p| p.assumed)
+        self.placed.get(key).and_then(|n| self.node(n)).and_then(|info| info.pods.get(key)).is_some_and(|p| p.assumed)
     }
 
     /// Whether the pod is counted on some node (bound or assumed).
@@ -386,7 +382,10 @@ pub(crate) mod tests {
             metadata: Some(ObjectMeta { name: name.into(), ..Default::default() }),
             spec: Some(NodeSpec::default()),
             status: Some(NodeStatus {
-                allocatable: [("cpu", cpu), ("memory", memory), ("pods", "110")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                allocatable: [("cpu", cpu), ("memory", memory), ("pods", "110")]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 conditions: vec![NodeCondition { r#type: "Ready".into(), status: "True".into(), ..Default::default() }],
                 ..Default::default()
             }),
@@ -507,8 +506,10 @@ pub(crate) mod tests {
     fn should_add_requests_placed_since_the_last_usage_report() {
         let mut cache = Cache::new();
         let mut n = node("n1", "4", "8Gi");
-        n.metadata.as_mut().unwrap().annotations =
-            [(CPU_USAGE_ANNOTATION, "3000"), (MEMORY_USAGE_ANNOTATION, "1073741824")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        n.metadata.as_mut().unwrap().annotations = [(CPU_USAGE_ANNOTATION, "3000"), (MEMORY_USAGE_ANNOTATION, "1073741824")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         cache.set_node(Arc::new(n.clone()));
         assert_eq!(cache.node("n1").unwrap().predicted_usage(), Some((3000, 1 << 30)));
         cache.assume("default/a", Arc::new(pod("a", "", "500m", "1Gi")), "n1");

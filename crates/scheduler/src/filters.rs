@@ -116,8 +116,8 @@ mod tests {
     use berth_api::pb::core::{ContainerPort, Pod, Taint, Toleration};
 
     use super::*;
-    use crate::cache::tests::{node, pod};
     use crate::cache::Cache;
+    use crate::cache::tests::{node, pod};
 
     fn check(p: &Pod, cache: &Cache, name: &str) -> Result<(), Vec<String>> {
         let mut reasons = Vec::new();
@@ -168,8 +168,12 @@ mod tests {
         let p = pod("a", "", "100m", "1Mi");
         assert_eq!(check(&p, &cache, "n1"), Err(vec!["node(s) were unschedulable".into()]));
         let mut tolerant = p.clone();
-        tolerant.spec.as_mut().unwrap().tolerations =
-            vec![Toleration { key: taints::UNSCHEDULABLE_TAINT.into(), operator: "Exists".into(), effect: "NoSchedule".into(), ..Default::default() }];
+        tolerant.spec.as_mut().unwrap().tolerations = vec![Toleration {
+            key: taints::UNSCHEDULABLE_TAINT.into(),
+            operator: "Exists".into(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        }];
         assert_eq!(check(&tolerant, &cache, "n1"), Ok(()));
 
         n.spec.as_mut().unwrap().unschedulable = None;
@@ -188,8 +192,13 @@ mod tests {
         let p = pod("a", "", "100m", "1Mi");
         assert_eq!(check(&p, &cache, "n1"), Err(vec!["node(s) had untolerated taint {dedicated: db}".into()]));
         let mut tolerant = p.clone();
-        tolerant.spec.as_mut().unwrap().tolerations =
-            vec![Toleration { key: "dedicated".into(), operator: "Equal".into(), value: "db".into(), effect: "NoSchedule".into(), ..Default::default() }];
+        tolerant.spec.as_mut().unwrap().tolerations = vec![Toleration {
+            key: "dedicated".into(),
+            operator: "Equal".into(),
+            value: "db".into(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        }];
         assert_eq!(check(&tolerant, &cache, "n1"), Ok(()));
     }
 
@@ -210,7 +219,8 @@ mod tests {
         let mut cache = one_node(node("n1", "4", "8Gi"));
         let with_port = |name: &str, node: &str| {
             let mut p = pod(name, node, "100m", "1Mi");
-            p.spec.as_mut().unwrap().containers[0].ports = vec![ContainerPort { host_port: 8080, container_port: 80, ..Default::default() }];
+            p.spec.as_mut().unwrap().containers[0].ports =
+                vec![ContainerPort { host_port: 8080, container_port: 80, ..Default::default() }];
             p
         };
         assert_eq!(check(&with_port("a", ""), &cache, "n1"), Ok(()));

@@ -141,7 +141,14 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     ];
 
     let recorder = Recorder::new(write_client.clone(), &config.scheduler_name, &hostname());
-    let scheduler = Scheduler::new(config.scheduler_name.clone(), config.profile.clone(), write_client.clone(), readers.clone(), recorder, metrics.clone());
+    let scheduler = Scheduler::new(
+        config.scheduler_name.clone(),
+        config.profile.clone(),
+        write_client.clone(),
+        readers.clone(),
+        recorder,
+        metrics.clone(),
+    );
     let (lead_tx, lead_rx) = watch::channel(false);
     let mut loop_task = tokio::spawn(scheduler.run(changes_rx, lead_rx, stop_rx.clone()));
     info!(name = %config.scheduler_name, server = %config.client.server, election = config.leader_election.is_some(), "scheduler starting");
@@ -221,4 +228,3 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     info!("scheduler stopped");
     outcome
 }
-

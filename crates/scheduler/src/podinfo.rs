@@ -21,9 +21,7 @@ impl HostPort {
     /// Whether two pods holding these ports cannot share a node: same
     /// protocol and port, on the same address or one of them on every address.
     pub fn conflicts(&self, other: &HostPort) -> bool {
-        self.port == other.port
-            && self.protocol == other.protocol
-            && (self.ip == other.ip || self.ip == ANY_IP || other.ip == ANY_IP)
+        self.port == other.port && self.protocol == other.protocol && (self.ip == other.ip || self.ip == ANY_IP || other.ip == ANY_IP)
     }
 }
 
@@ -36,7 +34,13 @@ pub fn host_ports(spec: &PodSpec) -> Vec<HostPort> {
     let mut ports = Vec::new();
     for c in &spec.containers {
         for p in &c.ports {
-            let port = if p.host_port > 0 { p.host_port } else if host_network { p.container_port } else { 0 };
+            let port = if p.host_port > 0 {
+                p.host_port
+            } else if host_network {
+                p.container_port
+            } else {
+                0
+            };
             if port <= 0 {
                 continue;
             }

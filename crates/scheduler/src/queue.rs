@@ -26,8 +26,12 @@ pub const REPORT_INTERVAL: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Active,
-    Backoff { until: Instant },
-    Unschedulable { since: Instant },
+    Backoff {
+        until: Instant,
+    },
+    Unschedulable {
+        since: Instant,
+    },
     /// Popped: being decided on or being bound.
     InFlight,
 }

@@ -11,9 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_api::Resource;
 use berth_api::labels::Selector;
 use berth_api::pb::core::{Node, Pod, PodCondition, ReplicationController, Service};
-use berth_api::Resource;
 use berth_client::events::{Recorder, reference};
 use berth_client::{Client, Reader, key_of};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -107,7 +107,12 @@ impl Scheduler {
 
     /// Applies changes all the time, and schedules while `leading` is true,
     /// until `stop` becomes true; then waits (a little) for bindings in flight.
-    pub async fn run(mut self, mut changes: mpsc::UnboundedReceiver<Change>, mut leading: watch::Receiver<bool>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(
+        mut self,
+        mut changes: mpsc::UnboundedReceiver<Change>,
+        mut leading: watch::Receiver<bool>,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -318,9 +323,9 @@ impl Scheduler {
                 self.cache.forget(&b.key);
                 // Retry only a pod that still waits for a node.
                 let current = self.readers.pods.get(&b.namespace, &b.name);
-                let still_waiting = current.as_ref().is_some_and(|p| {
-                    podinfo::node_name(p).is_empty() && p.meta().deletion_timestamp.is_empty() && self.responsible(p)
-                });
+                let still_waiting = current
+                    .as_ref()
+                    .is_some_and(|p| podinfo::node_name(p).is_empty() && p.meta().deletion_timestamp.is_empty() && self.responsible(p));
                 match current {
                     Some(pod) if still_waiting => {
                         warn!(pod = %b.key, node = %b.node, error = %err, "binding failed; retrying after a back-off");

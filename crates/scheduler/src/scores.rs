@@ -86,7 +86,9 @@ pub fn spread_count(pod: &Pod, node: &NodeInfo, selectors: &[Selector]) -> i64 {
         .values()
         .filter(|p| {
             let m = p.pod.metadata.as_ref();
-            m.is_some_and(|m| m.namespace == *namespace && m.deletion_timestamp.is_empty() && selectors.iter().any(|s| s.matches(&m.labels)))
+            m.is_some_and(|m| {
+                m.namespace == *namespace && m.deletion_timestamp.is_empty() && selectors.iter().any(|s| s.matches(&m.labels))
+            })
         })
         .count() as i64
 }
@@ -154,9 +156,7 @@ pub fn score(pod: &PodInfo, candidates: &[&NodeInfo], cache: &Cache, profile: &P
 mod tests {
     use std::sync::Arc;
 
-    use berth_api::pb::core::{
-        ContainerImage, NodeAffinity, NodeSelectorRequirement, NodeSelectorTerm, PreferredSchedulingTerm, Taint,
-    };
+    use berth_api::pb::core::{ContainerImage, NodeAffinity, NodeSelectorRequirement, NodeSelectorTerm, PreferredSchedulingTerm, Taint};
 
     use super::*;
     use crate::cache::tests::{node, pod};
@@ -217,8 +217,10 @@ mod tests {
         let p = pod("a", "", "100m", "128Mi");
         let pi = PodInfo::new(&p);
         let mut busy = node("busy", "4", "8Gi");
-        busy.metadata.as_mut().unwrap().annotations =
-            [(CPU_USAGE_ANNOTATION, "3500"), (MEMORY_USAGE_ANNOTATION, "1073741824")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        busy.metadata.as_mut().unwrap().annotations = [(CPU_USAGE_ANNOTATION, "3500"), (MEMORY_USAGE_ANNOTATION, "1073741824")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let quiet = node("quiet", "4", "8Gi");
         assert_eq!(load_aware(&pi, &info(busy), 0.2), 0, "3.5 of 4 cores in use is past the 20% margin");
         assert_eq!(load_aware(&pi, &info(quiet), 0.2), MAX_SCORE);
@@ -259,7 +261,11 @@ mod tests {
                 preferred_during_scheduling_ignored_during_execution: vec![PreferredSchedulingTerm {
                     weight: 50,
                     preference: Some(NodeSelectorTerm {
-                        match_expressions: vec![NodeSelectorRequirement { key: "disk".into(), operator: "In".into(), values: vec!["ssd".into()] }],
+                        match_expressions: vec![NodeSelectorRequirement {
+                            key: "disk".into(),
+                            operator: "In".into(),
+                            values: vec!["ssd".into()],
+                        }],
                         match_fields: vec![],
                     }),
                 }],

@@ -45,10 +45,7 @@ pub fn first_untolerated<'a>(taints: &'a [Taint], tolerations: &[Toleration]) ->
 pub fn intolerable_preferences(taints: &[Taint], tolerations: &[Toleration]) -> i64 {
     let mut count = 0;
     for taint in taints.iter().filter(|t| t.effect == PREFER_NO_SCHEDULE) {
-        let ok = tolerations
-            .iter()
-            .filter(|t| t.effect.is_empty() || t.effect == PREFER_NO_SCHEDULE)
-            .any(|t| tolerates(t, taint));
+        let ok = tolerations.iter().filter(|t| t.effect.is_empty() || t.effect == PREFER_NO_SCHEDULE).any(|t| tolerates(t, taint));
         if !ok {
             count += 1;
         }

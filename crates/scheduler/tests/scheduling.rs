@@ -188,9 +188,9 @@ async fn wait_unschedulable(c: &Client, name: &str, message: &str) {
         assert!(p.spec.as_ref().is_some_and(|s| s.node_name.is_empty()), "pod {name} was bound");
         let condition = p.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.r#type == "PodScheduled").cloned());
         let (events, _) = c.list::<Event>("default", &ListParams::default()).await.expect("list events");
-        let event = events.into_iter().find(|e| {
-            e.reason == "FailedScheduling" && e.message == message && e.involved_object.as_ref().is_some_and(|o| o.name == name)
-        });
+        let event = events
+            .into_iter()
+            .find(|e| e.reason == "FailedScheduling" && e.message == message && e.involved_object.as_ref().is_some_and(|o| o.name == name));
         if let Some(cond) = condition {
             seen = format!("{} {} {:?}", cond.status, cond.reason, cond.message);
             if cond.status == "False"
@@ -241,14 +241,21 @@ async fn should_keep_pods_off_tainted_nodes_unless_they_tolerate_the_taint() {
     let cluster = Cluster::start().await;
     let c = &cluster.client;
     let mut db = node("db", "8", "16Gi");
-    db.spec.as_mut().unwrap().taints = vec![Taint { key: "dedicated".into(), value: "db".into(), effect: "NoSchedule".into(), ..Default::default() }];
+    db.spec.as_mut().unwrap().taints =
+        vec![Taint { key: "dedicated".into(), value: "db".into(), effect: "NoSchedule".into(), ..Default::default() }];
     create_nodes(c, vec![db]).await;
 
     c.create(pod("web", "100m", "64Mi")).await.unwrap();
     wait_unschedulable(c, "web", "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: db}.").await;
 
     let tolerant = with_spec(pod("postgres", "100m", "64Mi"), |s| {
-        s.tolerations = vec![Toleration { key: "dedicated".into(), operator: "Equal".into(), value: "db".into(), effect: "NoSchedule".into(), ..Default::default() }];
+        s.tolerations = vec![Toleration {
+            key: "dedicated".into(),
+            operator: "Equal".into(),
+            value: "db".into(),
+            effect: "NoSchedule".into(),
+            ..Default::default()
+        }];
     });
     c.create(tolerant).await.unwrap();
     assert_eq!(bound_node(c, "postgres").await, "db");
@@ -287,7 +294,10 @@ async fn should_follow_node_selectors_and_node_affinity() {
         Some(Affinity {
             node_affinity: Some(NodeAffinity {
                 required_during_scheduling_ignored_during_execution: Some(NodeSelector {
-                    node_selector_terms: terms.into_iter().map(|e| NodeSelectorTerm { match_expressions: e, match_fields: vec![] }).collect(),
+                    node_selector_terms: terms
+                        .into_iter()
+                        .map(|e| NodeSelectorTerm { match_expressions: e, match_fields: vec![] })
+                        .collect(),
                 }),
                 ..Default::default()
             }),
@@ -361,7 +371,8 @@ async fn should_report_a_pod_that_fits_nowhere_then_schedule_it_when_a_big_node_
     let cluster = Cluster::start().await;
     let c = &cluster.client;
     let mut db = node("db", "16", "64Gi");
-    db.spec.as_mut().unwrap().taints = vec![Taint { key: "dedicated".into(), value: "db".into(), effect: "NoSchedule".into(), ..Default::default() }];
+    db.spec.as_mut().unwrap().taints =
+        vec![Taint { key: "dedicated".into(), value: "db".into(), effect: "NoSchedule".into(), ..Default::default() }];
     create_nodes(c, vec![node("small-1", "1", "4Gi"), node("small-2", "2", "4Gi"), db]).await;
     c.create(pod("big-job", "4", "1Gi")).await.unwrap();
     wait_unschedulable(c, "big-job", "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: db}.").await;
@@ -432,9 +443,11 @@ async fn should_avoid_a_node_busy_for_real_when_load_aware() {
     let c = cluster.client.clone();
     let c = &c;
     let mut busy = node("busy", "4", "8Gi");
-    busy.metadata.as_mut().unwrap().annotations = map(&[("berth.io/cpu-usage-millis", "3800"), ("berth.io/memory-usage-bytes", "1073741824")]);
+    busy.metadata.as_mut().unwrap().annotations =
+        map(&[("berth.io/cpu-usage-millis", "3800"), ("berth.io/memory-usage-bytes", "1073741824")]);
     let mut quiet = node("quiet", "4", "8Gi");
-    quiet.metadata.as_mut().unwrap().annotations = map(&[("berth.io/cpu-usage-millis", "200"), ("berth.io/memory-usage-bytes", "1073741824")]);
+    quiet.metadata.as_mut().unwrap().annotations =
+        map(&[("berth.io/cpu-usage-millis", "200"), ("berth.io/memory-usage-bytes", "1073741824")]);
     // Requests say the opposite: "quiet" already has a pod with big requests.
     create_nodes(c, vec![busy, quiet]).await;
     let placed = with_spec(pod("placed", "2", "2Gi"), |s| s.node_name = "quiet".into());

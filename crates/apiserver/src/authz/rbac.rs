@@ -140,6 +140,7 @@ const COORD: &str = "coordination.k8s.io";
 const WORKLOADS: &[&str] = &[
     "pods",
     "pods/log",
+    "pods/metrics",
     "pods/status",
     "replicationcontrollers",
     "replicationcontrollers/scale",
@@ -177,7 +178,9 @@ fn binding(name: &str, role: &str, subject_kind: &str, subject: &str) -> Cluster
 
 /// The default ClusterRoles: Kubernetes' user-facing roles and one per component.
 pub fn default_cluster_roles() -> Vec<ClusterRole> {
-    let mut view_rules = vec![rule(READ, &[""], WORKLOADS), rule(READ, &[COORD], &["leases"])];
+    // nodes/stats is cluster-scoped: it counts only where view is bound
+    // cluster-wide (as metrics.k8s.io's nodes are in Kubernetes).
+    let mut view_rules = vec![rule(READ, &[""], WORKLOADS), rule(READ, &[""], &["nodes/stats"]), rule(READ, &[COORD], &["leases"])];
     view_rules.retain(|r| !r.resources.is_empty());
     let mut edit_rules = view_rules.clone();
     edit_rules.push(rule(
@@ -310,5 +313,23 @@ mod tests {
         assert!(!view.rules.iter().any(|r| matches(r, &attrs("get", "secrets", "", "s"))));
         assert!(!view.rules.iter().any(|r| matches(r, &attrs("create", "pods", "exec", "p"))));
         assert!(view.rules.iter().any(|r| matches(r, &attrs("list", "pods", "", ""))));
+    }
+
+    #[test]
+    fn should_let_view_read_logs_and_usage_and_edit_exec() {
+        let roles = default_cluster_roles();
+        let role = |name: &str| roles.iter().find(|r| r.name() == name).expect("role").rules.clone();
+        let cluster = |mut a: Attributes| {
+            a.namespace.clear();
+            a
+        };
+        for name in ["view", "edit", "admin"] {
+            let rules = role(name);
+            let allows = |a: &Attributes| rules.iter().any(|r| matches(r, a));
+            assert!(allows(&attrs("get", "pods", "log", "web")), "{name} reads logs");
+            assert!(allows(&attrs("list", "pods", "metrics", "")), "{name} reads pod usage");
+            assert!(allows(&cluster(attrs("list", "nodes", "stats", ""))), "{name} reads node usage");
+            assert_eq!(allows(&attrs("create", "pods", "exec", "web")), name != "view", "{name} and exec");
+        }
     }
 }

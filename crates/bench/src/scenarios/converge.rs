@@ -182,7 +182,13 @@ async fn measure(ctx: &Ctx, args: &Args, clients: &[Client], ns: &str, rv: u64) 
         }
         if tokio::time::timeout_at(limit, counts.changed()).await.is_err() {
             watcher.abort();
-            bail!("after {:?}: {} of {replicas} pods created, {} scheduled, {} Running", args.wait, c.created_total, c.scheduled, c.running);
+            bail!(
+                "after {:?}: {} of {replicas} pods created, {} scheduled, {} Running",
+                args.wait,
+                c.created_total,
+                c.scheduled,
+                c.running
+            );
         }
     }
     let secs = |t: Option<Instant>, from: Instant| t.map(|t| t.duration_since(from).as_secs_f64()).unwrap_or(f64::NAN);
@@ -223,7 +229,8 @@ async fn measure(ctx: &Ctx, args: &Args, clients: &[Client], ns: &str, rv: u64) 
 
 async fn scale(client: &Client, ns: &str, replicas: i32) -> anyhow::Result<()> {
     for _ in 0..10 {
-        let mut rc: ReplicationController = client.get(ns, "converge").await.context("cannot read the benchmark's replication controller")?;
+        let mut rc: ReplicationController =
+            client.get(ns, "converge").await.context("cannot read the benchmark's replication controller")?;
         rc.spec.get_or_insert_with(Default::default).replicas = Some(replicas);
         match client.update(rc).await {
             Ok(_) => return Ok(()),

@@ -77,10 +77,7 @@ pub async fn run(ctx: &Ctx, args: &Args) -> anyhow::Result<Figures> {
 
 async fn measure(ctx: &Ctx, args: &Args, clients: &[berth_client::Client], ns: &str, rv: u64) -> anyhow::Result<Figures> {
     let seen: Arc<Mutex<HashMap<String, Seen>>> = Arc::default();
-    let mut events = clients[0]
-        .watch::<Pod>(ns, &ListParams::default(), rv)
-        .await
-        .context("cannot watch the benchmark namespace")?;
+    let mut events = clients[0].watch::<Pod>(ns, &ListParams::default(), rv).await.context("cannot watch the benchmark namespace")?;
     let (all_ready_tx, mut all_ready) = tokio::sync::watch::channel(false);
     let watcher = {
         let seen = seen.clone();
@@ -118,8 +115,7 @@ async fn measure(ctx: &Ctx, args: &Args, clients: &[berth_client::Client], ns: &
     let sent: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; args.pods]));
     let start = Instant::now();
     let create = {
-        let (clients, sent, ns, node, image) =
-            (clients.to_vec(), sent.clone(), ns.to_string(), args.node.clone(), args.image.clone());
+        let (clients, sent, ns, node, image) = (clients.to_vec(), sent.clone(), ns.to_string(), args.node.clone(), args.image.clone());
         phase::run("create", args.concurrency.max(1), args.pods, ctx.deadline, move |w, i| {
             let client = clients[w % clients.len()].clone();
             let pod = Pod {

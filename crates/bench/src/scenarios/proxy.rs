@@ -195,10 +195,22 @@ async fn measure(
         .collect();
 
     // Backends.
-    docker(&["image", "inspect", &args.image]).await.with_context(|| format!("no image {} (deploy/test-image.sh builds it)", args.image))?;
+    docker(&["image", "inspect", &args.image])
+        .await
+        .with_context(|| format!("no image {} (deploy/test-image.sh builds it)", args.image))?;
     let _ = docker(&["network", "rm", NETWORK]).await;
-    docker(&["network", "create", "--subnet", &args.subnet, "--gateway", &host(subnet, 1).to_string(), "--label", "berth-bench=proxy", NETWORK])
-        .await?;
+    docker(&[
+        "network",
+        "create",
+        "--subnet",
+        &args.subnet,
+        "--gateway",
+        &host(subnet, 1).to_string(),
+        "--label",
+        "berth-bench=proxy",
+        NETWORK,
+    ])
+    .await?;
     cleanup.network = true;
     let mut pods = Vec::new();
     for i in 0..args.pods {
@@ -232,10 +244,7 @@ async fn measure(
     }
 
     // The data path, per mode.
-    let svc = pool[0]
-        .create(service(ns, "web", None))
-        .await
-        .context("cannot create the benchmark service")?;
+    let svc = pool[0].create(service(ns, "web", None)).await.context("cannot create the benchmark service")?;
     cleanup.services.push("web".into());
     pool[0].create(endpoints(ns, "web", &pods.iter().map(|p| *p.ip()).collect::<Vec<_>>(), 80)).await.context("create endpoints")?;
     let vip: Ipv4Addr = svc.spec.unwrap_or_default().cluster_ip.parse().context("the service got no IPv4 ClusterIP")?;

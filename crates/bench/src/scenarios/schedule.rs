@@ -118,11 +118,8 @@ const TAINT_KEY: &str = "berth.io/bench";
 /// A node of 16, 32 or 64 CPUs with 4 GiB per CPU and 110 pod slots, Ready.
 fn node(ns: &str, i: usize) -> Node {
     let cpus = [16, 32, 64][i % 3];
-    let resources: BTreeMap<String, String> = BTreeMap::from([
-        ("cpu".into(), cpus.to_string()),
-        ("memory".into(), format!("{}Gi", cpus * 4)),
-        ("pods".into(), "110".into()),
-    ]);
+    let resources: BTreeMap<String, String> =
+        BTreeMap::from([("cpu".into(), cpus.to_string()), ("memory".into(), format!("{}Gi", cpus * 4)), ("pods".into(), "110".into())]);
     Node {
         metadata: Some(ObjectMeta {
             name: node_name(ns, i),
@@ -140,7 +137,12 @@ fn node(ns: &str, i: usize) -> Node {
         status: Some(NodeStatus {
             capacity: resources.clone(),
             allocatable: resources,
-            conditions: vec![NodeCondition { r#type: "Ready".into(), status: "True".into(), reason: "KubeletReady".into(), ..Default::default() }],
+            conditions: vec![NodeCondition {
+                r#type: "Ready".into(),
+                status: "True".into(),
+                reason: "KubeletReady".into(),
+                ..Default::default()
+            }],
             ..Default::default()
         }),
         ..Default::default()
@@ -159,7 +161,13 @@ fn pod(ns: &str, scheduler: &str, i: usize) -> Pod {
         }),
         spec: Some(PodSpec {
             scheduler_name: scheduler.into(),
-            tolerations: vec![Toleration { key: TAINT_KEY.into(), operator: "Equal".into(), value: ns.into(), effect: "NoSchedule".into(), ..Default::default() }],
+            tolerations: vec![Toleration {
+                key: TAINT_KEY.into(),
+                operator: "Equal".into(),
+                value: ns.into(),
+                effect: "NoSchedule".into(),
+                ..Default::default()
+            }],
             containers: vec![Container {
                 name: "app".into(),
                 image: "registry.example.com/app:1.0".into(),
@@ -257,7 +265,15 @@ fn metric(text: &str, prefix: &str) -> Option<f64> {
     text.lines().find(|l| l.starts_with(prefix))?.rsplit(' ').next()?.parse().ok()
 }
 
-async fn measure(ctx: &Ctx, args: &Args, bin: &PathBuf, pool: &[Client], ns: &str, ns_rv: u64, created: &mut Created) -> anyhow::Result<Figures> {
+async fn measure(
+    ctx: &Ctx,
+    args: &Args,
+    bin: &PathBuf,
+    pool: &[Client],
+    ns: &str,
+    ns_rv: u64,
+    created: &mut Created,
+) -> anyhow::Result<Figures> {
     let deadline = ctx.deadline;
     let scheduler_name = format!("{ns}-scheduler");
     let workers = args.clients.max(1);

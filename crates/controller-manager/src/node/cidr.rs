@@ -48,9 +48,11 @@ impl FromStr for Cidr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Cidr, String> {
-        let (a, p) = s.split_once('/').ok_or_else(|| format!("invalid CIDR {s:?}: expected an address and a prefix length, like 172.30.0.0/16"))?;
+        let (a, p) =
+            s.split_once('/').ok_or_else(|| format!("invalid CIDR {s:?}: expected an address and a prefix length, like 172.30.0.0/16"))?;
         let addr: Ipv4Addr = a.parse().map_err(|_| format!("invalid CIDR {s:?}: {a:?} is not an IPv4 address"))?;
-        let prefix: u8 = p.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("invalid CIDR {s:?}: the prefix length must be 0 to 32"))?;
+        let prefix: u8 =
+            p.parse().ok().filter(|p| *p <= 32).ok_or_else(|| format!("invalid CIDR {s:?}: the prefix length must be 0 to 32"))?;
         Ok(Cidr { addr: Ipv4Addr::from(u32::from(addr) & Cidr::mask(prefix)), prefix })
     }
 }

@@ -69,7 +69,12 @@ pub struct Queues {
 
 impl Queues {
     fn zone(&mut self, zone: &str) -> &mut Zone {
-        self.zones.entry(zone.to_string()).or_insert_with(|| Zone { queue: VecDeque::new(), rate: 0.0, tokens: 1.0, refilled: Instant::now() })
+        self.zones.entry(zone.to_string()).or_insert_with(|| Zone {
+            queue: VecDeque::new(),
+            rate: 0.0,
+            tokens: 1.0,
+            refilled: Instant::now(),
+        })
     }
 
     /// Queues `node` of `zone` for eviction (once).

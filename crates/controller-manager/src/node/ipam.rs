@@ -29,7 +29,11 @@ fn pod_cidr(n: &Node) -> Option<Cidr> {
 
 /// Registers the allocator's informer; the returned future runs it until the
 /// manager stops. None when no cluster CIDR is configured.
-pub fn start(ctx: &Ctx, informers: &mut Informers, settings: &super::Settings) -> Option<impl Future<Output = Result<()>> + Send + 'static> {
+pub fn start(
+    ctx: &Ctx,
+    informers: &mut Informers,
+    settings: &super::Settings,
+) -> Option<impl Future<Output = Result<()>> + Send + 'static> {
     let cluster = settings.cluster_cidr?;
     let allocator = match Allocator::new(cluster, settings.node_cidr_mask_size) {
         Ok(a) => Arc::new(Mutex::new(a)),

@@ -17,8 +17,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_api::pb::core::{Lease, Node, NodeCondition, Pod, PodCondition, Taint};
 use berth_api::Resource;
+use berth_api::pb::core::{Lease, Node, NodeCondition, Pod, PodCondition, Taint};
 use berth_client::events::{Recorder, reference};
 use berth_client::{Client, DeleteParams, Reader, WorkQueue, key_of};
 use tokio::time::Instant;
@@ -254,8 +254,10 @@ impl Controller {
             unhealthy_threshold: self.settings.unhealthy_zone_threshold,
             large_cluster_threshold: self.settings.large_cluster_threshold,
         };
-        let states: BTreeMap<String, (ZoneState, usize)> =
-            zones.iter().map(|(z, (total, bad))| (z.clone(), (eviction::zone_state(*total, *bad, rates.unhealthy_threshold), *total))).collect();
+        let states: BTreeMap<String, (ZoneState, usize)> = zones
+            .iter()
+            .map(|(z, (total, bad))| (z.clone(), (eviction::zone_state(*total, *bad, rates.unhealthy_threshold), *total)))
+            .collect();
         let all_full = !states.is_empty() && states.values().all(|(s, _)| *s == ZoneState::FullDisruption);
         let mut known = self.zones.lock().unwrap_or_else(|e| e.into_inner());
         let mut queues = self.evictions.lock().unwrap_or_else(|e| e.into_inner());
@@ -277,7 +279,8 @@ impl Controller {
         let now = Instant::now();
         let cond = ready_condition(&node).cloned();
         let heartbeat = cond.as_ref().map(|c| c.last_heartbeat_time.clone()).unwrap_or_default();
-        let lease_renew = self.leases.get(LEASE_NAMESPACE, name).and_then(|l| l.spec.as_ref().map(|s| s.renew_time.clone())).unwrap_or_default();
+        let lease_renew =
+            self.leases.get(LEASE_NAMESPACE, name).and_then(|l| l.spec.as_ref().map(|s| s.renew_time.clone())).unwrap_or_default();
         let mut ready = cond.as_ref().map(|c| c.status.clone()).unwrap_or_default();
         let (probed, since_ready_change) = {
             let mut h = self.health();

@@ -17,9 +17,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api::labels::Selector;
-use berth_api::pb::core::{ObjectMeta, OwnerReference, Pod, ReplicationController, ReplicationControllerCondition, ReplicationControllerStatus};
 use berth_api::Resource;
+use berth_api::labels::Selector;
+use berth_api::pb::core::{
+    ObjectMeta, OwnerReference, Pod, ReplicationController, ReplicationControllerCondition, ReplicationControllerStatus,
+};
 use berth_client::events::{Recorder, reference};
 use berth_client::{Client, DeleteParams, Reader, WorkQueue, key_of};
 use futures::future::join_all;
@@ -483,7 +485,8 @@ fn status_of(
     min_ready_seconds: i64,
     now: chrono::DateTime<chrono::Utc>,
 ) -> ReplicationControllerStatus {
-    let template_labels = rc.spec.as_ref().and_then(|s| s.template.as_ref()).and_then(|t| t.metadata.as_ref()).map(|m| m.labels.clone()).unwrap_or_default();
+    let template_labels =
+        rc.spec.as_ref().and_then(|s| s.template.as_ref()).and_then(|t| t.metadata.as_ref()).map(|m| m.labels.clone()).unwrap_or_default();
     let fully_labeled = active.iter().filter(|p| template_labels.iter().all(|(k, v)| p.meta().labels.get(k) == Some(v))).count();
     let ready = active.iter().filter(|p| pods::is_ready(p)).count();
     let available = active.iter().filter(|p| pods::is_available(p, min_ready_seconds, now)).count();
@@ -514,8 +517,12 @@ fn same_status(old: Option<&ReplicationControllerStatus>, new: &ReplicationContr
 }
 
 /// Our conditions onto the current status's.
-fn merge_conditions(current: Option<&ReplicationControllerStatus>, ours: &ReplicationControllerStatus) -> Vec<ReplicationControllerCondition> {
-    let mut c: Vec<_> = current.map(|s| s.conditions.clone()).unwrap_or_default().into_iter().filter(|c| c.r#type != "ReplicaFailure").collect();
+fn merge_conditions(
+    current: Option<&ReplicationControllerStatus>,
+    ours: &ReplicationControllerStatus,
+) -> Vec<ReplicationControllerCondition> {
+    let mut c: Vec<_> =
+        current.map(|s| s.conditions.clone()).unwrap_or_default().into_iter().filter(|c| c.r#type != "ReplicaFailure").collect();
     c.extend(ours.conditions.iter().filter(|c| c.r#type == "ReplicaFailure").cloned());
     c
 }

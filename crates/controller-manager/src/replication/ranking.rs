@@ -5,8 +5,8 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use berth_api::pb::core::Pod;
 use berth_api::Resource;
+use berth_api::pb::core::Pod;
 
 use crate::pods;
 
@@ -53,7 +53,11 @@ mod tests {
             spec: Some(PodSpec { node_name: node.into(), ..Default::default() }),
             status: Some(PodStatus {
                 phase: phase.into(),
-                conditions: vec![PodCondition { r#type: "Ready".into(), status: if ready { "True" } else { "False" }.into(), ..Default::default() }],
+                conditions: vec![PodCondition {
+                    r#type: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    ..Default::default()
+                }],
                 container_statuses: vec![ContainerStatus { restart_count: restarts, ..Default::default() }],
                 ..Default::default()
             }),

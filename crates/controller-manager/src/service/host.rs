@@ -80,7 +80,9 @@ impl Provider for HostProvider {
     async fn ensure(&self, key: &str, svc: &Service, backends: &[IpAddr]) -> Result<Vec<LoadBalancerIngress>> {
         let mut state = self.state.lock().await;
         if !state.lbs.contains_key(key) {
-            let ip = self.choose(&state, svc).ok_or_else(|| Error::Config(format!("no free address left in --lb-address-pool {}", self.pool)))?;
+            let ip = self
+                .choose(&state, svc)
+                .ok_or_else(|| Error::Config(format!("no free address left in --lb-address-pool {}", self.pool)))?;
             let added = make_local(ip, &self.interface).await?;
             state.taken.insert(ip);
             info!(service = key, %ip, added_to = if added { self.interface.as_str() } else { "" }, "load balancer address assigned");

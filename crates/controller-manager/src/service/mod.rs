@@ -14,8 +14,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_api::pb::core::{LoadBalancerStatus, Node, Service, ServiceStatus};
 use berth_api::Resource;
+use berth_api::pb::core::{LoadBalancerStatus, Node, Service, ServiceStatus};
 use berth_client::events::{Recorder, reference};
 use berth_client::{Client, Reader, WorkQueue, key_of};
 use tracing::{info, warn};
@@ -63,7 +63,8 @@ fn is_lb(s: &Service) -> bool {
 
 /// Registers the controller's informers; the returned future runs it until the manager stops.
 pub fn start(ctx: &Ctx, informers: &mut Informers, settings: Settings) -> impl Future<Output = Result<()>> + Send + 'static {
-    let provider: Option<Arc<dyn Provider>> = settings.pool.clone().map(|p| Arc::new(host::HostProvider::new(p, settings.interface.clone())) as Arc<dyn Provider>);
+    let provider: Option<Arc<dyn Provider>> =
+        settings.pool.clone().map(|p| Arc::new(host::HostProvider::new(p, settings.interface.clone())) as Arc<dyn Provider>);
     let queue = controller::queue(NAME, &ctx.metrics);
     let services = informers.of::<Service>();
     let q = queue.clone();
@@ -151,7 +152,11 @@ impl Controller {
         };
         let Some(provider) = &self.provider else {
             if self.warned.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_string()) {
-                self.recorder.warning(&reference(&*svc), "NoLoadBalancerProvider", "No load balancer provider: start the controller-manager with --lb-address-pool");
+                self.recorder.warning(
+                    &reference(&*svc),
+                    "NoLoadBalancerProvider",
+                    "No load balancer provider: start the controller-manager with --lb-address-pool",
+                );
             }
             return Ok(Next::Done);
         };

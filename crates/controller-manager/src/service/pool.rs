@@ -34,7 +34,9 @@ impl FromStr for Pool {
             // A network's own and broadcast addresses are not handed out, except for /31 and /32.
             if size <= 2 { (base, base + (size as u32 - 1)) } else { (base + 1, base + (size as u32 - 2)) }
         } else {
-            let a: Ipv4Addr = s.parse().map_err(|_| format!("invalid address pool {s:?}: write a CIDR (10.0.0.0/28) or a range (10.0.0.10-10.0.0.20)"))?;
+            let a: Ipv4Addr = s
+                .parse()
+                .map_err(|_| format!("invalid address pool {s:?}: write a CIDR (10.0.0.0/28) or a range (10.0.0.10-10.0.0.20)"))?;
             (u32::from(a), u32::from(a))
         };
         if last < first {
@@ -75,7 +77,9 @@ mod tests {
         taken.insert("127.0.10.1".parse().unwrap());
         assert_eq!(p.first_free(&taken), Some("127.0.10.2".parse().unwrap()));
         let c: Pool = "10.0.0.0/30".parse().unwrap();
-        assert!(!c.contains("10.0.0.0".parse().unwrap()) && c.contains("10.0.0.1".parse().unwrap()) && !c.contains("10.0.0.3".parse().unwrap()));
+        assert!(
+            !c.contains("10.0.0.0".parse().unwrap()) && c.contains("10.0.0.1".parse().unwrap()) && !c.contains("10.0.0.3".parse().unwrap())
+        );
         let one: Pool = "10.0.0.7/32".parse().unwrap();
         assert_eq!(one.first_free(&BTreeSet::new()), Some("10.0.0.7".parse().unwrap()));
         assert!("10.0.0.9-10.0.0.1".parse::<Pool>().is_err());

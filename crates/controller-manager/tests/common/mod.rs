@@ -7,8 +7,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use berth_api::pb::core::*;
 use berth_api::Resource;
+use berth_api::pb::core::*;
 use berth_client::{Client, ClientConfig, ListParams};
 use berth_controller_manager::{Config, Selection};
 use tokio::net::TcpListener;

@@ -7,6 +7,8 @@
 //! - [`delete`], [`label`], [`scale`]: change objects.
 //! - [`rolling_update`]: move an RC's replicas to a new template.
 //! - [`config`]: the config file's clusters, users and contexts.
+//! - [`logs`], [`exec`], [`top`]: a pod's log, commands in its containers,
+//!   usage of nodes and pods (the apiserver relays them from the kubelets).
 //! - [`version`]: print the client version.
 
 pub mod apply;
@@ -16,10 +18,13 @@ pub mod config;
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod exec;
 pub mod get;
 pub mod label;
+pub mod logs;
 pub mod rolling_update;
 pub mod scale;
+pub mod top;
 pub mod version;
 
 use std::io::Write as _;
@@ -182,10 +187,26 @@ pub fn object_ref(info: &KindInfo, name: &str) -> String {
     format!("{}/{}", kind_ref(info), name)
 }
 
+/// The pod an argument names: `NAME` or `pod/NAME` (`verb` says what
+/// cannot be done to other kinds).
+pub fn pod_name(arg: &str, verb: &str) -> Result<String> {
+    match split_ref(arg)? {
+        Some((info, name)) if info.kind == "Pod" => Ok(name),
+        Some((info, _)) => bail!("cannot {verb} {}: only pods are supported", info.plural),
+        None if arg.is_empty() => bail!("a pod name is required"),
+        None => Ok(arg.to_string()),
+    }
+}
+
 /// Writes to stdout at once; a closed pipe (`| head`) ends berthctl quietly.
 pub fn out(text: &str) {
+    out_bytes(text.as_bytes());
+}
+
+/// [`out`] for bytes that need not be UTF-8 (logs, a command's output).
+pub fn out_bytes(data: &[u8]) {
     let mut stdout = std::io::stdout().lock();
-    let written = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush());
+    let written = stdout.write_all(data).and_then(|_| stdout.flush());
     if written.is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
         std::process::exit(0);
     }
