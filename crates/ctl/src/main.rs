@@ -2,7 +2,8 @@
 
 use berth_client::ConnectArgs;
 use berthctl::commands::{Ctx, apply, auth, certs, create, delete, describe, get, label, rolling_update, scale, version};
-use clap::{Parser, Subcommand};
+use berthctl::commands::{api_resources, completion, cordon, drain, wait};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 /// berthctl controls a Berth cluster, with kubectl's habits.
 #[derive(Debug, Parser)]
@@ -35,6 +36,18 @@ enum Command {
     Scale(scale::ScaleArgs),
     /// Replace an RC's pods with a new template, a few at a time.
     RollingUpdate(rolling_update::RollingUpdateArgs),
+    /// Mark nodes unschedulable.
+    Cordon(cordon::CordonArgs),
+    /// Mark nodes schedulable again.
+    Uncordon(cordon::CordonArgs),
+    /// Cordon a node and evict its pods, waiting until they are gone.
+    Drain(drain::DrainArgs),
+    /// Wait until objects meet a condition (or are deleted).
+    Wait(wait::WaitArgs),
+    /// List the kinds of object the server serves.
+    ApiResources(api_resources::ApiResourcesArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completion(completion::CompletionArgs),
     /// Make the cluster's CA and certificates.
     Certs(certs::CertsArgs),
     /// Ask the server what a user may do (can-i) and who you are (whoami).
@@ -48,9 +61,12 @@ fn main() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
-            // Usage errors too are one line, like every other error.
+            // Usage errors too are one line, like every other error: the
+            // first paragraph (which names the missing argument or the
+            // possible values), without the usage that follows.
             let text = e.render().to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: invalid arguments"));
+            let line = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+            eprintln!("{}", if line.is_empty() { "error: invalid arguments" } else { &line });
             std::process::exit(1);
         }
     };
@@ -72,6 +88,12 @@ fn main() {
             Command::Label(args) => label::run(&ctx, args).await,
             Command::Scale(args) => scale::run(&ctx, args).await,
             Command::RollingUpdate(args) => rolling_update::run(&ctx, args).await,
+            Command::Cordon(args) => cordon::run(&ctx, args, true).await,
+            Command::Uncordon(args) => cordon::run(&ctx, args, false).await,
+            Command::Drain(args) => drain::run(&ctx, args).await,
+            Command::Wait(args) => wait::run(&ctx, args).await,
+            Command::ApiResources(args) => api_resources::run(&ctx, args).await,
+            Command::Completion(args) => completion::run(args, &mut Cli::command()),
             Command::Certs(args) => certs::run(args),
             Command::Auth(args) => auth::run(&ctx, args).await,
             Command::Version(args) => version::run(args),

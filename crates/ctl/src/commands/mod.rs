@@ -7,18 +7,26 @@
 //! - [`delete`], [`label`], [`scale`]: change objects.
 //! - [`rolling_update`]: move an RC's replicas to a new template.
 //! - [`version`]: print the client version.
+//! - [`cordon`] (also uncordon), [`drain`]: take nodes out of service.
+//! - [`wait`]: block until objects reach a condition.
+//! - [`api_resources`], [`completion`]: what the server serves; shell completion.
 
+pub mod api_resources;
 pub mod apply;
 pub mod auth;
 pub mod certs;
+pub mod completion;
+pub mod cordon;
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod drain;
 pub mod get;
 pub mod label;
 pub mod rolling_update;
 pub mod scale;
 pub mod version;
+pub mod wait;
 
 use std::io::Write as _;
 
