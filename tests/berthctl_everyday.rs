@@ -129,7 +129,7 @@ async fn should_cordon_and_uncordon_nodes() {
     assert_eq!(c.ok(&["uncordon", "n1"]), "node/n1 already uncordoned\n");
 
     assert_fails(&c.run(&["cordon", "nope"]), "Error from server (NotFound): nodes \"nope\" not found\n");
-    assert_fails(&c.run(&["cordon"]), "error: resource(s) were provided, but no name was specified: give a node's name (or -l SELECTOR)\n");
+    assert_fails(&c.run(&["cordon"]), "error: you must specify a node: give its name (or -l SELECTOR)\n");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -55,7 +55,7 @@ pub(crate) async fn node_names(client: &Client, args: &[String], selector: Optio
         names.push(name.to_string());
     }
     match (names.is_empty(), selector) {
-        (true, None) => bail!("resource(s) were provided, but no name was specified: give a node's name (or -l SELECTOR)"),
+        (true, None) => bail!("you must specify a node: give its name (or -l SELECTOR)"),
         (false, Some(_)) => bail!("name cannot be provided when a selector is specified"),
         (true, Some(sel)) => {
             let (nodes, _) =
