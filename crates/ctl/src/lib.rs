@@ -8,11 +8,15 @@
 //! - [`manifests`]: `-f FILE|DIR|-` to objects.
 //! - [`merge`]: the three-way merge behind `apply`.
 //! - [`tabwriter`]: elastic tab stops, as Go's text/tabwriter.
+//! - [`jsonpath`]: kubectl's JSONPath subset (`-o jsonpath=`, `wait --for=jsonpath=`).
+//! - [`custom_columns`]: `-o custom-columns=HEADER:PATH,...`.
 //! - [`error`]: how failures are reported (one line, kubectl's wording).
 
 pub mod commands;
+pub mod custom_columns;
 pub mod describe;
 pub mod error;
+pub mod jsonpath;
 pub mod manifests;
 pub mod merge;
 pub mod printers;

@@ -4,6 +4,7 @@ use berth_client::ConnectArgs;
 use berthctl::commands::{
     Ctx, apply, auth, certs, config, create, delete, describe, exec, get, label, logs, rolling_update, scale, top, version,
 };
+use berthctl::commands::{api_resources, completion, cordon, drain, wait};
 use std::path::PathBuf;
 
 use clap::parser::ValueSource;
@@ -52,6 +53,18 @@ enum Command {
     Exec(exec::ExecArgs),
     /// Show CPU and memory usage of nodes or pods.
     Top(top::TopArgs),
+    /// Mark nodes unschedulable.
+    Cordon(cordon::CordonArgs),
+    /// Mark nodes schedulable again.
+    Uncordon(cordon::CordonArgs),
+    /// Cordon a node and evict its pods, waiting until they are gone.
+    Drain(drain::DrainArgs),
+    /// Wait until objects meet a condition (or are deleted).
+    Wait(wait::WaitArgs),
+    /// List the kinds of object the server serves.
+    ApiResources(api_resources::ApiResourcesArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completion(completion::CompletionArgs),
     /// Make the cluster's CA and certificates.
     Certs(certs::CertsArgs),
     /// Ask the server what a user may do (can-i) and who you are (whoami).
@@ -68,9 +81,12 @@ fn main() {
         Ok(parsed) => parsed,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) => {
-            // Usage errors too are one line, like every other error.
+            // Usage errors too are one line, like every other error: the
+            // first paragraph (which names the missing argument or the
+            // possible values), without the usage that follows.
             let text = e.render().to_string();
-            eprintln!("{}", text.lines().next().unwrap_or("error: invalid arguments"));
+            let line = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+            eprintln!("{}", if line.is_empty() { "error: invalid arguments" } else { &line });
             std::process::exit(1);
         }
     };
@@ -117,6 +133,12 @@ fn main() {
             Command::Logs(args) => logs::run(&ctx, args).await,
             Command::Exec(args) => exec::run(&ctx, args).await,
             Command::Top(args) => top::run(&ctx, args).await,
+            Command::Cordon(args) => cordon::run(&ctx, args, true).await,
+            Command::Uncordon(args) => cordon::run(&ctx, args, false).await,
+            Command::Drain(args) => drain::run(&ctx, args).await,
+            Command::Wait(args) => wait::run(&ctx, args).await,
+            Command::ApiResources(args) => api_resources::run(&ctx, args).await,
+            Command::Completion(args) => completion::run(args, &mut Cli::command()),
             Command::Certs(args) => certs::run(args),
             Command::Auth(args) => auth::run(&ctx, args).await,
             Command::Version(args) => version::run(args),

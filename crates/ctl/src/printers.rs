@@ -70,28 +70,40 @@ impl Table {
     /// The width of each column: its widest cell plus padding (at least
     /// kubectl's minimum), the headers counted unless hidden.
     pub fn widths(&self, no_headers: bool) -> Vec<usize> {
-        let mut widths = vec![0; self.headers.len()];
-        let header = (!no_headers).then_some(&self.headers);
-        for row in header.into_iter().chain(self.rows.iter()) {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        widths.iter().map(|w| (w + PADDING).max(MIN_WIDTH)).collect()
+        widths(&self.headers, &self.rows, no_headers)
     }
 
     /// The table as text, one line per row, each ending in a newline.
     pub fn render(&self, no_headers: bool) -> String {
-        let widths = self.widths(no_headers);
-        let mut out = String::new();
-        if !no_headers {
-            out.push_str(&render_row(&self.headers, &widths));
-        }
-        for row in &self.rows {
-            out.push_str(&render_row(row, &widths));
-        }
-        out
+        render_table(&self.headers, &self.rows, no_headers)
     }
+}
+
+/// The width of each column: its widest cell plus padding (at least
+/// kubectl's minimum), the headers counted unless hidden.
+pub fn widths(headers: &[String], rows: &[Vec<String>], no_headers: bool) -> Vec<usize> {
+    let mut widths = vec![0; headers.len()];
+    let header = (!no_headers).then_some(headers);
+    for row in header.into_iter().chain(rows.iter().map(Vec::as_slice)) {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    widths.iter().map(|w| (w + PADDING).max(MIN_WIDTH)).collect()
+}
+
+/// Any table as text (headers unless hidden, then the rows), aligned like
+/// kubectl's: one line per row, each ending in a newline.
+pub fn render_table(headers: &[String], rows: &[Vec<String>], no_headers: bool) -> String {
+    let widths = widths(headers, rows, no_headers);
+    let mut out = String::new();
+    if !no_headers {
+        out.push_str(&render_row(headers, &widths));
+    }
+    for row in rows {
+        out.push_str(&render_row(row, &widths));
+    }
+    out
 }
 
 /// Spaces between columns, and the narrowest a column gets (kubectl's

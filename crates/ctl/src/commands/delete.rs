@@ -134,8 +134,9 @@ pub async fn run(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
     }
 }
 
-/// Waits until an object that is being deleted gracefully is gone.
-async fn wait_gone(client: &Client, info: &'static KindInfo, ns: &str, name: &str, from: u64) -> Result<()> {
+/// Waits until an object that is being deleted gracefully is gone
+/// (`drain` waits for its pods the same way).
+pub(crate) async fn wait_gone(client: &Client, info: &'static KindInfo, ns: &str, name: &str, from: u64) -> Result<()> {
     let params = ListParams::default().fields(format!("metadata.name={name}"));
     let mut from = from;
     loop {

@@ -1,5 +1,6 @@
-//! `get`: lists or fetches objects and prints them as a table, JSON, YAML
-//! or names; `-w` then follows their changes.
+//! `get`: lists or fetches objects and prints them as a table, JSON, YAML,
+//! names, a JSONPath template or custom columns; `-w` then follows their
+//! changes.
 
 use anyhow::{Context as _, Result, bail};
 use berth_api::manifest::list_to_json;
@@ -10,11 +11,13 @@ use chrono::Utc;
 use futures::StreamExt as _;
 
 use super::{Ctx, object_ref, out, targets, to_json_pretty, to_yaml, warn_error};
+use crate::custom_columns::Columns;
 use crate::error;
+use crate::jsonpath::Template;
 use crate::printers::{self, Options, Table, render_row};
 
 /// How `get` prints objects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// The table with the kind's extra columns.
     Wide,
@@ -22,6 +25,30 @@ pub enum Output {
     Json,
     /// `kind/name` per line.
     Name,
+    /// `jsonpath=TEMPLATE`: the template rendered against the JSON
+    /// (one object, or the list), with no newline added.
+    JsonPath(Template),
+    /// `custom-columns=HEADER:PATH,...`: a table of those columns.
+    CustomColumns(Columns),
+}
+
+/// Reads `-o`'s value as kubectl does: a format name, or `jsonpath=` /
+/// `custom-columns=` followed by their template.
+pub fn parse_output(s: &str) -> Result<Output, String> {
+    match s.split_once('=') {
+        Some(("jsonpath", t)) => Template::parse(t).map(Output::JsonPath),
+        Some(("custom-columns", spec)) => Columns::parse(spec).map(Output::CustomColumns),
+        _ => match s {
+            "wide" => Ok(Output::Wide),
+            "yaml" => Ok(Output::Yaml),
+            "json" => Ok(Output::Json),
+            "name" => Ok(Output::Name),
+            "jsonpath" | "custom-columns" => Err(format!("{s} format specified but no template given: write -o {s}=...")),
+            _ => Err(format!(
+                "unable to match a printer suitable for the output format {s:?}, allowed formats are: custom-columns,json,jsonpath,name,wide,yaml"
+            )),
+        },
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -30,8 +57,9 @@ pub struct GetArgs {
     pub kind: String,
     /// Names of objects (all objects of the kind when none is given).
     pub names: Vec<String>,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum)]
+    /// Output format: wide, yaml, json, name, jsonpath=TEMPLATE or
+    /// custom-columns=HEADER:PATH,...
+    #[arg(short = 'o', long, value_parser = parse_output)]
     pub output: Option<Output>,
     /// After printing, watch for changes and print each one.
     #[arg(short = 'w', long)]
@@ -98,7 +126,8 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
         found.push(f);
     }
 
-    let options = Options { wide: args.output == Some(Output::Wide), namespace_column: args.all_namespaces, show_labels: args.show_labels };
+    let options =
+        Options { wide: matches!(args.output, Some(Output::Wide)), namespace_column: args.all_namespaces, show_labels: args.show_labels };
     if args.watch {
         let Some((info, names)) = groups.into_iter().next() else { return Ok(()) };
         let initial = found.pop().expect("one group was fetched");
@@ -110,7 +139,7 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
         return watch(&client, &args, options, ns, &names, initial).await;
     }
 
-    match args.output {
+    match &args.output {
         None | Some(Output::Wide) => print_tables(&found, options, args.no_headers, errors.is_empty(), ctx, &args),
         Some(Output::Name) => {
             for f in &found {
@@ -119,7 +148,13 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
                 }
             }
         }
-        Some(format @ (Output::Json | Output::Yaml)) => {
+        Some(Output::CustomColumns(columns)) => {
+            let objects: Vec<_> = found.iter().flat_map(|f| f.items.iter().map(Object::to_json_value)).collect();
+            if !objects.is_empty() {
+                out(&columns.render(&objects, args.no_headers));
+            }
+        }
+        Some(format @ (Output::Json | Output::Yaml | Output::JsonPath(_))) => {
             let value = if named == 1 && found.len() == 1 && found[0].items.len() == 1 {
                 found[0].items[0].to_json_value()
             } else if named == 1 && errors.len() == 1 {
@@ -131,7 +166,11 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
                 serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items})
             };
             if !value.is_null() {
-                out(&if format == Output::Json { to_json_pretty(&value) } else { to_yaml(&value)? });
+                out(&match format {
+                    Output::JsonPath(template) => template.execute(&value),
+                    Output::Json => to_json_pretty(&value),
+                    _ => to_yaml(&value)?,
+                });
             }
         }
     }
@@ -218,10 +257,19 @@ async fn watch(client: &Client, args: &GetArgs, options: Options, ns: &str, name
         table.push(o, now);
     }
     let widths = table.widths(args.no_headers);
+    // Custom columns are as wide as the first objects make them; later
+    // changes are one row each in those widths.
+    let column_widths = match &args.output {
+        Some(Output::CustomColumns(c)) => {
+            let rows: Vec<_> = initial.items.iter().map(|o| c.row(&o.to_json_value())).collect();
+            printers::widths(&c.headers(), &rows, args.no_headers)
+        }
+        _ => Vec::new(),
+    };
     let mut header_printed = args.no_headers;
     let mut printed_documents = 0usize;
     let mut print = |o: &Object, header_printed: &mut bool| -> Result<()> {
-        match args.output {
+        match &args.output {
             None | Some(Output::Wide) => {
                 if !*header_printed {
                     out(&render_row(&table.headers, &widths));
@@ -236,6 +284,14 @@ async fn watch(client: &Client, args: &GetArgs, options: Options, ns: &str, name
                     out("---\n");
                 }
                 out(&to_yaml(&o.to_json_value())?);
+            }
+            Some(Output::JsonPath(template)) => out(&template.execute(&o.to_json_value())),
+            Some(Output::CustomColumns(columns)) => {
+                if !*header_printed {
+                    out(&render_row(&columns.headers(), &column_widths));
+                    *header_printed = true;
+                }
+                out(&render_row(&columns.row(&o.to_json_value()), &column_widths));
             }
         }
         printed_documents += 1;

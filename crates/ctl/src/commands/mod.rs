@@ -10,14 +10,21 @@
 //! - [`logs`], [`exec`], [`top`]: a pod's log, commands in its containers,
 //!   usage of nodes and pods (the apiserver relays them from the kubelets).
 //! - [`version`]: print the client version.
+//! - [`cordon`] (also uncordon), [`drain`]: take nodes out of service.
+//! - [`wait`]: block until objects reach a condition.
+//! - [`api_resources`], [`completion`]: what the server serves; shell completion.
 
+pub mod api_resources;
 pub mod apply;
 pub mod auth;
 pub mod certs;
+pub mod completion;
 pub mod config;
+pub mod cordon;
 pub mod create;
 pub mod delete;
 pub mod describe;
+pub mod drain;
 pub mod exec;
 pub mod get;
 pub mod label;
@@ -26,6 +33,7 @@ pub mod rolling_update;
 pub mod scale;
 pub mod top;
 pub mod version;
+pub mod wait;
 
 use std::io::Write as _;
 
