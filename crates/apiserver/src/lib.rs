@@ -233,6 +233,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         .with_context(|| format!("cannot open the store in {}", config.data_dir.display()))?;
     let store = Arc::new(store);
     let sled_store: Arc<dyn storage::Store> = store.clone();
+    let sled_store_raw = sled_store.clone();
     let encrypted = Arc::new(encryption::EncryptedStore::new(sled_store, transformer.clone()));
     encrypted.rewrite_stale().await.context("cannot rewrite secrets with the current encryption key")?;
     let dyn_store: Arc<dyn storage::Store> = encrypted;
@@ -272,7 +273,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         service_accounts,
         transformer,
         kubelets,
-    );
+    )
+    .with_snapshot_source(sled_store_raw);
     let grpc = ApiServer::new(api).max_decoding_message_size(64 * 1024 * 1024).max_encoding_message_size(256 * 1024 * 1024);
     let router = tonic::service::Routes::new(grpc).into_axum_router().merge(http::router(http::HealthState {
         metrics: metrics.clone(),

@@ -14,7 +14,8 @@ use berth_api::KindInfo;
 use berth_api::pb::api::api_server::Api;
 use berth_api::pb::api::{
     AccessReviewRequest, AccessReviewResponse, ApiResource, BindRequest, ClusterStatsRequest, ClusterStatsResponse, CreateRequest,
-    DeleteRequest, DiscoveryRequest, DiscoveryResponse, GetRequest, ListRequest, ListResponse, Object, UpdateRequest, WatchEvent,
+    DeleteRequest, DiscoveryRequest, DiscoveryResponse, GetRequest, ListRequest, ListResponse, Object, SnapshotChunk, SnapshotRequest,
+    UpdateRequest, WatchEvent,
     WatchRequest,
 };
 use berth_api::pb::core::ObjectMeta;
@@ -50,7 +51,12 @@ pub struct ApiService {
     transformer: Arc<Transformer>,
     /// Logs, exec and stats go on to the kubelets through it.
     kubelets: Arc<KubeletProxy>,
+    /// The store below encryption, which snapshots copy as it is.
+    snapshot_source: Option<Arc<dyn storage::Store>>,
 }
+
+/// Bytes per message of a snapshot stream.
+const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 /// One request as the gate sees it.
 struct Call<'a> {
@@ -125,7 +131,40 @@ impl ApiService {
         transformer: Arc<Transformer>,
         kubelets: Arc<KubeletProxy>,
     ) -> Self {
-        ApiService { registry, metrics, bookmark_interval, stopping, gate, service_accounts, transformer, kubelets }
+        ApiService { registry, metrics, bookmark_interval, stopping, gate, service_accounts, transformer, kubelets, snapshot_source: None }
+    }
+
+    /// Serves snapshots of `store` (the raw store, below encryption).
+    pub fn with_snapshot_source(mut self, store: Arc<dyn storage::Store>) -> Self {
+        self.snapshot_source = Some(store);
+        self
+    }
+
+    /// Every stored object at the store's current revision, as a snapshot file.
+    async fn take_snapshot(&self, who: Option<&Authenticated>) -> Result<(Vec<u8>, u64, u64), Error> {
+        let user = self.gate.authenticate(who)?;
+        self.gate.authorize(&user, &Attributes::non_resource("get", "/snapshot"))?;
+        let Some(store) = self.snapshot_source.clone() else {
+            return Err(Error::Unavailable("this server does not serve snapshots".into()));
+        };
+        // The list is one consistent read at one revision; encoding a large
+        // store is CPU work, kept off the request threads.
+        tokio::task::spawn_blocking(move || {
+            let (kvs, revision) = store.list("").map_err(|e| Error::Internal(format!("reading the store: {e}")))?;
+            let records = kvs
+                .into_iter()
+                .map(|kv| berth_api::snapshot::Record {
+                    key: kv.key,
+                    value: kv.value.to_vec(),
+                    mod_revision: kv.mod_revision,
+                    create_revision: kv.create_revision,
+                })
+                .collect::<Vec<_>>();
+            let objects = records.len() as u64;
+            Ok((berth_api::snapshot::Snapshot { revision, records }.encode(), revision, objects))
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("snapshot task: {e}")))?
     }
 
     /// Checks a call at the gate: the kind is served, the caller is who it
@@ -401,6 +440,30 @@ impl Api for ApiService {
             _ => Call::new(&req, verb, self.gate.kind("Node")).at("", &r.name).sub("stats"),
         };
         self.observe(call, |_, _| async move { self.kubelets.stats(&r).await }).await
+    }
+
+    type SnapshotStream = futures::stream::Iter<std::vec::IntoIter<Result<SnapshotChunk, Status>>>;
+
+    async fn snapshot(&self, req: Request<SnapshotRequest>) -> Result<Response<Self::SnapshotStream>, Status> {
+        let start = Instant::now();
+        let who = req.extensions().get::<Authenticated>().cloned();
+        let result = self.take_snapshot(who.as_ref()).await;
+        let code = result.as_ref().map(|_| tonic::Code::Ok).unwrap_or_else(|e| e.code());
+        self.metrics.observe_request("snapshot", "", code, start.elapsed());
+        self.gate.audit(who.as_ref(), &Attributes::non_resource("get", "/snapshot"), "", code, None);
+        let (bytes, revision, objects) = result?;
+        let mut chunks: Vec<Result<SnapshotChunk, Status>> = bytes
+            .chunks(SNAPSHOT_CHUNK)
+            .map(|c| Ok(SnapshotChunk { data: c.to_vec(), revision: 0, objects: 0 }))
+            .collect();
+        match chunks.first_mut() {
+            Some(Ok(first)) => {
+                first.revision = revision;
+                first.objects = objects;
+            }
+            _ => chunks.push(Ok(SnapshotChunk { data: Vec::new(), revision, objects })),
+        }
+        Ok(Response::new(futures::stream::iter(chunks)))
     }
 
     type WatchStream = ReceiverStream<Result<WatchEvent, Status>>;

@@ -285,6 +285,22 @@ impl Client {
         Ok(self.api.clone().stats(req).await?.into_inner())
     }
 
+    /// A snapshot file of the whole store at one revision (the bytes of
+    /// the file), with its revision and object count.
+    pub async fn snapshot(&self) -> Result<(Vec<u8>, u64, u64)> {
+        use futures::StreamExt as _;
+        let mut stream = self.api.clone().snapshot(berth_api::pb::api::SnapshotRequest {}).await?.into_inner();
+        let (mut bytes, mut revision, mut objects) = (Vec::new(), 0, 0);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            if bytes.is_empty() {
+                (revision, objects) = (chunk.revision, chunk.objects);
+            }
+            bytes.extend_from_slice(&chunk.data);
+        }
+        Ok((bytes, revision, objects))
+    }
+
     // ----- typed calls
 
     pub async fn create<R: Resource>(&self, r: R) -> Result<R> {

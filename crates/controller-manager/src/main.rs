@@ -140,9 +140,10 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on --health-listen {}", cli.health_listen))?;
     // Serving from here on: READY=1 (and watchdog pings) for a Type=notify
     // unit, STOPPING=1 once SIGTERM arrives.
+    let signal = berth_client::signal::shutdown();
     let _watchdog = berth_client::systemd::ready();
     let shutdown = async {
-        berth_client::signal::shutdown().await;
+        signal.await;
         berth_client::systemd::stopping();
     };
     berth_controller_manager::run(config, health, shutdown).await.context("berth-controller-manager failed")

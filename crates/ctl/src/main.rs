@@ -2,7 +2,7 @@
 
 use berth_client::ConnectArgs;
 use berthctl::commands::{
-    Ctx, apply, auth, certs, config, create, delete, describe, exec, get, label, logs, rolling_update, scale, top, version,
+    Ctx, apply, auth, certs, config, create, delete, describe, exec, get, label, logs, rolling_update, scale, snapshot, top, version,
 };
 use berthctl::commands::{api_resources, completion, cordon, drain, wait};
 use std::path::PathBuf;
@@ -71,6 +71,8 @@ enum Command {
     Auth(auth::AuthArgs),
     /// Show and edit the config file's clusters, users and contexts.
     Config(config::ConfigArgs),
+    /// Save a snapshot of the cluster's store (restore: berth-apiserver --restore), or check one.
+    Snapshot(snapshot::SnapshotArgs),
     /// Print the client version.
     Version(version::VersionArgs),
 }
@@ -141,6 +143,7 @@ fn main() {
             Command::Completion(args) => completion::run(args, &mut Cli::command()),
             Command::Certs(args) => certs::run(args),
             Command::Auth(args) => auth::run(&ctx, args).await,
+            Command::Snapshot(args) => snapshot::run(&ctx, args).await,
             Command::Version(args) => version::run(args),
             Command::Config(_) => unreachable!("config commands ran above"),
         }

@@ -143,9 +143,10 @@ async fn main() -> anyhow::Result<()> {
     };
     // Serving from here on: READY=1 (and watchdog pings) for a Type=notify
     // unit, STOPPING=1 once SIGTERM arrives.
+    let signal = berth_client::signal::shutdown();
     let _watchdog = berth_client::systemd::ready();
     let shutdown = async {
-        berth_client::signal::shutdown().await;
+        signal.await;
         berth_client::systemd::stopping();
     };
     berth_kubelet::run(config, health, api, shutdown).await.context("berth-kubelet failed")

@@ -9,6 +9,7 @@
 //! - [`config`]: the config file's clusters, users and contexts.
 //! - [`logs`], [`exec`], [`top`]: a pod's log, commands in its containers,
 //!   usage of nodes and pods (the apiserver relays them from the kubelets).
+//! - [`snapshot`]: save a snapshot of the store, check one.
 //! - [`version`]: print the client version.
 //! - [`cordon`] (also uncordon), [`drain`]: take nodes out of service.
 //! - [`wait`]: block until objects reach a condition.
@@ -31,6 +32,7 @@ pub mod label;
 pub mod logs;
 pub mod rolling_update;
 pub mod scale;
+pub mod snapshot;
 pub mod top;
 pub mod version;
 pub mod wait;
