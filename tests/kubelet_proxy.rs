@@ -94,7 +94,7 @@ fn never(mut p: Pod) -> Pod {
 #[tokio::test(flavor = "multi_thread")]
 async fn should_print_a_pods_logs_with_tail_and_follow() {
     let cluster = Cluster::start().await;
-    let k = cluster.kubelet("proxy-logs", &[]).await;
+    let mut k = cluster.kubelet("proxy-logs", &[]).await;
     let echoer = sh("app", "for i in 1 2 3 4 5; do echo line $i; done; exec sleep 3600");
     cluster.client.create(pod("echoer", &k.node, vec![echoer])).await.expect("create pod");
     wait_pod(&cluster.client, &k, "echoer", "Running", LIMIT, |p| running(p, "app")).await;
@@ -123,6 +123,18 @@ async fn should_print_a_pods_logs_with_tail_and_follow() {
     assert!(container.stderr.starts_with("Error from server") && container.stderr.contains("nope"), "{}", container.stderr);
     let other = ctl(&cluster, &["-n", "elsewhere", "logs", "echoer"]);
     assert_eq!(other.stderr.trim_end(), "Error from server (NotFound): pods \"echoer\" not found");
+
+    // A kubelet that is gone (its node still looks Ready: no node controller runs here).
+    let node = k.wait_ready(&cluster.client).await;
+    let port = node.status.and_then(|s| s.daemon_endpoints).and_then(|d| d.kubelet_endpoint).map(|e| e.port).expect("kubelet port");
+    k.kill_9();
+    let gone = ctl(&cluster, &["logs", "echoer"]);
+    assert_eq!(gone.code, 1);
+    let expected = format!("Error from server (ServiceUnavailable): kubelet of node \"{}\" at 127.0.0.1:{port} is unreachable", k.node);
+    assert!(gone.stderr.starts_with(&expected) && gone.stderr.lines().count() == 1, "{}", gone.stderr);
+    let top = ctl(&cluster, &["top", "nodes"]);
+    assert_eq!(top.code, 1);
+    assert!(top.stderr.starts_with(&format!("error: kubelet of node \"{}\" at 127.0.0.1:{port} is unreachable", k.node)), "{}", top.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread")]

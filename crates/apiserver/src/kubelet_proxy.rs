@@ -66,7 +66,7 @@ impl KubeletProxy {
         let pod = self.pod(&req.namespace, &req.pod)?;
         let kubelet = self.kubelet_of_pod(&pod)?;
         let mut client = self.client(&kubelet).await?;
-        let stream = client.logs(req).await.map_err(|s| kubelet_error(&kubelet, s))?.into_inner();
+        let stream = client.logs(req).await.map_err(|s| self.failed(&kubelet, s))?.into_inner();
         Ok(relay(stream, kubelet))
     }
 
@@ -89,7 +89,7 @@ impl KubeletProxy {
         // A broken inbound stream ends the command's input, as EOF would.
         let rest = rest.take_while(|m| std::future::ready(m.is_ok())).filter_map(|m| std::future::ready(m.ok()));
         let input = futures::stream::once(std::future::ready(first)).chain(rest);
-        let stream = client.exec(input).await.map_err(|s| kubelet_error(&kubelet, s))?.into_inner();
+        let stream = client.exec(input).await.map_err(|s| self.failed(&kubelet, s))?.into_inner();
         Ok(relay(stream, kubelet))
     }
 
@@ -109,11 +109,13 @@ impl KubeletProxy {
             async move {
                 let answer = tokio::time::timeout(self.stats_timeout, async {
                     let mut client = self.client(&k).await?;
-                    client.stats(ask).await.map(|r| r.into_inner()).map_err(|s| kubelet_error(&k, s))
+                    client.stats(ask).await.map(|r| r.into_inner()).map_err(|s| self.failed(&k, s))
                 })
                 .await;
                 match answer {
                     Ok(Ok(r)) => Ok(r),
+                    // Unreachable already names the node and its address.
+                    Ok(Err(Error::Unavailable(m))) => Err(m),
                     Ok(Err(e)) => Err(format!("node {}: {e}", k.node)),
                     Err(_) => Err(format!("node {}: kubelet at {} did not answer within {:?}", k.node, k.addr, self.stats_timeout)),
                 }
@@ -183,7 +185,7 @@ impl KubeletProxy {
         for n in nodes {
             match self.node(&n).and_then(|node| kubelet_address(&node)) {
                 Ok(k) => kubelets.push(k),
-                Err(e) => errors.push(format!("node {n}: {e}")),
+                Err(e) => errors.push(e.to_string()),
             }
         }
         Ok((kubelets, errors))
@@ -206,10 +208,20 @@ impl KubeletProxy {
             }
             match kubelet_address(&node) {
                 Ok(k) => kubelets.push(k),
-                Err(e) => errors.push(format!("node {}: {e}", node.name())),
+                Err(e) => errors.push(e.to_string()),
             }
         }
         Ok((kubelets, errors))
+    }
+
+    /// A kubelet's error as the apiserver's; a kubelet that cannot be
+    /// reached loses its cached channel, so that the next call connects anew.
+    fn failed(&self, k: &KubeletAddress, s: Status) -> Error {
+        let e = kubelet_error(k, s);
+        if matches!(e, Error::Unavailable(_)) {
+            self.channels.lock().unwrap_or_else(|e| e.into_inner()).remove(&k.addr);
+        }
+        e
     }
 
     /// A client of a kubelet, on its cached channel.

@@ -412,7 +412,7 @@ impl Api for ApiService {
 
     async fn pod_exec(&self, req: Request<Streaming<ExecInput>>) -> Result<Response<Self::PodExecStream>, Status> {
         let call = Call::new(&req, "create", self.gate.kind("Pod"));
-        // Who may not exec learns so before sending anything.
+        // An unauthenticated caller is refused before its first message is read.
         self.caller(&req)?;
         let mut input = req.into_inner();
         let mut first = input.message().await?.unwrap_or_default();

@@ -60,7 +60,7 @@ struct Args {
     #[arg(long, default_value = "127.0.0.1:10248")]
     health_listen: String,
     /// The address of the kubelet API (logs, exec, stats); default: the node IP.
-    /// It has no authentication yet: keep it on loopback or the node's address.
+    /// Without --client-ca-file it has no authentication: keep it on loopback or the node's address.
     #[arg(long)]
     address: Option<String>,
     /// Serve the kubelet API over TLS with this certificate (PEM; with --tls-private-key-file).

@@ -77,7 +77,10 @@ pub fn run(args: CertsArgs) -> Result<()> {
     }
     let d = args.dir.display();
     out(&format!(
-        "\nberth-apiserver --tls-cert-file {d}/apiserver.crt --tls-private-key-file {d}/apiserver.key --client-ca-file {d}/ca.crt ...\n\
+        "\nberth-apiserver --tls-cert-file {d}/apiserver.crt --tls-private-key-file {d}/apiserver.key --client-ca-file {d}/ca.crt \
+         --kubelet-client-certificate {d}/apiserver-kubelet-client.crt --kubelet-client-key {d}/apiserver-kubelet-client.key \
+         --kubelet-certificate-authority {d}/ca.crt ...\n\
+         berth-kubelet --node-name NODE --tls-cert-file {d}/node-NODE.crt --tls-private-key-file {d}/node-NODE.key --client-ca-file {d}/ca.crt ...\n\
          berthctl --server https://{host}:6443 --ca-file {d}/ca.crt --client-certificate {d}/admin.crt --client-key {d}/admin.key get nodes\n",
         host = args.hosts.first().map(String::as_str).unwrap_or("127.0.0.1")
     ));
