@@ -79,6 +79,12 @@ pub struct Args {
     /// thousand services): sizes above this are skipped with that backend.
     #[arg(long, default_value_t = 2000)]
     pub iptables_nft_max_services: usize,
+    /// The proxies' `--cluster-cidr` (default: `--subnet`). The sync
+    /// measurement's endpoints are in 100.64.0.0/10, outside it, so the
+    /// nftables mode writes no hairpin element for them; give
+    /// `100.64.0.0/10` to measure them as the pods of a real cluster are.
+    #[arg(long)]
+    pub cluster_cidr: Option<String>,
     /// How long one proxy may take to become ready.
     #[arg(long, default_value = "180s", value_parser = parse_duration)]
     pub ready_timeout: Duration,
@@ -195,10 +201,22 @@ async fn measure(
         .collect();
 
     // Backends.
-    docker(&["image", "inspect", &args.image]).await.with_context(|| format!("no image {} (deploy/test-image.sh builds it)", args.image))?;
+    docker(&["image", "inspect", &args.image])
+        .await
+        .with_context(|| format!("no image {} (deploy/test-image.sh builds it)", args.image))?;
     let _ = docker(&["network", "rm", NETWORK]).await;
-    docker(&["network", "create", "--subnet", &args.subnet, "--gateway", &host(subnet, 1).to_string(), "--label", "berth-bench=proxy", NETWORK])
-        .await?;
+    docker(&[
+        "network",
+        "create",
+        "--subnet",
+        &args.subnet,
+        "--gateway",
+        &host(subnet, 1).to_string(),
+        "--label",
+        "berth-bench=proxy",
+        NETWORK,
+    ])
+    .await?;
     cleanup.network = true;
     let mut pods = Vec::new();
     for i in 0..args.pods {
@@ -232,10 +250,7 @@ async fn measure(
     }
 
     // The data path, per mode.
-    let svc = pool[0]
-        .create(service(ns, "web", None))
-        .await
-        .context("cannot create the benchmark service")?;
+    let svc = pool[0].create(service(ns, "web", None)).await.context("cannot create the benchmark service")?;
     cleanup.services.push("web".into());
     pool[0].create(endpoints(ns, "web", &pods.iter().map(|p| *p.ip()).collect::<Vec<_>>(), 80)).await.context("create endpoints")?;
     let vip: Ipv4Addr = svc.spec.unwrap_or_default().cluster_ip.parse().context("the service got no IPv4 ClusterIP")?;
@@ -524,7 +539,7 @@ impl ProxyProcess {
         cmd.args(["--mode", mode, "--health-listen", &health.to_string(), "--min-sync-period", "10ms", "--sync-period", "10m"])
             .args(["--interface", INTERFACE, "--table-name", TABLE, "--chain-prefix", CHAIN_PREFIX])
             .args(["--iptables-backend", &args.iptables_backend, "--nodeport-addresses", "127.0.0.1"])
-            .args(["--cluster-cidr", &format!("{}/{}", subnet.0, subnet.1)])
+            .args(["--cluster-cidr", &args.cluster_cidr.clone().unwrap_or_else(|| format!("{}/{}", subnet.0, subnet.1))])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true);
