@@ -30,7 +30,8 @@ fn service(name: &str, ip: &str, node_port: i32, affinity: bool) -> Service {
             cluster_ip: ip.into(),
             r#type: if node_port > 0 { "NodePort".into() } else { "ClusterIP".into() },
             session_affinity: if affinity { "ClientIP".into() } else { "None".into() },
-            session_affinity_config: affinity.then_some(SessionAffinityConfig { client_ip: Some(ClientIpConfig { timeout_seconds: Some(60) }) }),
+            session_affinity_config: affinity
+                .then_some(SessionAffinityConfig { client_ip: Some(ClientIpConfig { timeout_seconds: Some(60) }) }),
             ports: vec![
                 ApiPort { name: "http".into(), protocol: "TCP".into(), port: 80, node_port, ..Default::default() },
                 ApiPort { name: "dns".into(), protocol: "UDP".into(), port: 53, ..Default::default() },
@@ -123,6 +124,19 @@ fn should_program_nftables_that_the_kernel_accepts_and_clean_up() {
     };
     assert_eq!(normalize(&before), normalize(&after));
 
+    // A full sync reads the maps back and repairs what was changed behind its back.
+    for args in [
+        &["delete", "element", "ip", &table, "backends-tcp", "{ 10.96.250.10 . 80 . 0 }"][..],
+        &["delete", "element", "ip", &table, "backends-tcp", "{ 10.96.250.12 . 80 . 0 }"],
+        &["add", "element", "ip", &table, "backends-tcp", "{ 10.96.250.12 . 80 . 0 : 172.30.9.99 . 8080 }"],
+        &["add", "element", "ip", &table, "service-ips", "{ 10.96.250.99 . tcp . 80 : goto lb-1 }"],
+    ] {
+        System.run("nft", args, None).expect("nft accepts the tampering");
+    }
+    assert_ne!(normalize(&nft_list(&table)), normalize(&after));
+    restarted.sync_full(&state).expect("full sync repairs the maps");
+    assert_eq!(normalize(&nft_list(&table)), normalize(&after));
+
     restarted.cleanup().unwrap();
     assert_eq!(nft_list(&table), "", "the table is gone");
 }
@@ -160,7 +174,12 @@ fn iptables_round_trip(backend: IptablesBackend) {
     let rules = save(backend, &prefix);
     let joined = rules.join("\n");
     assert!(joined.contains(&format!("-A OUTPUT -m comment --comment \"berth service portals\" -j {prefix}-SERVICES")), "{joined}");
-    assert!(joined.contains(&format!("-d 10.96.250.20/32 -p tcp -m comment --comment \"default/web:http cluster IP\" -m tcp --dport 80 -j {prefix}-SVC-")), "{joined}");
+    assert!(
+        joined.contains(&format!(
+            "-d 10.96.250.20/32 -p tcp -m comment --comment \"default/web:http cluster IP\" -m tcp --dport 80 -j {prefix}-SVC-"
+        )),
+        "{joined}"
+    );
     assert!(joined.contains("--probability 0.50000000000"), "{joined}");
     assert!(joined.contains("--to-destination 172.30.9.3:8080"), "{joined}");
     assert!(joined.contains("--dport 30082"), "{joined}");
