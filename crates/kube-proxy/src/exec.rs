@@ -99,7 +99,16 @@ impl Exec for System {
     }
 
     fn nft_elements(&self, batch: &dyn ElementBatch) -> Result<()> {
-        batch.encode().send()?;
+        let started = std::time::Instant::now();
+        let encoded = batch.encode();
+        let encode = started.elapsed();
+        encoded.send()?;
+        tracing::debug!(
+            bytes = encoded.bytes().len(),
+            encode_ms = encode.as_secs_f64() * 1000.0,
+            kernel_ms = (started.elapsed() - encode).as_secs_f64() * 1000.0,
+            "nf_tables element batch"
+        );
         Ok(())
     }
 }
