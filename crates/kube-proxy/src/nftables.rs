@@ -1065,11 +1065,13 @@ mod tests {
         let n = Key::Service(ip, Protocol::Tcp, 80).encode(&mut k);
         assert_eq!(&k[..n], &[10, 96, 0, 10, 6, 0, 0, 0, 0, 80, 0, 0]);
         let n = Key::Backend(ip, 80, 3).encode(&mut k);
-        assert_eq!(&k[..n], &[10, 96, 0, 10, 0, 80, 0, 0, 3, 0, 0, 0]);
+        assert_eq!(&k[..8], &[10, 96, 0, 10, 0, 80, 0, 0]);
+        assert_eq!(&k[8..n], &3u32.to_ne_bytes(), "numgen's register is in host order");
         let n = Key::NodePort(Protocol::Udp, 30080).encode(&mut k);
         assert_eq!(&k[..n], &[17, 0, 0, 0, 0x75, 0x80, 0, 0]);
         let n = Key::NodePortBackend(30080, 1).encode(&mut k);
-        assert_eq!(&k[..n], &[0x75, 0x80, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(&k[..4], &[0x75, 0x80, 0, 0]);
+        assert_eq!(&k[4..n], &1u32.to_ne_bytes());
         let n = Key::Hairpin("1.2.3.4".parse().unwrap()).encode(&mut k);
         assert_eq!(&k[..n], &[1, 2, 3, 4, 1, 2, 3, 4]);
     }
