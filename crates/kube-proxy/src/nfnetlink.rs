@@ -164,7 +164,7 @@ impl Batch {
     }
 
     fn pad(&mut self) {
-        while self.buf.len() % 4 != 0 {
+        while self.buf.len() & 3 != 0 {
             self.buf.push(0);
         }
     }
