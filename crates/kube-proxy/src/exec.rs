@@ -1,4 +1,4 @@
-//! Running the system tools the proxy programs the kernel with (`ip`, `nft`, `iptables-restore`, `ipvsadm`), behind a narrow trait: the real runner, and a recording one for unit tests and scale simulation.
+//! Running the system tools the proxy programs the kernel with (`ip`, `nft`, `iptables-restore`, `ipvsadm`), and sending nf_tables element batches over netlink, behind a narrow trait: the real runner, and a recording one for unit tests and scale simulation.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -18,6 +18,9 @@ pub enum Error {
     /// The tool ran and reported failure.
     #[error("{program} {args} failed ({status}): {stderr}")]
     Failed { program: String, args: String, status: String, stderr: String },
+    /// An nf_tables element batch failed (nothing of it was committed).
+    #[error(transparent)]
+    Netlink(#[from] crate::nfnetlink::Error),
 }
 
 impl Error {
@@ -25,7 +28,7 @@ impl Error {
     pub fn stderr(&self) -> &str {
         match self {
             Error::Failed { stderr, .. } => stderr,
-            Error::Spawn { .. } => "",
+            Error::Spawn { .. } | Error::Netlink(_) => "",
         }
     }
 }
@@ -36,6 +39,17 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// standard output. Blocking: call it off the async runtime.
 pub trait Exec: Send + Sync + 'static {
     fn run(&self, program: &str, args: &[&str], stdin: Option<&[u8]>) -> Result<String>;
+
+    /// Sends an nf_tables element batch as one transaction. Blocking too.
+    fn nft_elements(&self, batch: &dyn ElementBatch) -> Result<()>;
+}
+
+/// Set and map elements to write over netlink ([`crate::nfnetlink`]).
+pub trait ElementBatch {
+    /// The batch's messages.
+    fn encode(&self) -> crate::nfnetlink::Finished;
+    /// The same change as an `nft` script, for records and logs.
+    fn describe(&self) -> String;
 }
 
 /// The real runner.
@@ -82,6 +96,20 @@ impl Exec for System {
             stderr.push_str(" …");
         }
         Err(Error::Failed { program: program.to_string(), args: args.join(" "), status: output.status.to_string(), stderr })
+    }
+
+    fn nft_elements(&self, batch: &dyn ElementBatch) -> Result<()> {
+        let started = std::time::Instant::now();
+        let encoded = batch.encode();
+        let encode = started.elapsed();
+        encoded.send()?;
+        tracing::debug!(
+            bytes = encoded.bytes().len(),
+            encode_ms = encode.as_secs_f64() * 1000.0,
+            kernel_ms = (started.elapsed() - encode).as_secs_f64() * 1000.0,
+            "nf_tables element batch"
+        );
+        Ok(())
     }
 }
 
@@ -155,6 +183,13 @@ impl Exec for Recorder {
             }
             None => Ok(String::new()),
         }
+    }
+
+    /// Recorded as a call of program `netlink` whose stdin is the batch as
+    /// an `nft` script; answered like `run` (prefix `netlink`).
+    fn nft_elements(&self, batch: &dyn ElementBatch) -> Result<()> {
+        let script = batch.describe();
+        self.run("netlink", &[], Some(script.as_bytes())).map(|_| ())
     }
 }
 

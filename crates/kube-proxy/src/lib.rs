@@ -8,6 +8,7 @@
 //! - [`proxier`]: the rule writers' trait; [`iptables`], [`ipvs`] and [`nftables`] implement it.
 //! - [`userspace`]: relays in this process (the userspace mode, and loopback NodePorts in every mode).
 //! - [`exec`]: running `ip`, `nft`, `iptables-restore` and `ipvsadm`, or recording the calls.
+//! - [`nfnetlink`]: nf_tables set and map elements in one netlink batch (the nftables mode's bulk writes).
 //! - [`metrics`]: `berth_proxy_…` metrics.
 
 pub mod config;
@@ -16,6 +17,7 @@ pub mod iptables;
 pub mod ipvs;
 pub mod metrics;
 pub mod model;
+pub mod nfnetlink;
 pub mod nftables;
 pub mod proxier;
 pub mod sync;

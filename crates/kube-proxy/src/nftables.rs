@@ -1,4 +1,11 @@
-//! The nftables mode: one table whose verdict and NAT maps are keyed by VIP, protocol and port, so that a lookup costs the same with 10 or 10,000 services and an update rewrites only the changed map elements; every change is one atomic `nft -f` transaction.
+//! The nftables mode: one table whose verdict and NAT maps are keyed by VIP, protocol and port, so that a lookup costs the same with 10 or 10,000 services and an update rewrites only the changed map elements.
+//!
+//! A sync is up to three transactions, each of which leaves a working
+//! table: an `nft -f` script that declares what is missing and (re)writes
+//! chains, one netlink batch that changes the map elements (no `nft` parser
+//! for 100,000 elements: see [`crate::nfnetlink`]), and an `nft -f` script
+//! that deletes the chains and sets nothing refers to any more. A partial
+//! sync that only changes elements is the netlink batch alone.
 //!
 //! Layout of the table (family `ip`, default name `berth`):
 //!
@@ -16,19 +23,23 @@
 //!              traffic (a pod reaching itself through its service, @hairpin)
 //! ```
 //!
+//! The hairpin set holds the endpoints inside `--cluster-cidr` only: the
+//! `lb-N` and affinity chains masquerade every client outside it already.
+//!
 //! A service without ready endpoints has no element: its VIP is a local
 //! address with nothing listening, so clients get a reset at once.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use tracing::{debug, warn};
 
 use crate::config::Cidr;
-use crate::exec::{self, Exec};
+use crate::exec::{self, ElementBatch, Exec};
 use crate::model::{Changed, Protocol, ServicePort, State};
+use crate::nfnetlink::{self, Batch, Data, Op};
 use crate::proxier::{Error, Programmed, Proxier, Result, short_hash};
 
 /// Checks a table name: nft's identifier syntax, kept short and simple.
@@ -117,8 +128,189 @@ impl Map {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Element {
     map: Map,
-    key: String,
-    value: Option<String>,
+    key: Key,
+    value: Option<Value>,
+}
+
+/// The key of an element, by map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// `service-ips`: VIP . protocol . port
+    Service(Ipv4Addr, Protocol, u16),
+    /// `service-nodeports`: protocol . NodePort
+    NodePort(Protocol, u16),
+    /// `backends-*`: VIP . port . slot
+    Backend(Ipv4Addr, u16, u32),
+    /// `nodeport-backends-*`: NodePort . slot
+    NodePortBackend(u16, u32),
+    /// `hairpin`: endpoint . endpoint
+    Hairpin(Ipv4Addr),
+}
+
+/// What an element maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    /// `goto lb-N`
+    Lb(usize),
+    /// `goto nodeport-lb-N`
+    NodePortLb(usize),
+    /// `goto CHAIN`
+    Goto(String),
+    /// An endpoint: address . port
+    Endpoint(SocketAddrV4),
+}
+
+fn proto_number(p: Protocol) -> u8 {
+    match p {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+    }
+}
+
+/// Padded to a 4-byte register, as nft concatenates fields.
+fn port_bytes(port: u16) -> [u8; 4] {
+    let [hi, lo] = port.to_be_bytes();
+    [hi, lo, 0, 0]
+}
+
+impl Key {
+    /// The key as nft sends it; returns its length in `out`.
+    fn encode(&self, out: &mut [u8; 12]) -> usize {
+        let mut put = |at: usize, b: [u8; 4]| out[at..at + 4].copy_from_slice(&b);
+        match *self {
+            Key::Service(ip, proto, port) => {
+                put(0, ip.octets());
+                put(4, [proto_number(proto), 0, 0, 0]);
+                put(8, port_bytes(port));
+                12
+            }
+            Key::NodePort(proto, port) => {
+                put(0, [proto_number(proto), 0, 0, 0]);
+                put(4, port_bytes(port));
+                8
+            }
+            Key::Backend(ip, port, slot) => {
+                put(0, ip.octets());
+                put(4, port_bytes(port));
+                // numgen's result is a host-order register.
+                put(8, slot.to_ne_bytes());
+                12
+            }
+            Key::NodePortBackend(port, slot) => {
+                put(0, port_bytes(port));
+                put(4, slot.to_ne_bytes());
+                8
+            }
+            Key::Hairpin(ip) => {
+                put(0, ip.octets());
+                put(4, ip.octets());
+                8
+            }
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Service(ip, proto, port) => write!(f, "{ip} . {proto} . {port}", proto = proto.as_str()),
+            Key::NodePort(proto, port) => write!(f, "{} . {port}", proto.as_str()),
+            Key::Backend(ip, port, slot) => write!(f, "{ip} . {port} . {slot}"),
+            Key::NodePortBackend(port, slot) => write!(f, "{port} . {slot}"),
+            Key::Hairpin(ip) => write!(f, "{ip} . {ip}"),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Lb(n) => write!(f, "goto {}", lb_chain(*n)),
+            Value::NodePortLb(n) => write!(f, "goto {}", nodeport_lb_chain(*n)),
+            Value::Goto(chain) => write!(f, "goto {chain}"),
+            Value::Endpoint(ep) => write!(f, "{} . {}", ep.ip(), ep.port()),
+        }
+    }
+}
+
+/// The element changes of one sync: flushed maps, then deletions, then
+/// additions, in one netlink batch.
+struct ElementTx<'a> {
+    table: &'a str,
+    flush: Vec<Map>,
+    delete: Vec<Element>,
+    add: Vec<Element>,
+}
+
+impl ElementTx<'_> {
+    fn is_empty(&self) -> bool {
+        self.flush.is_empty() && self.delete.is_empty() && self.add.is_empty()
+    }
+}
+
+impl ElementBatch for ElementTx<'_> {
+    fn encode(&self) -> nfnetlink::Finished {
+        let mut b = Batch::with_capacity(256 + (self.delete.len() + self.add.len()) * 64);
+        for m in &self.flush {
+            b.flush(self.table, m.name());
+        }
+        let mut key = [0u8; 12];
+        let mut chain = String::new();
+        for (op, list) in [(Op::Delete, &self.delete), (Op::Add, &self.add)] {
+            for map in Map::all() {
+                for e in list.iter().filter(|e| e.map == map) {
+                    let len = e.key.encode(&mut key);
+                    let mut value = [0u8; 8];
+                    let data = match (&e.value, op) {
+                        (_, Op::Delete) | (None, _) => Data::None,
+                        (Some(Value::Endpoint(ep)), _) => {
+                            value[..4].copy_from_slice(&ep.ip().octets());
+                            value[4..].copy_from_slice(&port_bytes(ep.port()));
+                            Data::Value(&value)
+                        }
+                        (Some(Value::Goto(c)), _) => Data::Goto(c.as_str()),
+                        (Some(Value::Lb(n)), _) => {
+                            chain.clear();
+                            chain.push_str(&lb_chain(*n));
+                            Data::Goto(&chain)
+                        }
+                        (Some(Value::NodePortLb(n)), _) => {
+                            chain.clear();
+                            chain.push_str(&nodeport_lb_chain(*n));
+                            Data::Goto(&chain)
+                        }
+                    };
+                    b.element(op, self.table, map.name(), &key[..len], data);
+                }
+            }
+        }
+        b.finish()
+    }
+
+    fn describe(&self) -> String {
+        let t = self.table;
+        let mut out = String::new();
+        for m in &self.flush {
+            let _ = writeln!(out, "flush {} ip {t} {}", m.declaration().0, m.name());
+        }
+        for (verb, list) in [("delete", &self.delete), ("add", &self.add)] {
+            for map in Map::all() {
+                let mut first = true;
+                for e in list.iter().filter(|e| e.map == map) {
+                    let _ = if first { write!(out, "{verb} element ip {t} {} {{ ", map.name()) } else { write!(out, ", ") };
+                    first = false;
+                    let _ = write!(out, "{}", e.key);
+                    if let (Some(v), "add") = (&e.value, verb) {
+                        let _ = write!(out, " : {v}");
+                    }
+                }
+                if !first {
+                    out.push_str(" }\n");
+                }
+            }
+        }
+        out
+    }
 }
 
 /// A regular chain with its rules.
@@ -231,39 +423,36 @@ impl<E: Exec> Nftables<E> {
             return o;
         }
         let proto = p.protocol().as_str();
-        let vip_key = format!("{} . {proto} . {}", p.cluster_ip, p.port);
-        let np_key = p.node_port.filter(|_| !self.cfg.nodeport_addresses.is_empty()).map(|np| format!("{proto} . {np}"));
+        let vip_key = Key::Service(p.cluster_ip, p.protocol(), p.port);
+        let np_key = p.node_port.filter(|_| !self.cfg.nodeport_addresses.is_empty()).map(|np| Key::NodePort(p.protocol(), np));
         let (backends, nodeport_backends) = Map::backends(p.protocol());
         match p.affinity_seconds() {
             None => {
-                o.elements.push(Element { map: Map::ServiceIps, key: vip_key.clone(), value: Some(format!("goto {}", lb_chain(n))) });
+                o.elements.reserve(1 + n + if np_key.is_some() { 1 + n } else { 0 });
+                o.elements.push(Element { map: Map::ServiceIps, key: vip_key, value: Some(Value::Lb(n)) });
                 o.lb = Some(n);
                 for (slot, ep) in p.endpoints.iter().enumerate() {
                     o.elements.push(Element {
                         map: backends,
-                        key: format!("{} . {} . {slot}", p.cluster_ip, p.port),
-                        value: Some(format!("{} . {}", ep.ip(), ep.port())),
+                        key: Key::Backend(p.cluster_ip, p.port, slot as u32),
+                        value: Some(Value::Endpoint(*ep)),
                     });
                 }
                 if let (Some(np_key), Some(np)) = (np_key, p.node_port) {
-                    o.elements.push(Element {
-                        map: Map::ServiceNodeports,
-                        key: np_key,
-                        value: Some(format!("goto {}", nodeport_lb_chain(n))),
-                    });
+                    o.elements.push(Element { map: Map::ServiceNodeports, key: np_key, value: Some(Value::NodePortLb(n)) });
                     o.nodeport_lb = Some(n);
                     for (slot, ep) in p.endpoints.iter().enumerate() {
                         o.elements.push(Element {
                             map: nodeport_backends,
-                            key: format!("{np} . {slot}"),
-                            value: Some(format!("{} . {}", ep.ip(), ep.port())),
+                            key: Key::NodePortBackend(np, slot as u32),
+                            value: Some(Value::Endpoint(*ep)),
                         });
                     }
                 }
             }
             Some(timeout) => {
                 let svc = svc_chain(p);
-                o.elements.push(Element { map: Map::ServiceIps, key: vip_key, value: Some(format!("goto {svc}")) });
+                o.elements.push(Element { map: Map::ServiceIps, key: vip_key, value: Some(Value::Goto(svc.clone())) });
                 let mut rules: Vec<String> = self.masquerade_rule().into_iter().collect();
                 let mut choices = Vec::with_capacity(n);
                 for (slot, ep) in p.endpoints.iter().enumerate() {
@@ -280,7 +469,7 @@ impl<E: Exec> Nftables<E> {
                 rules.push(format!("numgen random mod {n} vmap {{ {} }}", choices.join(", ")));
                 if let Some(np_key) = np_key {
                     let np = nodeport_chain(p);
-                    o.elements.push(Element { map: Map::ServiceNodeports, key: np_key, value: Some(format!("goto {np}")) });
+                    o.elements.push(Element { map: Map::ServiceNodeports, key: np_key, value: Some(Value::Goto(np.clone())) });
                     o.chains.push(Chain { name: np, rules: vec!["jump mark-for-masquerade".into(), format!("goto {svc}")] });
                 }
                 o.chains.push(Chain { name: svc, rules });
@@ -344,9 +533,38 @@ impl<E: Exec> Nftables<E> {
         Ok(parse_objects(&out, &self.cfg.table))
     }
 
-    fn apply(&self, tx: Tx) -> Result<()> {
-        self.exec.run("nft", &["-f", "-"], Some(tx.finish().as_bytes()))?;
+    /// Runs a sync's transactions: the script that declares and rewrites
+    /// chains, the element batch, and the script that removes what nothing
+    /// refers to any more (each only when it has something to do).
+    fn apply(&self, tx: Tx, elements: &ElementTx<'_>) -> Result<()> {
+        let (first, last) = tx.finish();
+        let started = std::time::Instant::now();
+        if !first.is_empty() {
+            self.exec.run("nft", &["-f", "-"], Some(first.as_bytes()))?;
+        }
+        let scripted = started.elapsed();
+        if !elements.is_empty() {
+            self.exec.nft_elements(elements)?;
+        }
+        let batched = started.elapsed();
+        if !last.is_empty() {
+            self.exec.run("nft", &["-f", "-"], Some(last.as_bytes()))?;
+        }
+        debug!(
+            table = %self.cfg.table,
+            script_bytes = first.len() + last.len(),
+            script_ms = scripted.as_secs_f64() * 1000.0,
+            elements_ms = (batched - scripted).as_secs_f64() * 1000.0,
+            cleanup_ms = (started.elapsed() - batched).as_secs_f64() * 1000.0,
+            "nft transactions"
+        );
         Ok(())
+    }
+
+    /// Whether traffic from `ip` to its own service needs the hairpin
+    /// element: clients outside the cluster CIDR are masqueraded anyway.
+    fn needs_hairpin(&self, ip: Ipv4Addr) -> bool {
+        self.cfg.cluster_cidr.is_none_or(|c| c.contains(ip))
     }
 }
 
@@ -372,40 +590,33 @@ fn parse_objects(out: &str, table: &str) -> (BTreeSet<String>, BTreeSet<String>)
     (chains, sets)
 }
 
-/// Where a statement goes in a transaction. nft resolves names as it
-/// reads, so everything is declared before any rule refers to it, and
-/// removals come first (partial syncs) or last (stale objects of full syncs).
+/// Where a statement goes. nft resolves names as it reads, so everything
+/// is declared before any rule refers to it; removals go in a second
+/// script, after the elements that referred to them are gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Section {
-    /// Element deletions, then emptying and deleting chains and sets.
-    Pre,
-    /// Declarations of the table, chains, maps and sets; flushes.
+    /// Declarations of the table, chains, maps and sets; flushes of chains.
     Head,
-    /// Rules and element additions.
+    /// Rules.
     Body,
-    /// Removal of what an earlier run left.
+    /// Emptying and deleting chains and sets nothing refers to any more.
     Post,
 }
 
-/// An nft script being written.
+/// The `nft -f` scripts of a sync being written.
 struct Tx {
-    pre: String,
     head: String,
     body: String,
     post: String,
 }
 
-/// Elements per `add element` statement: keeps lines of a reasonable length.
-const ELEMENTS_PER_STATEMENT: usize = 2000;
-
 impl Tx {
     fn new() -> Tx {
-        Tx { pre: String::new(), head: String::with_capacity(1 << 12), body: String::with_capacity(1 << 16), post: String::new() }
+        Tx { head: String::with_capacity(1 << 12), body: String::with_capacity(1 << 12), post: String::new() }
     }
 
     fn section(&mut self, s: Section) -> &mut String {
         match s {
-            Section::Pre => &mut self.pre,
             Section::Head => &mut self.head,
             Section::Body => &mut self.body,
             Section::Post => &mut self.post,
@@ -418,21 +629,15 @@ impl Tx {
         out.push('\n');
     }
 
-    fn is_empty(&self) -> bool {
-        self.pre.is_empty() && self.head.is_empty() && self.body.is_empty() && self.post.is_empty()
-    }
-
     fn len(&self) -> usize {
-        self.pre.len() + self.head.len() + self.body.len() + self.post.len()
+        self.head.len() + self.body.len() + self.post.len()
     }
 
-    /// The script, in section order.
-    fn finish(self) -> String {
-        let mut out = self.pre;
-        out.push_str(&self.head);
-        out.push_str(&self.body);
-        out.push_str(&self.post);
-        out
+    /// The script that runs before the elements change, and the one after.
+    fn finish(self) -> (String, String) {
+        let mut first = self.head;
+        first.push_str(&self.body);
+        (first, self.post)
     }
 
     /// Declares (if needed) and flushes a chain, and writes its rules.
@@ -443,36 +648,10 @@ impl Tx {
             self.line(Section::Body, format_args!("add rule ip {table} {name} {r}"));
         }
     }
-
-    /// `add element` (in the body) or `delete element` (first) statements
-    /// for `elements`, grouped by map.
-    fn elements<'a>(&mut self, table: &str, verb: &str, elements: impl Iterator<Item = &'a Element>) {
-        let mut by_map: BTreeMap<Map, Vec<&Element>> = BTreeMap::new();
-        for e in elements {
-            by_map.entry(e.map).or_default().push(e);
-        }
-        let out = if verb == "add" { &mut self.body } else { &mut self.pre };
-        for (map, list) in by_map {
-            for chunk in list.chunks(ELEMENTS_PER_STATEMENT) {
-                let _ = write!(out, "{verb} element ip {table} {} {{ ", map.name());
-                for (i, e) in chunk.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    out.push_str(&e.key);
-                    if let (Some(v), "add") = (&e.value, verb) {
-                        out.push_str(" : ");
-                        out.push_str(v);
-                    }
-                }
-                out.push_str(" }\n");
-            }
-        }
-    }
 }
 
 fn hairpin_element(ip: Ipv4Addr) -> Element {
-    Element { map: Map::Hairpin, key: format!("{ip} . {ip}"), value: None }
+    Element { map: Map::Hairpin, key: Key::Hairpin(ip), value: None }
 }
 
 impl<E: Exec> Proxier for Nftables<E> {
@@ -509,7 +688,7 @@ impl<E: Exec> Proxier for Nftables<E> {
                         *c = c.saturating_sub(1);
                     }
                 }
-                for ep in &p.endpoints {
+                for ep in p.endpoints.iter().filter(|ep| self.needs_hairpin(*ep.ip())) {
                     if let Some(n) = hairpin.get_mut(ep.ip()) {
                         *n = n.saturating_sub(1);
                     }
@@ -525,7 +704,7 @@ impl<E: Exec> Proxier for Nftables<E> {
                         *counts.entry(n).or_default() += 1;
                     }
                 }
-                for ep in &p.endpoints {
+                for ep in p.endpoints.iter().filter(|ep| self.needs_hairpin(*ep.ip())) {
                     *hairpin.entry(*ep.ip()).or_default() += 1;
                 }
             }
@@ -563,16 +742,15 @@ impl<E: Exec> Proxier for Nftables<E> {
         let new_set_names: BTreeSet<String> = new_sets.iter().map(|s| s.name.clone()).collect();
 
         let mut tx = Tx::new();
-        tx.elements(&t, "delete", del_elements.iter());
         let gone_chains: Vec<&String> = old_chains.difference(&new_chain_names).collect();
         for c in &gone_chains {
-            tx.line(Section::Pre, format_args!("flush chain ip {t} {c}"));
+            tx.line(Section::Post, format_args!("flush chain ip {t} {c}"));
         }
         for c in &gone_chains {
-            tx.line(Section::Pre, format_args!("delete chain ip {t} {c}"));
+            tx.line(Section::Post, format_args!("delete chain ip {t} {c}"));
         }
         for s in old_sets.difference(&new_set_names) {
-            tx.line(Section::Pre, format_args!("delete set ip {t} {s}"));
+            tx.line(Section::Post, format_args!("delete set ip {t} {s}"));
         }
         for s in &new_sets {
             tx.line(
@@ -587,14 +765,15 @@ impl<E: Exec> Proxier for Nftables<E> {
         for c in &new_chains {
             tx.chain(&t, &c.name, &c.rules);
         }
-        tx.elements(&t, "add", add_elements.iter());
-        if tx.is_empty() {
+        let (removed, added) = (del_elements.len(), add_elements.len());
+        let elements = ElementTx { table: &t, flush: Vec::new(), delete: del_elements, add: add_elements };
+        if tx.len() == 0 && elements.is_empty() {
             return Ok(Programmed { rules: self.programmed });
         }
-        debug!(table = %t, bytes = tx.len(), removed = del_elements.len(), added = add_elements.len(), "nft partial sync");
-        self.apply(tx)?;
+        debug!(table = %t, bytes = tx.len(), removed, added, "nft partial sync");
+        self.apply(tx, &elements)?;
         let new_rules = new_chains.iter().map(|c| c.rules.len()).sum::<usize>() + new_lb_chains.iter().map(|(_, r)| r.len()).sum::<usize>();
-        self.programmed = (self.programmed + add_elements.len() + new_rules).saturating_sub(del_elements.len() + old_rules);
+        self.programmed = (self.programmed + added + new_rules).saturating_sub(removed + old_rules);
         self.hairpin = hairpin;
         self.lb = lb;
         self.nodeport_lb = nodeport_lb;
@@ -618,16 +797,13 @@ impl<E: Exec> Nftables<E> {
         let (existing_chains, existing_sets) = self.list_objects()?;
         let mut tx = Tx::new();
         self.write_skeleton(&mut tx);
-        for map in Map::all() {
-            tx.line(Section::Head, format_args!("flush {} ip {t} {}", map.declaration().0, map.name()));
-        }
         tx.line(Section::Head, format_args!("flush set ip {t} nodeport-ips"));
         if !self.cfg.nodeport_addresses.is_empty() {
             let ips: Vec<String> = self.cfg.nodeport_addresses.iter().map(|a| a.to_string()).collect();
             tx.line(Section::Body, format_args!("add element ip {t} nodeport-ips {{ {} }}", ips.join(", ")));
         }
 
-        let mut elements = Vec::new();
+        let mut elements = Vec::with_capacity(state.port_count() + state.endpoint_count() * 2);
         let mut chains: Vec<Chain> = Vec::new();
         let mut sets: Vec<AffinitySet> = Vec::new();
         let mut lb: BTreeMap<usize, usize> = BTreeMap::new();
@@ -643,7 +819,7 @@ impl<E: Exec> Nftables<E> {
                     *counts.entry(n).or_default() += 1;
                 }
             }
-            for ep in &p.endpoints {
+            for ep in p.endpoints.iter().filter(|ep| self.needs_hairpin(*ep.ip())) {
                 *hairpin.entry(*ep.ip()).or_default() += 1;
             }
         }
@@ -677,8 +853,6 @@ impl<E: Exec> Nftables<E> {
             tx.chain(&t, &c.name, &c.rules);
             wanted_chains.insert(c.name.clone());
         }
-        tx.elements(&t, "add", elements.iter());
-
         // What an earlier run left and nobody wants any more: flush every
         // such chain first, so that none is still referenced when deleted.
         let stale_chains: Vec<&String> = existing_chains.difference(&wanted_chains).collect();
@@ -694,8 +868,10 @@ impl<E: Exec> Nftables<E> {
             tx.line(Section::Post, format_args!("delete set ip {t} {s}"));
         }
 
-        debug!(table = %t, bytes = tx.len(), elements = elements.len(), chains = wanted_chains.len(), "nft full sync");
-        if let Err(e) = self.apply(tx) {
+        let count = elements.len();
+        debug!(table = %t, bytes = tx.len(), elements = count, chains = wanted_chains.len(), "nft full sync");
+        let elements = ElementTx { table: &t, flush: Map::all().to_vec(), delete: Vec::new(), add: elements };
+        if let Err(e) = self.apply(tx, &elements) {
             // A table in a shape this version cannot amend (another version's
             // map types, say): start it again from nothing, once.
             if !recreate {
@@ -708,7 +884,7 @@ impl<E: Exec> Nftables<E> {
         self.hairpin = hairpin;
         self.lb = lb;
         self.nodeport_lb = nodeport_lb;
-        self.programmed = rules + elements.len();
+        self.programmed = rules + count;
         Ok(Programmed { rules: self.programmed })
     }
 }
@@ -741,8 +917,9 @@ mod tests {
         (state, changes)
     }
 
+    /// The scripts and element batches of the calls recorded, in order.
     fn last_script(r: &Recorder) -> String {
-        r.calls().into_iter().rev().find(|c| c.args == ["-f", "-"]).map(|c| c.stdin).unwrap_or_default()
+        r.calls().into_iter().filter(|c| c.args == ["-f", "-"] || c.program == "netlink").map(|c| c.stdin).collect()
     }
 
     #[test]
@@ -860,9 +1037,43 @@ mod tests {
             state.set(&format!("default/s{i}"), service_ports(&svc, Some(&e)).unwrap());
         }
         let programmed = p.sync_full(&state).unwrap();
-        assert_eq!(programmed.rules, 10_000 + 100_000 + 100_000 + 3, "elements and lb-10 rules");
+        // Hairpin elements only for the 65,536 endpoints inside 172.30.0.0/16.
+        assert_eq!(programmed.rules, 10_000 + 100_000 + 65_536 + 3, "elements and lb-10 rules");
         let script = last_script(&r);
         assert_eq!(script.matches(" : goto lb-10").count(), 10_000);
+        let batch = r.calls().into_iter().filter(|c| c.program == "netlink").count();
+        assert_eq!(batch, 1, "the elements go in one netlink batch");
+    }
+
+    #[test]
+    fn should_leave_endpoints_outside_the_cluster_cidr_out_of_the_hairpin_set() {
+        let r = Arc::new(Recorder::new());
+        let mut p = nft(&r, &[]);
+        let (state, _) = state_with(&[("web", "10.96.0.10", &["172.30.0.2", "100.64.0.3"])]);
+        p.sync_full(&state).unwrap();
+        let script = last_script(&r);
+        assert!(script.contains("add element ip bt hairpin { 172.30.0.2 . 172.30.0.2 }"), "{script}");
+        assert!(!script.contains("100.64.0.3 . 100.64.0.3"), "masqueraded by lb-2 already: {script}");
+        assert!(script.contains("10.96.0.10 . 80 . 0 : 100.64.0.3 . 8080"), "{script}");
+    }
+
+    #[test]
+    fn should_encode_keys_as_nft_does() {
+        // The bytes `nft --debug=netlink add element` sends for the same elements.
+        let mut k = [0u8; 12];
+        let ip: Ipv4Addr = "10.96.0.10".parse().unwrap();
+        let n = Key::Service(ip, Protocol::Tcp, 80).encode(&mut k);
+        assert_eq!(&k[..n], &[10, 96, 0, 10, 6, 0, 0, 0, 0, 80, 0, 0]);
+        let n = Key::Backend(ip, 80, 3).encode(&mut k);
+        assert_eq!(&k[..8], &[10, 96, 0, 10, 0, 80, 0, 0]);
+        assert_eq!(&k[8..n], &3u32.to_ne_bytes(), "numgen's register is in host order");
+        let n = Key::NodePort(Protocol::Udp, 30080).encode(&mut k);
+        assert_eq!(&k[..n], &[17, 0, 0, 0, 0x75, 0x80, 0, 0]);
+        let n = Key::NodePortBackend(30080, 1).encode(&mut k);
+        assert_eq!(&k[..4], &[0x75, 0x80, 0, 0]);
+        assert_eq!(&k[4..n], &1u32.to_ne_bytes());
+        let n = Key::Hairpin("1.2.3.4".parse().unwrap()).encode(&mut k);
+        assert_eq!(&k[..n], &[1, 2, 3, 4, 1, 2, 3, 4]);
     }
 
     #[test]

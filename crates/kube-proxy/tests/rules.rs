@@ -14,6 +14,7 @@ use berth_proxy::config::IptablesBackend;
 use berth_proxy::exec::{Exec, System};
 use berth_proxy::iptables::{IptConfig, Iptables};
 use berth_proxy::model::{State, service_ports};
+use berth_proxy::nfnetlink::{Batch, Data, Op};
 use berth_proxy::nftables::{NftConfig, Nftables};
 use berth_proxy::proxier::Proxier;
 
@@ -124,8 +125,40 @@ fn should_program_nftables_that_the_kernel_accepts_and_clean_up() {
     };
     assert_eq!(normalize(&before), normalize(&after));
 
+    // A full sync reads the maps back and repairs what was changed behind its back.
+    for args in [
+        &["delete", "element", "ip", &table, "backends-tcp", "{ 10.96.250.10 . 80 . 0 }"][..],
+        &["delete", "element", "ip", &table, "backends-tcp", "{ 10.96.250.12 . 80 . 0 }"],
+        &["add", "element", "ip", &table, "backends-tcp", "{ 10.96.250.12 . 80 . 0 : 172.30.9.99 . 8080 }"],
+        &["add", "element", "ip", &table, "service-ips", "{ 10.96.250.99 . tcp . 80 : goto lb-1 }"],
+    ] {
+        System.run("nft", args, None).expect("nft accepts the tampering");
+    }
+    assert_ne!(normalize(&nft_list(&table)), normalize(&after));
+    restarted.sync_full(&state).expect("full sync repairs the maps");
+    assert_eq!(normalize(&nft_list(&table)), normalize(&after));
+
     restarted.cleanup().unwrap();
     assert_eq!(nft_list(&table), "", "the table is gone");
+}
+
+#[test]
+fn should_name_the_message_the_kernel_rejects_in_an_element_batch() {
+    let table = unique("bt");
+    let _guard = NftGuard(table.clone());
+    System.run("nft", &["add", "table", "ip", &table], None).expect("nft add table");
+    System.run("nft", &["add", "set", "ip", &table, "ips", "{ type ipv4_addr; }"], None).expect("nft add set");
+    let mut batch = Batch::default();
+    batch.element(Op::Add, &table, "ips", &[10, 96, 0, 1], Data::None);
+    batch.element(Op::Add, &table, "missing", &[10, 96, 0, 2], Data::None);
+    let err = batch.finish().send().expect_err("a set that does not exist");
+    assert!(err.to_string().contains(&format!("add elements to {table} missing")), "{err}");
+    assert!(!nft_list(&table).contains("10.96.0.1"), "nothing of a rejected batch is committed");
+
+    let mut batch = Batch::default();
+    batch.element(Op::Add, &table, "ips", &[10, 96, 0, 1], Data::None);
+    batch.finish().send().expect("the same element alone");
+    assert!(nft_list(&table).contains("10.96.0.1"), "{}", nft_list(&table));
 }
 
 /// Removes the chains even when the test fails.

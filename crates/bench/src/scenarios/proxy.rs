@@ -79,6 +79,12 @@ pub struct Args {
     /// thousand services): sizes above this are skipped with that backend.
     #[arg(long, default_value_t = 2000)]
     pub iptables_nft_max_services: usize,
+    /// The proxies' `--cluster-cidr` (default: `--subnet`). The sync
+    /// measurement's endpoints are in 100.64.0.0/10, outside it, so the
+    /// nftables mode writes no hairpin element for them; give
+    /// `100.64.0.0/10` to measure them as the pods of a real cluster are.
+    #[arg(long)]
+    pub cluster_cidr: Option<String>,
     /// How long one proxy may take to become ready.
     #[arg(long, default_value = "180s", value_parser = parse_duration)]
     pub ready_timeout: Duration,
@@ -533,7 +539,7 @@ impl ProxyProcess {
         cmd.args(["--mode", mode, "--health-listen", &health.to_string(), "--min-sync-period", "10ms", "--sync-period", "10m"])
             .args(["--interface", INTERFACE, "--table-name", TABLE, "--chain-prefix", CHAIN_PREFIX])
             .args(["--iptables-backend", &args.iptables_backend, "--nodeport-addresses", "127.0.0.1"])
-            .args(["--cluster-cidr", &format!("{}/{}", subnet.0, subnet.1)])
+            .args(["--cluster-cidr", &args.cluster_cidr.clone().unwrap_or_else(|| format!("{}/{}", subnet.0, subnet.1))])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true);
