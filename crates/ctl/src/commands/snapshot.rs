@@ -89,7 +89,7 @@ mod tests {
         };
         assert_eq!(
             status(&s, 120),
-            "REVISION   OBJECTS   SIZE\n9          3         120\n\nRESOURCE   OBJECTS\nnamespaces 1\npods       2\n"
+            "REVISION   OBJECTS   SIZE\n9          3         120\n\nRESOURCE     OBJECTS\nnamespaces   1\npods         2\n"
         );
     }
 }
