@@ -113,9 +113,10 @@ impl Probes {
         entries.insert(target.container_id.clone(), Entry { state, tasks });
     }
 
-    /// Whether a running container is ready (true when it has no readiness probe).
-    pub fn ready(&self, container_id: &str) -> bool {
-        lock(&self.entries).get(container_id).and_then(|e| e.state.ready).unwrap_or(true)
+    /// Whether a running container is ready as its readiness probe last
+    /// said; None when it has none or its probes have not started yet.
+    pub fn ready(&self, container_id: &str) -> Option<bool> {
+        lock(&self.entries).get(container_id).and_then(|e| e.state.ready)
     }
 
     /// Why the container's liveness probe failed, if it did.

@@ -32,7 +32,10 @@ pub struct Observed<'a> {
     pub containers: &'a [ContainerInfo],
     /// Waiting reasons decided by this sync, by (container type, name).
     pub waiting: &'a HashMap<(&'static str, String), Waiting>,
-    pub ready: &'a (dyn Fn(&str) -> bool + Sync),
+    /// A running container's readiness as its probes last said (None: no
+    /// readiness result yet, and then only a container without a readiness
+    /// probe is ready).
+    pub ready: &'a (dyn Fn(&str) -> Option<bool> + Sync),
     pub host_ip: &'a str,
     /// The running sandbox's address, if any.
     pub pod_ip: Option<&'a str>,
@@ -114,7 +117,9 @@ fn container_status(o: &Observed, kind: &'static str, spec: &Container, default_
                 ..Default::default()
             });
             s.last_state = last(previous);
-            s.ready = (o.ready)(&c.id);
+            // A container with a readiness probe is not ready until the probe
+            // says so, even before its prober has started.
+            s.ready = (o.ready)(&c.id).unwrap_or(spec.readiness_probe.is_none());
             s.started = Some(true);
         }
         (None, Some(c)) if has_ended(c) => {
@@ -314,7 +319,7 @@ mod tests {
     }
 
     fn observe(pod: &Pod, containers: &[ContainerInfo], waiting: &HashMap<(&'static str, String), Waiting>) -> PodStatus {
-        let ready = |_: &str| true;
+        let ready = |_: &str| Some(true);
         compute(&Observed {
             pod,
             containers,
