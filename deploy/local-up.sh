@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Brings up a local Berth cluster on this host, or takes it down.
 #
-#   deploy/local-up.sh [up] [--nodes N] [--proxy-mode MODE] [--detach]
+#   deploy/local-up.sh [up] [--nodes N] [--proxy-mode MODE] [--detach] [--insecure]
 #   deploy/local-up.sh down
 #
 # `up` builds the binaries (release; BERTH_BIN_DIR=DIR uses binaries already
 # built there instead), builds the test image, then starts every daemon:
 # berth-apiserver on a sled store in $BERTH_STATE_DIR/data (default ./.berth),
 # berth-controller-manager, berth-scheduler, N berth-kubelets (this host as
-# node NAME, then NAME-2 ... NAME-N) and one berth-proxy. It waits until every
-# node is Ready, makes berth-local berthctl's current context (in
-# $BERTHCONFIG, default ~/.berth/config) and prints what to try next. Logs:
-# one file per daemon in $BERTH_STATE_DIR/logs. Without --detach, Ctrl-C
-# stops everything; with it,
+# node NAME, then NAME-2 ... NAME-N) and one berth-proxy, with TLS and one
+# certificate identity per daemon ($BERTH_STATE_DIR/pki; --insecure: the
+# plaintext loopback mode instead). It waits until every node is Ready,
+# makes berth-local berthctl's current context (in $BERTHCONFIG, default
+# ~/.berth/config) and prints what to try next. Logs: one file per daemon in
+# $BERTH_STATE_DIR/logs. Without --detach, Ctrl-C stops everything; with it,
 # `down` does. Stopping removes the pods' containers and the proxy's VIPs and
 # rules; the store is kept, so a second `up` serves the same objects.
 set -euo pipefail
@@ -20,7 +21,6 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 state="${BERTH_STATE_DIR:-$root/.berth}"
 listen="${BERTH_LISTEN:-127.0.0.1:6443}"
-server="http://$listen"
 run="$state/run"
 logs="$state/logs"
 
@@ -28,6 +28,7 @@ command="up"
 nodes=1
 proxy_mode="userspace"
 detach=false
+insecure=false
 while [ $# -gt 0 ]; do
   case "$1" in
     up | down) command="$1" ;;
@@ -36,7 +37,8 @@ while [ $# -gt 0 ]; do
     --proxy-mode) proxy_mode="${2:?--proxy-mode needs userspace, iptables, ipvs or nftables}"; shift ;;
     --proxy-mode=*) proxy_mode="${1#--proxy-mode=}" ;;
     --detach) detach=true ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --insecure) insecure=true ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument $1 (see $0 --help)" >&2; exit 2 ;;
   esac
   shift
@@ -139,31 +141,64 @@ if [ "$detach" = false ]; then
 fi
 fail() { down; exit 1; }
 
-start apiserver "$bin/berth-apiserver" --listen "$listen" --data-dir "$state/data"
-wait_until "the apiserver" "$bin/berthctl" --server "$server" get namespaces || fail
-
-start controller-manager "$bin/berth-controller-manager" --server "$server"
-start scheduler "$bin/berth-scheduler" --server "$server"
-: >"$run/nodes"
+node_names=()
 for i in $(seq 1 "$nodes"); do
-  if [ "$i" = 1 ]; then
-    node="$node_base"
-    ports=()
-  else
-    node="$node_base-$i"
-    ports=(--port 0 --health-listen "127.0.0.1:$((20247 + i))")
+  if [ "$i" = 1 ]; then node_names+=("$node_base"); else node_names+=("$node_base-$i"); fi
+done
+printf '%s\n' "${node_names[@]}" >"$run/nodes"
+
+# Security: by default the cluster runs with TLS and every daemon as its own
+# identity, from a CA and certificates in $state/pki (made once, reused):
+# the apiserver verifies client certificates, the components' default RBAC
+# bindings give each what it needs, kubelets serve logs/exec/stats over TLS
+# to the apiserver only, and berthctl is the admin (group system:masters).
+# --insecure runs the plaintext loopback mode instead.
+pki="$state/pki"
+if [ "$insecure" = true ]; then
+  server="http://$listen"
+  api_tls=()
+else
+  server="https://$listen"
+  host="${listen%:*}"
+  "$bin/berthctl" certs --dir "$pki" --hosts "$host,localhost" --nodes "$(IFS=,; echo "${node_names[*]}")" >"$logs/certs.log" 2>&1 ||
+    { echo "error: making certificates failed; see $logs/certs.log" >&2; tail -n 5 "$logs/certs.log" >&2; exit 1; }
+  api_tls=(--tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" --client-ca-file "$pki/ca.crt"
+    --kubelet-client-certificate "$pki/apiserver-kubelet-client.crt" --kubelet-client-key "$pki/apiserver-kubelet-client.key"
+    --kubelet-certificate-authority "$pki/ca.crt")
+fi
+# identity NAME: the client flags of the certificate NAME (nothing in --insecure mode).
+identity() {
+  [ "$insecure" = true ] && return 0
+  echo "--ca-file" "$pki/ca.crt" "--client-certificate" "$pki/$1.crt" "--client-key" "$pki/$1.key"
+}
+admin=(--server "$server" $(identity admin))
+
+start apiserver "$bin/berth-apiserver" --listen "$listen" --data-dir "$state/data" "${api_tls[@]}"
+wait_until "the apiserver" "$bin/berthctl" "${admin[@]}" get namespaces || fail
+
+# shellcheck disable=SC2046
+start controller-manager "$bin/berth-controller-manager" --server "$server" $(identity kube-controller-manager)
+# shellcheck disable=SC2046
+start scheduler "$bin/berth-scheduler" --server "$server" $(identity kube-scheduler)
+for i in $(seq 1 "$nodes"); do
+  node="${node_names[$((i - 1))]}"
+  if [ "$i" = 1 ]; then ports=(); else ports=(--port 0 --health-listen "127.0.0.1:$((20247 + i))"); fi
+  kubelet_tls=()
+  if [ "$insecure" = false ]; then
+    kubelet_tls=(--tls-cert-file "$pki/node-$node.crt" --tls-private-key-file "$pki/node-$node.key" --client-ca-file "$pki/ca.crt")
   fi
-  echo "$node" >>"$run/nodes"
-  start "kubelet-$i" "$bin/berth-kubelet" --server "$server" --node-name "$node" \
-    --root-dir "$state/kubelet/$node" "${ports[@]}"
+  # shellcheck disable=SC2046
+  start "kubelet-$i" "$bin/berth-kubelet" --server "$server" $(identity "node-$node") --node-name "$node" \
+    --root-dir "$state/kubelet/$node" "${ports[@]}" "${kubelet_tls[@]}"
 done
 echo "$proxy_mode" >"$run/proxy-mode"
-start proxy "$bin/berth-proxy" --server "$server" --mode "$proxy_mode"
+# shellcheck disable=SC2046
+start proxy "$bin/berth-proxy" --server "$server" $(identity kube-proxy) --mode "$proxy_mode"
 
 # Every node registered and Ready.
 nodes_ready() {
   local table
-  table="$("$bin/berthctl" --server "$server" get nodes --no-headers)" || return 1
+  table="$("$bin/berthctl" "${admin[@]}" get nodes --no-headers)" || return 1
   while read -r node; do
     echo "$table" | awk -v n="$node" '$1 == n && $2 == "Ready" { found = 1 } END { exit !found }' || return 1
   done <"$run/nodes"
@@ -173,8 +208,14 @@ wait_until "$nodes node(s) to be Ready" nodes_ready || fail
 # berthctl's config ($BERTHCONFIG, default ~/.berth/config): a context for
 # this cluster, made current, so that plain `berthctl get nodes` works.
 ctl=("$bin/berthctl")
-"${ctl[@]}" config set-cluster berth-local --server "$server" >/dev/null
-"${ctl[@]}" config set-context berth-local --cluster berth-local >/dev/null
+if [ "$insecure" = true ]; then
+  "${ctl[@]}" config set-cluster berth-local --server "$server" >/dev/null
+  "${ctl[@]}" config set-context berth-local --cluster berth-local --user "" >/dev/null
+else
+  "${ctl[@]}" config set-cluster berth-local --server "$server" --ca-file "$pki/ca.crt" >/dev/null
+  "${ctl[@]}" config set-credentials berth-local-admin --client-certificate "$pki/admin.crt" --client-key "$pki/admin.key" >/dev/null
+  "${ctl[@]}" config set-context berth-local --cluster berth-local --user berth-local-admin >/dev/null
+fi
 "${ctl[@]}" config use-context berth-local >/dev/null
 
 cat <<TXT

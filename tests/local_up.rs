@@ -1,5 +1,5 @@
 //! The README's first command: `deploy/local-up.sh` brings up every daemon
-//! with this host as a node, a pod created with berthctl gets scheduled and
+//! (TLS, one certificate identity each) with this host as a node, a pod created with berthctl gets scheduled and
 //! runs in Docker, `down` stops everything and leaves no container behind,
 //! and a second `up` serves the same objects from the kept store.
 
@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use berth_e2e::{berthctl, bin, free_port};
+use berth_e2e::{bin, free_port};
 
 const POD: &str = "apiVersion: v1
 kind: Pod
@@ -28,6 +28,7 @@ struct Launched {
     state: tempfile::TempDir,
     listen: String,
     bin_dir: PathBuf,
+    berthctl: PathBuf,
 }
 
 impl Launched {
@@ -61,8 +62,23 @@ impl Launched {
         self.launcher(&["down"])
     }
 
-    fn server(&self) -> String {
-        format!("http://{}", self.listen)
+    /// berthctl as the user runs it after `up`: through the current
+    /// context the launcher wrote (TLS, the admin's certificate).
+    fn berthctl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write as _;
+        let mut child = Command::new(&self.berthctl)
+            .args(args)
+            .env("BERTHCONFIG", self.state.path().join("berthconfig"))
+            .env_remove("BERTH_SERVER")
+            .stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run berthctl");
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes()).expect("stdin");
+        }
+        child.wait_with_output().expect("berthctl output")
     }
 
     fn nodes(&self) -> Vec<String> {
@@ -99,8 +115,8 @@ fn containers_of(node: &str) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
 
-fn pod_phase(server: &str) -> Option<String> {
-    let out = berthctl(server, &["get", "pod", "hello", "-o", "json"], None);
+fn pod_phase(cluster: &Launched) -> Option<String> {
+    let out = cluster.berthctl(&["get", "pod", "hello", "-o", "json"], None);
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     value["status"]["phase"].as_str().map(str::to_string)
 }
@@ -121,27 +137,22 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
         state: tempfile::tempdir().expect("temp dir"),
         listen: format!("127.0.0.1:{}", free_port()),
         bin_dir: berthctl_path.parent().expect("target dir").to_path_buf(),
+        berthctl: berthctl_path.clone(),
     };
     cluster.up();
-    let server = cluster.server();
     let nodes = cluster.nodes();
     assert_eq!(nodes.len(), 1, "one node for this host");
 
     // berthctl's current context points at the cluster: no --server needed.
-    let out = Command::new(&berthctl_path)
-        .args(["get", "nodes"])
-        .env("BERTHCONFIG", cluster.state.path().join("berthconfig"))
-        .env_remove("BERTH_SERVER")
-        .output()
-        .expect("berthctl");
+    let out = cluster.berthctl(&["get", "nodes"], None);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.lines().any(|l| l.starts_with(&nodes[0]) && l.contains(" Ready ")), "{table}");
 
-    let out = berthctl(&server, &["apply", "-f", "-"], Some(POD));
+    let out = cluster.berthctl(&["apply", "-f", "-"], Some(POD));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let deadline = Instant::now() + Duration::from_secs(90);
-    while pod_phase(&server).as_deref() != Some("Running") {
-        assert!(Instant::now() < deadline, "pod hello is not Running after 90 s: {:?}\n{}", pod_phase(&server), cluster.logs());
+    while pod_phase(&cluster).as_deref() != Some("Running") {
+        assert!(Instant::now() < deadline, "pod hello is not Running after 90 s: {:?}\n{}", pod_phase(&cluster), cluster.logs());
         std::thread::sleep(Duration::from_millis(250));
     }
     assert!(!containers_of(&nodes[0]).is_empty(), "the pod runs in Docker");
@@ -149,11 +160,11 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
     let out = cluster.down();
     assert!(out.status.success(), "down failed: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(containers_of(&nodes[0]), Vec::<String>::new(), "down leaves no containers");
-    assert!(!String::from_utf8_lossy(&berthctl(&server, &["get", "nodes"], None).stdout).contains("Ready"), "the apiserver is stopped");
+    assert!(!String::from_utf8_lossy(&cluster.berthctl(&["get", "nodes"], None).stdout).contains("Ready"), "the apiserver is stopped");
 
     // A second `up` serves the same objects from the kept store.
     cluster.up();
-    let out = berthctl(&server, &["get", "pod", "hello", "-o", "name"], None);
+    let out = cluster.berthctl(&["get", "pod", "hello", "-o", "name"], None);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pod/hello", "{}", String::from_utf8_lossy(&out.stderr));
     assert!(cluster.down().status.success());
     assert_eq!(containers_of(&nodes[0]), Vec::<String>::new());
