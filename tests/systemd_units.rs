@@ -134,3 +134,37 @@ async fn should_notify_ready_watchdog_and_stopping() {
     }
     terminate(&mut apiserver, &notify, "berth-apiserver");
 }
+
+#[test]
+fn should_install_binaries_units_and_keep_existing_flags() {
+    let bin_dir = bin("berthctl", "berthctl").parent().expect("target dir").to_path_buf();
+    for (name, package) in UNITS {
+        bin(name, package);
+    }
+    let root = tempfile::tempdir().expect("temp dir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/install.sh");
+    let install = |components: &str| {
+        let out = Command::new("bash")
+            .arg(&script)
+            .args(["--root", &root.path().display().to_string(), "--bin-dir", &bin_dir.display().to_string()])
+            .args(["--components", components])
+            .output()
+            .expect("run install.sh");
+        assert!(out.status.success(), "install.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let said = install("node");
+    assert!(said.contains("installed berth-kubelet") && said.contains("installed berth-proxy"), "{said}");
+    assert!(!root.path().join("usr/local/bin/berth-apiserver").exists(), "a node gets no control plane");
+    let env = root.path().join("etc/berth/kubelet.env");
+    std::fs::write(&env, "BERTH_ARGS=--node-name mine\n").expect("edit flags");
+    let said = install("all");
+    assert!(said.contains(&format!("kept {}", env.display())), "{said}");
+    assert_eq!(std::fs::read_to_string(&env).expect("env"), "BERTH_ARGS=--node-name mine\n", "flags never overwritten");
+    for (name, _) in UNITS {
+        assert!(root.path().join("usr/local/bin").join(name).exists(), "{name} installed");
+        assert!(root.path().join(format!("etc/systemd/system/{name}.service")).exists(), "{name}.service installed");
+    }
+    let out = Command::new("bash").arg(&script).args(["--components", "etcd"]).output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown component 'etcd'"));
+}
