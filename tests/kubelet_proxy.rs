@@ -124,6 +124,15 @@ async fn should_print_a_pods_logs_with_tail_and_follow() {
     let other = ctl(&cluster, &["-n", "elsewhere", "logs", "echoer"]);
     assert_eq!(other.stderr.trim_end(), "Error from server (NotFound): pods \"echoer\" not found");
 
+    // A deleted pod's logs stay on its node, and berthctl reads them there.
+    let deleted = ctl(&cluster, &["delete", "pod", "follower"]);
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    ctl_until(&cluster.url(), None, &["get", "pods", "-o", "name"], "pod/follower gone", |r| !r.stdout.contains("pod/follower")).await;
+    let kept = ctl(&cluster, &["logs", "--deleted", "follower"]);
+    assert_eq!((kept.code, kept.stdout.as_str()), (0, "start\nend\n"), "{}", kept.stderr);
+    let never_was = ctl(&cluster, &["logs", "--deleted", "never-was"]);
+    assert_eq!(never_was.stderr.trim_end(), "Error from server (NotFound): logs of deleted pods \"default/never-was\" not found");
+
     // A kubelet that is gone (its node still looks Ready: no node controller runs here).
     let node = k.wait_ready(&cluster.client).await;
     let port = node.status.and_then(|s| s.daemon_endpoints).and_then(|d| d.kubelet_endpoint).map(|e| e.port).expect("kubelet port");

@@ -111,7 +111,8 @@ async fn should_notify_ready_watchdog_and_stopping() {
 
     let notify = NotifySocket::new();
     let port = free_port();
-    let args = vec!["--listen".to_string(), format!("127.0.0.1:{port}"), "--data-dir".into(), dir.path().join("data").display().to_string()];
+    let args =
+        vec!["--listen".to_string(), format!("127.0.0.1:{port}"), "--data-dir".into(), dir.path().join("data").display().to_string()];
     let mut apiserver = spawn("berth-apiserver", &args, &notify);
     notify.expect("READY=1", "berth-apiserver");
     notify.expect("WATCHDOG=1", "berth-apiserver");

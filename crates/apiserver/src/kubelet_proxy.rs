@@ -63,11 +63,40 @@ impl KubeletProxy {
         if req.namespace.is_empty() {
             req.namespace = DEFAULT_NAMESPACE.into();
         }
+        if req.deleted {
+            return self.deleted_logs(req).await;
+        }
         let pod = self.pod(&req.namespace, &req.pod)?;
         let kubelet = self.kubelet_of_pod(&pod)?;
         let mut client = self.client(&kubelet).await?;
         let stream = client.logs(req).await.map_err(|s| self.failed(&kubelet, s))?.into_inner();
         Ok(relay(stream, kubelet))
+    }
+
+    /// A deleted pod's logs: the apiserver no longer knows its node, so
+    /// every Ready node's kubelet is asked at once (each within the stats
+    /// time limit), and the first that keeps them answers.
+    async fn deleted_logs(&self, req: LogsRequest) -> Result<Relay<LogChunk>> {
+        if req.pod.is_empty() {
+            return Err(Error::BadRequest("a pod name is required".into()));
+        }
+        let (kubelets, _) = self.kubelets_of_nodes("")?;
+        let answers = futures::future::join_all(kubelets.into_iter().map(|k| {
+            let req = req.clone();
+            async move {
+                let answer = tokio::time::timeout(self.stats_timeout, async {
+                    let mut client = self.client(&k).await.ok()?;
+                    client.logs(req).await.ok().map(|r| r.into_inner())
+                })
+                .await;
+                answer.ok().flatten().map(|stream| (stream, k))
+            }
+        }))
+        .await;
+        match answers.into_iter().flatten().next() {
+            Some((stream, k)) => Ok(relay(stream, k)),
+            None => Err(Error::NotFound { plural: "logs of deleted pods".into(), name: format!("{}/{}", req.namespace, req.pod) }),
+        }
     }
 
     /// Runs a command in a container: `first` carries `start`, `rest` the

@@ -15,8 +15,7 @@ use berth_api::pb::api::api_server::Api;
 use berth_api::pb::api::{
     AccessReviewRequest, AccessReviewResponse, ApiResource, BindRequest, ClusterStatsRequest, ClusterStatsResponse, CreateRequest,
     DeleteRequest, DiscoveryRequest, DiscoveryResponse, GetRequest, ListRequest, ListResponse, Object, SnapshotChunk, SnapshotRequest,
-    UpdateRequest, WatchEvent,
-    WatchRequest,
+    UpdateRequest, WatchEvent, WatchRequest,
 };
 use berth_api::pb::core::ObjectMeta;
 use berth_api::pb::kubelet::{ExecInput, ExecOutput, LogChunk, LogsRequest};
@@ -452,10 +451,8 @@ impl Api for ApiService {
         self.metrics.observe_request("snapshot", "", code, start.elapsed());
         self.gate.audit(who.as_ref(), &Attributes::non_resource("get", "/snapshot"), "", code, None);
         let (bytes, revision, objects) = result?;
-        let mut chunks: Vec<Result<SnapshotChunk, Status>> = bytes
-            .chunks(SNAPSHOT_CHUNK)
-            .map(|c| Ok(SnapshotChunk { data: c.to_vec(), revision: 0, objects: 0 }))
-            .collect();
+        let mut chunks: Vec<Result<SnapshotChunk, Status>> =
+            bytes.chunks(SNAPSHOT_CHUNK).map(|c| Ok(SnapshotChunk { data: c.to_vec(), revision: 0, objects: 0 })).collect();
         match chunks.first_mut() {
             Some(Ok(first)) => {
                 first.revision = revision;

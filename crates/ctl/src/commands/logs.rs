@@ -29,6 +29,9 @@ pub struct LogsArgs {
     /// Start each line with its RFC 3339 time.
     #[arg(long)]
     pub timestamps: bool,
+    /// A deleted pod's logs, kept on its node for the kubelet's --deleted-pod-logs-ttl (default 1h).
+    #[arg(long)]
+    pub deleted: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
@@ -41,7 +44,7 @@ pub async fn run(ctx: &Ctx, args: LogsArgs) -> Result<()> {
         follow: args.follow,
         tail_lines: (args.tail >= 0).then_some(args.tail),
         previous: args.previous,
-        deleted: false,
+        deleted: args.deleted,
         timestamps: args.timestamps,
     };
     let mut stream = client.pod_logs(req).await.map_err(|e| error::api(e, &Pod::INFO, &name))?;
