@@ -94,6 +94,11 @@ impl Selector {
             if field.is_empty() {
                 return Err(error(format!("missing field name in '{term}'")));
             }
+            // A field name cannot end in `!`: `a! =b` would print as `a!=b`,
+            // which means something else.
+            if field.ends_with('!') {
+                return Err(error(format!("invalid field name '{field}' in '{term}'")));
+            }
             let value = unescape_value(raw_value.trim()).map_err(|why| error(format!("{why} in '{term}'")))?;
             requirements.push(Requirement { field: field.to_string(), op, value });
         }
@@ -274,6 +279,15 @@ mod tests {
             ]
         );
         assert_eq!(sel.to_string(), "a=1,b=2,c!=3");
+    }
+
+    #[test]
+    fn should_refuse_field_names_with_operators_or_spaces() {
+        // Found by the proptest: `! =` printed as `!=`, which means something else.
+        for bad in ["! =", "a! =1", "a! ==1"] {
+            let err = Selector::parse(bad).expect_err(bad).to_string();
+            assert!(err.contains("invalid field name"), "{bad}: {err}");
+        }
     }
 
     #[test]
