@@ -9,6 +9,7 @@
 //! - [`informer`]: watcher + reflector + change handlers + resync.
 //! - [`workqueue`]: rate-limited work queue of keys.
 //! - [`leader`]: leader election through a Lease.
+//! - [`modify`]: read-modify-write retried on conflicting writes.
 //! - [`events`]: recording Events about objects.
 //! - [`pki`]: a cluster CA issuing the apiserver's and the components' certificates.
 //! - [`tls`]: PEM certificates and keys, the TLS server configuration, client certificate identities.
@@ -26,6 +27,7 @@ pub mod health;
 pub mod informer;
 pub mod kubeconfig;
 pub mod leader;
+pub mod modify;
 pub mod pki;
 pub mod reflector;
 pub mod signal;

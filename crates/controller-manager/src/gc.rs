@@ -26,7 +26,9 @@ use tracing::{debug, info};
 use crate::controller::{self, Next, run_workers};
 use crate::error::{self, Error, Result};
 use crate::informers::Informers;
-use crate::{Ctx, patch};
+use berth_client::modify;
+
+use crate::Ctx;
 
 /// The controller's name, in `--controllers`, metrics and queue names.
 pub const NAME: &str = "garbagecollector";
@@ -269,7 +271,7 @@ impl Controller {
                 return Ok(Next::Done);
             }
             let drop: HashSet<String> = dangling.into_iter().chain(waiting).collect();
-            let r = patch::update_object(&self.client, item.kind.kind, &item.namespace, &item.name, |o| {
+            let r = modify::update_object(&self.client, item.kind.kind, &item.namespace, &item.name, |o| {
                 let Some(m) = o.metadata_mut() else { return false };
                 if m.uid != uid {
                     return false;
@@ -336,7 +338,7 @@ impl Controller {
         }
         let dependents = lock(&self.graph).dependents_of(uid);
         for (_, d) in &dependents {
-            let r = patch::update_object(&self.client, d.kind.kind, &d.namespace, &d.name, |o| {
+            let r = modify::update_object(&self.client, d.kind.kind, &d.namespace, &d.name, |o| {
                 let Some(m) = o.metadata_mut() else { return false };
                 let before = m.owner_references.len();
                 m.owner_references.retain(|r| r.uid != uid);
@@ -391,7 +393,7 @@ impl Controller {
     }
 
     async fn remove_finalizer(&self, item: &Item, uid: &str, finalizer: &str) -> Result<()> {
-        let r = patch::update_object(&self.client, item.kind.kind, &item.namespace, &item.name, |o| {
+        let r = modify::update_object(&self.client, item.kind.kind, &item.namespace, &item.name, |o| {
             let Some(m) = o.metadata_mut() else { return false };
             if m.uid != uid {
                 return false;

@@ -14,7 +14,6 @@
 //! - [`service`]: LoadBalancer services get an address from a provider.
 //! - [`controller`]: the worker loop every controller shares.
 //! - [`informers`]: one informer per kind, shared by the controllers.
-//! - [`patch`]: read-modify-write with resourceVersion preconditions.
 //! - [`pods`]: readiness, activity and ownership facts about pods.
 //! - [`metrics`], [`stop`], [`error`]: metrics, the stop signal, errors.
 
@@ -26,7 +25,6 @@ pub mod informers;
 pub mod metrics;
 pub mod namespace;
 pub mod node;
-pub mod patch;
 pub mod pods;
 pub mod replication;
 pub mod resourcequota;

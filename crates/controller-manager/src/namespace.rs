@@ -19,7 +19,9 @@ use tracing::{debug, info};
 use crate::controller::{self, Next, now_rfc3339, run_workers};
 use crate::error::{self, Error, Result};
 use crate::informers::Informers;
-use crate::{Ctx, patch, pods};
+use berth_client::modify;
+
+use crate::{Ctx, pods};
 
 /// The controller's name, in `--controllers`, metrics and queue names.
 pub const NAME: &str = "namespace";
@@ -105,7 +107,7 @@ impl Controller {
             return Ok(Next::After(self.recheck));
         }
         self.set_condition(&ns, "NamespaceContentRemaining", "False", "ContentRemoved", "All content successfully removed").await;
-        let removed = patch::update::<Namespace>(&self.client, "", name, |n| {
+        let removed = modify::update::<Namespace>(&self.client, "", name, |n| {
             let spec = n.spec.get_or_insert_with(Default::default);
             let before = spec.finalizers.len();
             spec.finalizers.retain(|f| f != FINALIZER);
@@ -159,7 +161,7 @@ impl Controller {
         if current.is_some_and(|c| c.status == status && c.message == message) {
             return;
         }
-        let r = patch::update_status::<Namespace>(&self.client, "", ns.name(), |n| {
+        let r = modify::update_status::<Namespace>(&self.client, "", ns.name(), |n| {
             let s = n.status.get_or_insert_with(Default::default);
             s.conditions.retain(|c| c.r#type != kind);
             s.conditions.push(NamespaceCondition {

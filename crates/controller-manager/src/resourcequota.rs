@@ -19,7 +19,9 @@ use tracing::{debug, info};
 use crate::controller::{self, Next, run_workers};
 use crate::error::{self, Error, Result};
 use crate::informers::{Informers, index};
-use crate::{Ctx, patch};
+use berth_client::modify;
+
+use crate::Ctx;
 
 /// The controller's name, in `--controllers`, metrics and queue names.
 pub const NAME: &str = "resourcequota";
@@ -164,7 +166,7 @@ impl Controller {
         if rq.status.as_ref() == Some(&status) {
             return Ok(Next::After(self.full_resync));
         }
-        let r = patch::update_status::<ResourceQuota>(&self.client, rq.namespace(), rq.name(), |fresh| {
+        let r = modify::update_status::<ResourceQuota>(&self.client, rq.namespace(), rq.name(), |fresh| {
             if fresh.meta().uid != rq.meta().uid || fresh.status.as_ref() == Some(&status) {
                 return false;
             }

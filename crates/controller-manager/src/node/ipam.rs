@@ -14,7 +14,9 @@ use super::cidr::{Allocator, Cidr};
 use crate::controller::{self, Next, run_workers};
 use crate::error::{self, Error, Result};
 use crate::informers::Informers;
-use crate::{Ctx, patch};
+use berth_client::modify;
+
+use crate::Ctx;
 
 struct Controller {
     client: Client,
@@ -103,7 +105,7 @@ impl Controller {
             return Err(Error::Config("the cluster CIDR has no free node subnet left".into()));
         };
         let text = cidr.to_string();
-        let r = patch::update::<Node>(&self.client, "", name, |n| {
+        let r = modify::update::<Node>(&self.client, "", name, |n| {
             let spec = n.spec.get_or_insert_with(Default::default);
             if !spec.pod_cidr.is_empty() {
                 return false;

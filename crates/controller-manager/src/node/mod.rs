@@ -29,7 +29,9 @@ use crate::controller::{self, Next, now_rfc3339, run_workers};
 use crate::error::{self, Error, Result};
 use crate::informers::{Informers, index};
 use crate::metrics::Metrics;
-use crate::{Ctx, patch, pods};
+use berth_client::modify;
+
+use crate::{Ctx, pods};
 
 /// The controllers' names, in `--controllers`, metrics and queue names.
 pub const NAME: &str = "node";
@@ -350,7 +352,7 @@ impl Controller {
         } else {
             ("NodeStatusUnknown", "Kubelet stopped posting node status.")
         };
-        let r = patch::update_status::<Node>(&self.client, "", name, |n| {
+        let r = modify::update_status::<Node>(&self.client, "", name, |n| {
             let status = n.status.get_or_insert_with(Default::default);
             let now = now_rfc3339();
             if !status.conditions.iter().any(|c| c.r#type == "Ready") {
@@ -386,7 +388,7 @@ impl Controller {
             if !pods::is_ready(&p) {
                 continue;
             }
-            let r = patch::update_status::<Pod>(&self.client, p.namespace(), p.name(), |p| {
+            let r = modify::update_status::<Pod>(&self.client, p.namespace(), p.name(), |p| {
                 let status = p.status.get_or_insert_with(Default::default);
                 let Some(c) = status.conditions.iter_mut().find(|c| c.r#type == "Ready") else { return false };
                 if c.status == "False" {
@@ -427,7 +429,7 @@ impl Controller {
             return Ok(());
         }
         let name = node.name();
-        let r = patch::update::<Node>(&self.client, "", name, |n| {
+        let r = modify::update::<Node>(&self.client, "", name, |n| {
             let spec = n.spec.get_or_insert_with(Default::default);
             let before = spec.taints.clone();
             spec.taints.retain(|t| t.key != TAINT_UNREACHABLE && t.key != TAINT_NOT_READY || Some(t.key.as_str()) == wanted);

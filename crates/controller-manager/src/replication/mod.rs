@@ -31,7 +31,9 @@ use crate::controller::{self, Next, now_rfc3339, run_workers};
 use crate::error::{self, Error, Result};
 use crate::informers::{Informers, index};
 use crate::pods;
-use crate::{Ctx, patch};
+use berth_client::modify;
+
+use crate::Ctx;
 
 use self::expectations::Expectations;
 
@@ -273,7 +275,7 @@ impl Controller {
 
     async fn adopt(&self, rc: &ReplicationController, pod: &Pod) -> Result<Option<Pod>> {
         let owner = owner_ref(rc);
-        let result = patch::update::<Pod>(&self.client, pod.namespace(), pod.name(), |p| {
+        let result = modify::update::<Pod>(&self.client, pod.namespace(), pod.name(), |p| {
             let m = p.metadata_mut();
             if !m.deletion_timestamp.is_empty() || m.owner_references.iter().any(|r| r.controller == Some(true)) {
                 return false;
@@ -295,7 +297,7 @@ impl Controller {
 
     async fn release(&self, rc: &ReplicationController, pod: &Pod) -> Result<()> {
         let uid = rc.meta().uid.clone();
-        let result = patch::update::<Pod>(&self.client, pod.namespace(), pod.name(), |p| {
+        let result = modify::update::<Pod>(&self.client, pod.namespace(), pod.name(), |p| {
             let m = p.metadata_mut();
             let before = m.owner_references.len();
             m.owner_references.retain(|r| r.uid != uid);
@@ -395,7 +397,7 @@ impl Controller {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) if e.is_conflict() => {
                 // Our cached copy is stale: write onto the current one.
-                let r = patch::update_status::<ReplicationController>(&self.client, rc.namespace(), rc.name(), |fresh| {
+                let r = modify::update_status::<ReplicationController>(&self.client, rc.namespace(), rc.name(), |fresh| {
                     if fresh.meta().uid != rc.meta().uid {
                         return false;
                     }

@@ -25,7 +25,9 @@ use self::provider::Provider;
 use crate::controller::{self, Next, run_workers};
 use crate::error::{self, Error, Result};
 use crate::informers::Informers;
-use crate::{Ctx, patch};
+use berth_client::modify;
+
+use crate::Ctx;
 
 /// The controller's name, in `--controllers`, metrics and queue names.
 pub const NAME: &str = "service";
@@ -213,7 +215,7 @@ impl Controller {
     }
 
     async fn write_ingress(&self, svc: &Service, ingress: Vec<berth_api::pb::core::LoadBalancerIngress>) -> Result<()> {
-        let r = patch::update_status::<Service>(&self.client, svc.namespace(), svc.name(), |fresh| {
+        let r = modify::update_status::<Service>(&self.client, svc.namespace(), svc.name(), |fresh| {
             if fresh.meta().uid != svc.meta().uid {
                 return false;
             }

@@ -5,7 +5,7 @@
 use anyhow::{Result, bail};
 use berth_api::Resource;
 use berth_api::pb::core::Node;
-use berth_client::{Client, ListParams};
+use berth_client::{Client, ListParams, modify};
 
 use super::{Ctx, object_ref, out, warn_error};
 use crate::error;
@@ -18,9 +18,6 @@ pub struct CordonArgs {
     #[arg(short = 'l', long)]
     pub selector: Option<String>,
 }
-
-/// How often a conflicting write is retried before giving up.
-const RETRIES: usize = 10;
 
 /// Cordons (`unschedulable` true) or uncordons the nodes named or selected.
 pub async fn run(ctx: &Ctx, args: CordonArgs, unschedulable: bool) -> Result<()> {
@@ -74,21 +71,21 @@ pub(crate) async fn node_names(client: &Client, args: &[String], selector: Optio
 pub(crate) async fn set_unschedulable(client: &Client, name: &str, unschedulable: bool) -> Result<String> {
     let info = &Node::INFO;
     let verb = if unschedulable { "cordoned" } else { "uncordoned" };
-    for _ in 0..RETRIES {
-        let mut node: Node = client.get("", name).await.map_err(|e| error::api(e, info, name))?;
+    // The fetched resourceVersion travels with the update: a concurrent
+    // write (the kubelet's status, the node controller) is a conflict, and
+    // the node is read again.
+    let changed = modify::update::<Node>(client, "", name, |node| {
         let spec = node.spec.get_or_insert_with(Default::default);
         if spec.unschedulable.unwrap_or(false) == unschedulable {
-            return Ok(format!("{} already {verb}", object_ref(info, name)));
+            return false;
         }
         spec.unschedulable = unschedulable.then_some(true);
-        // The fetched resourceVersion travels with the update: a concurrent
-        // write (the kubelet's status, the node controller) is a conflict,
-        // and we read again.
-        match client.update(node).await {
-            Ok(_) => return Ok(format!("{} {verb}", object_ref(info, name))),
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(error::api(e, info, name)),
-        }
-    }
-    Err(error::api(tonic::Status::aborted(format!("too many conflicting writes to node {name:?}; try again")).into(), info, name))
+        true
+    })
+    .await
+    .map_err(|e| error::api(e, info, name))?;
+    Ok(match changed {
+        Some(_) => format!("{} {verb}", object_ref(info, name)),
+        None => format!("{} already {verb}", object_ref(info, name)),
+    })
 }
