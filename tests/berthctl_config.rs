@@ -3,25 +3,12 @@
 //! that namespace; flags still win; mistakes are named.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use berth_e2e::{Apiserver, bin, free_port};
+use berth_e2e::{Apiserver, berthctl_with_env, free_port};
 
 fn run(config: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    use std::io::Write as _;
-    let mut child = Command::new(bin("berthctl", "berthctl"))
-        .args(args)
-        .env("BERTHCONFIG", config)
-        .env_remove("BERTH_SERVER")
-        .stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run berthctl");
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).expect("stdin");
-    }
-    child.wait_with_output().expect("berthctl output")
+    berthctl_with_env(args, &[("BERTHCONFIG", config)], stdin)
 }
 
 fn ok(out: Output) -> String {

@@ -97,11 +97,21 @@ impl Drop for Apiserver {
 
 /// Runs berthctl against a server, returning its output.
 pub fn berthctl(server: &str, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut all = vec!["--server", server];
+    all.extend_from_slice(args);
+    berthctl_with_env(&all, &[], stdin)
+}
+
+/// Runs berthctl with `args` and extra environment (BERTH_SERVER removed,
+/// so only what is given decides where it goes), feeding `stdin`.
+pub fn berthctl_with_env(args: &[&str], env: &[(&str, &Path)], stdin: Option<&str>) -> Output {
     use std::io::Write;
-    let mut child = Command::new(bin("berthctl", "berthctl"))
-        .arg("--server")
-        .arg(server)
-        .args(args)
+    let mut cmd = Command::new(bin("berthctl", "berthctl"));
+    cmd.args(args).env_remove("BERTH_SERVER");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

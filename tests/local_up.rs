@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use berth_e2e::{bin, free_port};
+use berth_e2e::{berthctl_with_env, bin, free_port};
 
 const POD: &str = "apiVersion: v1
 kind: Pod
@@ -28,7 +28,6 @@ struct Launched {
     state: tempfile::TempDir,
     listen: String,
     bin_dir: PathBuf,
-    berthctl: PathBuf,
 }
 
 impl Launched {
@@ -65,20 +64,7 @@ impl Launched {
     /// berthctl as the user runs it after `up`: through the current
     /// context the launcher wrote (TLS, the admin's certificate).
     fn berthctl(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        use std::io::Write as _;
-        let mut child = Command::new(&self.berthctl)
-            .args(args)
-            .env("BERTHCONFIG", self.state.path().join("berthconfig"))
-            .env_remove("BERTH_SERVER")
-            .stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("run berthctl");
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(text.as_bytes()).expect("stdin");
-        }
-        child.wait_with_output().expect("berthctl output")
+        berthctl_with_env(args, &[("BERTHCONFIG", &self.state.path().join("berthconfig"))], stdin)
     }
 
     fn nodes(&self) -> Vec<String> {
@@ -137,7 +123,6 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
         state: tempfile::tempdir().expect("temp dir"),
         listen: format!("127.0.0.1:{}", free_port()),
         bin_dir: berthctl_path.parent().expect("target dir").to_path_buf(),
-        berthctl: berthctl_path.clone(),
     };
     cluster.up();
     let nodes = cluster.nodes();
