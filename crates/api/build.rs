@@ -101,7 +101,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    builder.compile_fds(fds)?;
+    builder.compile_fds(fds.clone())?;
+
+    // The apiserver's side of the Api service (berth_api::wire): the same RPCs
+    // over the types above, except that List and Watch answer with
+    // pre-encoded messages. Nothing but the service is generated here.
+    let wire = out.join("wire");
+    std::fs::create_dir_all(&wire)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .out_dir(&wire)
+        .extern_path(".berth.core.v1", "crate::pb::core")
+        .extern_path(".berth.rbac.v1", "crate::pb::rbac")
+        .extern_path(".berth.kubelet.v1", "crate::pb::kubelet")
+        .extern_path(".berth.api.v1", "crate::pb::api")
+        .extern_path(".berth.api.v1.ListResponse", "crate::wire::EncodedList")
+        .extern_path(".berth.api.v1.WatchEvent", "crate::wire::EncodedWatchEvent")
+        .compile_fds(fds)?;
     Ok(())
 }
 

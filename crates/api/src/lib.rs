@@ -11,6 +11,7 @@
 //! - [`names`]: DNS-1123 names and label syntax.
 //! - [`validation`]: per-kind validation, run by the apiserver before anything is stored.
 //! - [`serde_util`]: the serde helpers the generated code uses.
+//! - [`wire`]: List and Watch responses encoded from stored bytes, and the apiserver's side of the service.
 //! - [`snapshot`]: the snapshot file of `berthctl snapshot save` and `berth-apiserver --restore`.
 
 pub mod fields;
@@ -23,6 +24,7 @@ pub mod resource;
 pub mod serde_util;
 pub mod snapshot;
 pub mod validation;
+pub mod wire;
 
 pub use resource::{KindInfo, Resource};
 

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use berth_api::pb::api::api_server::ApiServer;
+use berth_api::wire::server::api_server::ApiServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};

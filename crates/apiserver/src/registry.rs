@@ -7,6 +7,7 @@ use std::sync::Arc;
 use berth_api::pb::api::object::Kind;
 use berth_api::pb::core::{Binding, PodCondition};
 use berth_api::resource::{KindInfo, find_kind, selectable_fields};
+use berth_api::wire::EncodedObject;
 use berth_api::{Object, fields, labels, validation};
 use bytes::Bytes;
 use prost::Message;
@@ -206,9 +207,7 @@ impl Registry {
     /// Lists the objects of a kind that pass the filter, with the revision
     /// the list reflects.
     pub async fn list(&self, info: &KindInfo, namespace: &str, filter: &Filter, min_revision: Revision) -> Result<(Vec<Object>, Revision)> {
-        let prefix = info.prefix(namespace);
-        let (kvs, rev) = if min_revision > 0 { self.store.list_at_least(&prefix, min_revision).await } else { self.store.list(&prefix) }
-            .map_err(|e| Error::from_store(e, info.plural, ""))?;
+        let (kvs, rev) = self.list_stored(info, namespace, min_revision).await?;
         let mut items = Vec::with_capacity(kvs.len());
         for kv in &kvs {
             let o = decode(kv)?;
@@ -217,6 +216,35 @@ impl Registry {
             }
         }
         Ok((items, rev))
+    }
+
+    /// Lists like [`Registry::list`], but answers with the stored bytes (see
+    /// [`berth_api::wire`]): with no selector nothing is decoded, and with one
+    /// an object is decoded only to be matched, never re-encoded.
+    pub async fn list_encoded(
+        &self,
+        info: &KindInfo,
+        namespace: &str,
+        filter: &Filter,
+        min_revision: Revision,
+    ) -> Result<(Vec<EncodedObject>, Revision)> {
+        let (kvs, rev) = self.list_stored(info, namespace, min_revision).await?;
+        let everything = filter.is_everything();
+        let mut items = Vec::with_capacity(kvs.len());
+        for kv in kvs {
+            if everything || filter.matches(&decode(&kv)?) {
+                items.push(EncodedObject::at(info, kv.value, kv.mod_revision));
+            }
+        }
+        Ok((items, rev))
+    }
+
+    /// The stored objects of a kind (in a namespace, or all), at the newest
+    /// revision or at least at `min_revision`.
+    async fn list_stored(&self, info: &KindInfo, namespace: &str, min_revision: Revision) -> Result<(Vec<KeyValue>, Revision)> {
+        let prefix = info.prefix(namespace);
+        if min_revision > 0 { self.store.list_at_least(&prefix, min_revision).await } else { self.store.list(&prefix) }
+            .map_err(|e| Error::from_store(e, info.plural, ""))
     }
 
     /// Creates an object (DESIGN.md §3): server-set metadata, defaults,

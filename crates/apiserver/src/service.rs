@@ -7,18 +7,19 @@
 
 use std::any::Any;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use berth_api::KindInfo;
-use berth_api::pb::api::api_server::Api;
 use berth_api::pb::api::{
     AccessReviewRequest, AccessReviewResponse, ApiResource, BindRequest, ClusterStatsRequest, ClusterStatsResponse, CreateRequest,
-    DeleteRequest, DiscoveryRequest, DiscoveryResponse, GetRequest, ListRequest, ListResponse, Object, SnapshotChunk, SnapshotRequest,
-    UpdateRequest, WatchEvent, WatchRequest,
+    DeleteRequest, DiscoveryRequest, DiscoveryResponse, GetRequest, ListRequest, Object, SnapshotChunk, SnapshotRequest, UpdateRequest,
+    WatchEvent, WatchRequest,
 };
 use berth_api::pb::core::ObjectMeta;
 use berth_api::pb::kubelet::{ExecInput, ExecOutput, LogChunk, LogsRequest};
+use berth_api::wire::server::api_server::Api;
+use berth_api::wire::{EncodedList, EncodedObject, EncodedWatchEvent};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -266,14 +267,14 @@ impl Api for ApiService {
         self.observe(call, |info, registry| async move { registry.get(info.kind, &r.namespace, &r.name) }).await
     }
 
-    async fn list(&self, req: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+    async fn list(&self, req: Request<ListRequest>) -> Result<Response<EncodedList>, Status> {
         let call = Call::new(&req, "list", self.gate.kind(&req.get_ref().kind));
         let r = req.into_inner();
         let call = call.at(&r.namespace, "");
         self.observe(call, |info, registry| async move {
             let filter = Filter::parse(info, &r.label_selector, &r.field_selector)?;
-            let (items, rev) = registry.list(info, &r.namespace, &filter, r.min_resource_version).await?;
-            Ok(ListResponse { items, resource_version: rev })
+            let (items, rev) = registry.list_encoded(info, &r.namespace, &filter, r.min_resource_version).await?;
+            Ok(EncodedList { items, resource_version: rev })
         })
         .await
     }
@@ -463,7 +464,7 @@ impl Api for ApiService {
         Ok(Response::new(futures::stream::iter(chunks)))
     }
 
-    type WatchStream = ReceiverStream<Result<WatchEvent, Status>>;
+    type WatchStream = ReceiverStream<Result<EncodedWatchEvent, Status>>;
 
     async fn watch(&self, req: Request<WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
         let call = Call::new(&req, "watch", self.gate.kind(&req.get_ref().kind));
@@ -482,31 +483,53 @@ impl Api for ApiService {
     }
 }
 
-/// An event decoded once for every watcher (stored in the event's memo slot).
+/// An event decoded once for every watcher (stored in the event's memo
+/// slot), and encoded once per event type that watchers see it as.
+#[derive(Default)]
 struct Decoded {
     new: Option<Object>,
     prev: Option<Object>,
+    /// The new value as stored (opened), with its resourceVersion patch.
+    wire: EncodedObject,
+    /// The event as ADDED, MODIFIED and DELETED, encoded by the first
+    /// watcher that sends it so.
+    encoded: [OnceLock<EncodedWatchEvent>; 3],
 }
 
-fn decoded<'e>(ev: &'e Event, transformer: &Transformer) -> &'e Decoded {
+impl Decoded {
+    fn encoded(&self, event_type: &'static str, revision: u64) -> EncodedWatchEvent {
+        let slot = match event_type {
+            "ADDED" => 0,
+            "MODIFIED" => 1,
+            _ => 2,
+        };
+        self.encoded[slot].get_or_init(|| EncodedWatchEvent::new(event_type, &self.wire, revision)).clone()
+    }
+}
+
+fn decoded<'e>(ev: &'e Event, info: &KindInfo, transformer: &Transformer) -> &'e Decoded {
     let any = ev.decoded.get_or_init(|| {
         let open = |v: &bytes::Bytes| transformer.open(&ev.key, v).map_err(|e| Error::Internal(e.to_string()));
-        let new = open(&ev.value)
-            .and_then(|v| registry::decode_at(&v, ev.revision, &ev.key))
+        let opened = open(&ev.value)
+            .and_then(|v| registry::decode_at(&v, ev.revision, &ev.key).map(|o| (v, o)))
             .inspect_err(|e| warn!(key = %ev.key, error = %e, "undecodable event"))
             .ok();
         let prev = ev.prev_value.as_ref().and_then(|p| open(p).and_then(|v| registry::decode_at(&v, ev.revision, &ev.key)).ok());
-        Arc::new(Decoded { new, prev }) as Arc<dyn Any + Send + Sync>
+        let (wire, new) = match opened {
+            Some((v, o)) => (EncodedObject::at(info, v, ev.revision), Some(o)),
+            None => (EncodedObject::default(), None),
+        };
+        Arc::new(Decoded { new, prev, wire, encoded: Default::default() }) as Arc<dyn Any + Send + Sync>
     });
     // The slot is only ever filled above, with a Decoded.
-    static EMPTY: Decoded = Decoded { new: None, prev: None };
-    any.downcast_ref::<Decoded>().unwrap_or(&EMPTY)
+    static EMPTY: OnceLock<Decoded> = OnceLock::new();
+    any.downcast_ref::<Decoded>().unwrap_or_else(|| EMPTY.get_or_init(Decoded::default))
 }
 
 /// What a watcher with `filter` sees of a store event: selector transitions
 /// turn into ADDED / DELETED as Kubernetes does.
-fn translate(ev: &Event, filter: &Filter, transformer: &Transformer) -> Option<WatchEvent> {
-    let d = decoded(ev, transformer);
+fn translate(ev: &Event, info: &KindInfo, filter: &Filter, transformer: &Transformer) -> Option<EncodedWatchEvent> {
+    let d = decoded(ev, info, transformer);
     let new = d.new.as_ref()?;
     let everything = filter.is_everything();
     let now_matches = everything || filter.matches(new);
@@ -523,19 +546,19 @@ fn translate(ev: &Event, filter: &Filter, transformer: &Transformer) -> Option<W
         EventType::Deleted if now_matches => "DELETED",
         _ => return None,
     };
-    Some(WatchEvent { r#type: t.into(), object: Some(new.clone()), resource_version: ev.revision })
+    Some(d.encoded(t, ev.revision))
 }
 
-fn bookmark(kind: &'static berth_api::KindInfo, revision: u64) -> WatchEvent {
+fn bookmark(kind: &'static berth_api::KindInfo, revision: u64) -> EncodedWatchEvent {
     let mut o = Object::empty(kind).unwrap_or_default();
     if let Some(m) = o.metadata_mut() {
         *m = ObjectMeta { resource_version: revision.to_string(), ..Default::default() };
     }
-    WatchEvent { r#type: "BOOKMARK".into(), object: Some(o), resource_version: revision }
+    EncodedWatchEvent::from_event(&WatchEvent { r#type: "BOOKMARK".into(), object: Some(o), resource_version: revision })
 }
 
 impl ApiService {
-    fn start_watch(&self, r: WatchRequest) -> Result<ReceiverStream<Result<WatchEvent, Status>>, Error> {
+    fn start_watch(&self, r: WatchRequest) -> Result<ReceiverStream<Result<EncodedWatchEvent, Status>>, Error> {
         let info = self.gate.kind(&r.kind)?;
         let filter = Filter::parse(info, &r.label_selector, &r.field_selector)?;
         let prefix = info.prefix(&r.namespace);
@@ -548,7 +571,7 @@ impl ApiService {
             (Vec::new(), r.resource_version)
         };
         let mut stream = store.watch(&prefix, from).map_err(|e| Error::from_store(e, info.plural, ""))?;
-        let (tx, rx) = mpsc::channel::<Result<WatchEvent, Status>>(1024);
+        let (tx, rx) = mpsc::channel::<Result<EncodedWatchEvent, Status>>(1024);
         let mut stopping = self.stopping.clone();
         let bookmarks = r.allow_bookmarks;
         let interval = self.bookmark_interval;
@@ -558,7 +581,8 @@ impl ApiService {
             for kv in &initial {
                 let Ok(o) = registry::decode(kv) else { continue };
                 if filter.matches(&o) {
-                    let ev = WatchEvent { r#type: "ADDED".into(), object: Some(o), resource_version: kv.mod_revision };
+                    let object = EncodedObject::at(info, kv.value.clone(), kv.mod_revision);
+                    let ev = EncodedWatchEvent::new("ADDED", &object, kv.mod_revision);
                     if tx.send(Ok(ev)).await.is_err() {
                         return;
                     }
@@ -570,7 +594,7 @@ impl ApiService {
                 tokio::select! {
                     next = stream.next() => match next {
                         Some(Ok(ev)) => {
-                            if let Some(out) = translate(&ev, &filter, &transformer)
+                            if let Some(out) = translate(&ev, info, &filter, &transformer)
                                 && tx.send(Ok(out)).await.is_err()
                             {
                                 return;
