@@ -151,9 +151,10 @@ async fn wait_one(client: &Client, info: &'static KindInfo, ns: &str, name: &str
     let uid = first.metadata().map(|m| m.uid.clone()).unwrap_or_default();
     let mut progress = Progress::new();
     let started = Instant::now();
-    let mut report =
-        |o: &Object| progress.report_after(&format!("waiting for {}: {}", object_ref(info, name), state(cond, o)), started.elapsed());
-    report(&first);
+    let message = |o: &Object| format!("waiting for {}: {}", object_ref(info, name), state(cond, o));
+    // The first line has no time yet; later ones say how long it has been.
+    progress.report(&message(&first));
+    let mut report = |o: &Object| progress.report_after(&message(o), started.elapsed());
     match tokio::time::timeout_at(deadline, follow(client, info, ns, name, cond, &uid, revision(&first), &mut report)).await {
         Ok(result) => result.map(|()| true),
         Err(_) => Err(timed_out()),
