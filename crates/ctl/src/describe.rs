@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
-use berth_api::Object;
 use berth_api::pb::api::object::Kind as K;
 use berth_api::pb::core::{
     ConfigMap, Container, ContainerState, ContainerStatus, Endpoints, Event, Lease, LimitRange, Namespace, Node, ObjectMeta, Pod, Probe,
     ReplicationController, ResourceQuota, Secret, Service, ServiceAccount, Volume,
 };
 use berth_api::pb::rbac::{PolicyRule, RoleRef, Subject};
+use berth_api::{Object, Resource as _};
 use chrono::{DateTime, Utc};
 
 use crate::merge::LAST_APPLIED;
@@ -27,6 +27,9 @@ pub struct Related {
     pub pods: Option<Vec<Pod>>,
     /// For a service: its endpoints.
     pub endpoints: Option<Endpoints>,
+    /// For a namespace: its resource quotas and limit ranges.
+    pub quotas: Vec<ResourceQuota>,
+    pub limit_ranges: Vec<LimitRange>,
 }
 
 /// Whether an event is about `object`.
@@ -49,7 +52,7 @@ pub fn describe(object: &Object, related: &Related, now: DateTime<Utc>) -> Strin
         Some(K::ReplicationController(rc)) => replication_controller(&mut d, rc, related),
         Some(K::Service(s)) => service(&mut d, s, related),
         Some(K::Node(n)) => node(&mut d, n),
-        Some(K::Namespace(n)) => namespace(&mut d, n),
+        Some(K::Namespace(n)) => namespace(&mut d, n, related),
         Some(K::Secret(s)) => secret(&mut d, s),
         Some(K::ConfigMap(c)) => config_map(&mut d, c),
         Some(K::Endpoints(e)) => endpoints(&mut d, e),
@@ -574,11 +577,31 @@ fn node(d: &mut Doc, n: &Node) {
     d.kv(0, "PodCIDR", or_none(&spec.pod_cidr));
 }
 
-fn namespace(d: &mut Doc, n: &Namespace) {
+/// kubectl's namespace view: status, then its quotas and limits.
+fn namespace(d: &mut Doc, n: &Namespace, related: &Related) {
     let empty = ObjectMeta::default();
     header(d, n.metadata.as_ref().unwrap_or(&empty));
     let phase = n.status.as_ref().map(|s| s.phase.as_str()).filter(|p| !p.is_empty()).unwrap_or("Active");
     d.kv(0, "Status", phase);
+    d.line(0, "");
+    if related.quotas.is_empty() {
+        d.line(0, "No resource quota.");
+    } else {
+        d.line(0, "Resource Quotas");
+        for q in &related.quotas {
+            d.kv(2, "Name", &q.meta().name);
+            quota_table(d, 2, q);
+        }
+    }
+    d.line(0, "");
+    if related.limit_ranges.is_empty() {
+        d.line(0, "No LimitRange resource.");
+    } else {
+        d.line(0, "Resource Limits");
+        for l in &related.limit_ranges {
+            limits_table(d, 1, l);
+        }
+    }
 }
 
 fn secret(d: &mut Doc, s: &Secret) {
@@ -650,18 +673,24 @@ fn resource_quota(d: &mut Doc, q: &ResourceQuota) {
     let empty = ObjectMeta::default();
     let m = q.metadata.as_ref().unwrap_or(&empty);
     let spec = q.spec.clone().unwrap_or_default();
-    let status = q.status.clone().unwrap_or_default();
     d.kv(0, "Name", &m.name);
     d.kv(0, "Namespace", &m.namespace);
     if !spec.scopes.is_empty() {
         d.kv(0, "Scopes", spec.scopes.join(", "));
     }
-    d.line(0, "Resource\tUsed\tHard");
-    d.line(0, "--------\t----\t----");
+    quota_table(d, 0, q);
+}
+
+/// Resource, Used, Hard: one line per resource the quota limits.
+fn quota_table(d: &mut Doc, indent: usize, q: &ResourceQuota) {
+    let spec = q.spec.clone().unwrap_or_default();
+    let status = q.status.clone().unwrap_or_default();
+    d.line(indent, "Resource\tUsed\tHard");
+    d.line(indent, "--------\t----\t----");
     let hard = if status.hard.is_empty() { &spec.hard } else { &status.hard };
     for (resource, h) in hard {
         let used = status.used.get(resource).map(String::as_str).unwrap_or("0");
-        d.line(0, format!("{resource}\t{used}\t{h}"));
+        d.line(indent, format!("{resource}\t{used}\t{h}"));
     }
 }
 
@@ -670,14 +699,19 @@ fn limit_range(d: &mut Doc, l: &LimitRange) {
     let m = l.metadata.as_ref().unwrap_or(&empty);
     d.kv(0, "Name", &m.name);
     d.kv(0, "Namespace", &m.namespace);
-    d.line(0, "Type\tResource\tMin\tMax\tDefault Request\tDefault Limit\tMax Limit/Request Ratio");
-    d.line(0, "----\t--------\t---\t---\t---------------\t-------------\t-----------------------");
+    limits_table(d, 0, l);
+}
+
+/// One line per object type and resource the limit range sets.
+fn limits_table(d: &mut Doc, indent: usize, l: &LimitRange) {
+    d.line(indent, "Type\tResource\tMin\tMax\tDefault Request\tDefault Limit\tMax Limit/Request Ratio");
+    d.line(indent, "----\t--------\t---\t---\t---------------\t-------------\t-----------------------");
     for item in l.spec.as_ref().map(|s| s.limits.as_slice()).unwrap_or_default() {
         let maps = [&item.min, &item.max, &item.default_request, &item.default, &item.max_limit_request_ratio];
         let resources: std::collections::BTreeSet<&String> = maps.iter().flat_map(|m| m.keys()).collect();
         for r in resources {
             let cells: Vec<&str> = maps.iter().map(|m| m.get(r).map(String::as_str).unwrap_or("-")).collect();
-            d.line(0, format!("{}\t{r}\t{}", item.r#type, cells.join("\t")));
+            d.line(indent, format!("{}\t{r}\t{}", item.r#type, cells.join("\t")));
         }
     }
 }

@@ -1,11 +1,12 @@
 //! `describe`: fetches objects and what relates to them (events, a
-//! controller's pods, a service's endpoints) and prints the readable view.
+//! controller's pods, a service's endpoints, a namespace's quotas and limit
+//! ranges) and prints the readable view.
 
 use std::collections::HashMap;
 
 use anyhow::Result;
 use berth_api::pb::api::object::Kind as K;
-use berth_api::pb::core::{Endpoints, Event, Pod};
+use berth_api::pb::core::{Endpoints, Event, LimitRange, Pod, ResourceQuota};
 use berth_api::{Object, Resource};
 use berth_client::{Client, ListParams};
 use chrono::Utc;
@@ -96,6 +97,12 @@ async fn related(client: &Client, object: &Object, events_by_ns: &mut HashMap<St
             } else {
                 related.pods = Some(Vec::new());
             }
+        }
+        Some(K::Namespace(n)) => {
+            let name = n.name();
+            let params = ListParams::default();
+            related.quotas = client.list::<ResourceQuota>(name, &params).await.map_err(|e| error::api(e, &ResourceQuota::INFO, ""))?.0;
+            related.limit_ranges = client.list::<LimitRange>(name, &params).await.map_err(|e| error::api(e, &LimitRange::INFO, ""))?.0;
         }
         Some(K::Service(_)) => match client.get::<Endpoints>(&ns, object.name()).await {
             Ok(ep) => related.endpoints = Some(ep),
