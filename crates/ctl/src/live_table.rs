@@ -13,6 +13,10 @@ fn up(n: usize) -> String {
 const CLEAR_LINE: &str = "\x1b[K";
 /// Clears from the cursor to the end of the screen.
 const CLEAR_BELOW: &str = "\x1b[J";
+/// Auto-wrap off, then on again: a row wider than the terminal is cut at
+/// its edge instead of wrapping onto a line the cursor movement does not count.
+const NO_WRAP: &str = "\x1b[?7l";
+const WRAP: &str = "\x1b[?7h";
 
 /// The watched objects' rows, keyed by namespace and name, in key order.
 #[derive(Debug, Clone, Default)]
@@ -62,7 +66,11 @@ impl LiveTable {
     /// cleared.
     pub fn frame(&mut self) -> String {
         let lines = self.lines();
-        let mut s = up(self.drawn);
+        if lines.is_empty() && self.drawn == 0 {
+            return String::new();
+        }
+        let mut s = NO_WRAP.to_string();
+        s.push_str(&up(self.drawn));
         for l in &lines {
             s.push_str(l);
             s.push_str(CLEAR_LINE);
@@ -71,6 +79,7 @@ impl LiveTable {
         if lines.len() < self.drawn {
             s.push_str(CLEAR_BELOW);
         }
+        s.push_str(WRAP);
         self.drawn = lines.len();
         s
     }
@@ -88,7 +97,7 @@ mod tests {
     fn should_draw_the_first_frame_without_moving_the_cursor() {
         let mut t = LiveTable::new(cells(&["NAME", "STATUS"]), false);
         t.upsert("default", "web", cells(&["web", "Pending"]));
-        assert_eq!(t.frame(), "NAME   STATUS\x1b[K\nweb    Pending\x1b[K\n");
+        assert_eq!(t.frame(), "\x1b[?7lNAME   STATUS\x1b[K\nweb    Pending\x1b[K\n\x1b[?7h");
     }
 
     #[test]
@@ -101,7 +110,7 @@ mod tests {
         // Back up over the three lines drawn, then the rows in name order.
         assert_eq!(
             t.frame(),
-            "\x1b[3FNAME                 STATUS\x1b[K\napi                  Pending\x1b[K\nweb-with-long-name   Running\x1b[K\n"
+            "\x1b[?7l\x1b[3FNAME                 STATUS\x1b[K\napi                  Pending\x1b[K\nweb-with-long-name   Running\x1b[K\n\x1b[?7h"
         );
     }
 
@@ -112,9 +121,9 @@ mod tests {
         t.upsert("b", "x", cells(&["x"]));
         t.frame();
         t.remove("a", "x");
-        assert_eq!(t.frame(), "\x1b[2Fx\x1b[K\n\x1b[J");
+        assert_eq!(t.frame(), "\x1b[?7l\x1b[2Fx\x1b[K\n\x1b[J\x1b[?7h");
         t.remove("b", "x");
-        assert_eq!(t.frame(), "\x1b[1F\x1b[J");
+        assert_eq!(t.frame(), "\x1b[?7l\x1b[1F\x1b[J\x1b[?7h");
         assert_eq!(t.frame(), "");
     }
 }
