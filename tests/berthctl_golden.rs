@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use berth_api::pb::core::Pod;
+use berth_api::pb::core::{Node, Pod};
 use berth_client::Client;
 use berth_e2e::{Apiserver, berthctl, berthctl_with_env, free_port};
 
@@ -78,6 +78,7 @@ const CASES: &[(&str, &[&str])] = &[
     ("explain-rc-spec-replicas", &["explain", "rc.spec.replicas"]),
     ("explain-service-port-target", &["explain", "svc.spec.ports.targetPort"]),
     ("explain-clusterrolebinding", &["explain", "clusterrolebindings.roleRef"]),
+    ("explain-rolebinding-recursive", &["explain", "rolebindings", "--recursive"]),
     // the server's kinds, the client
     ("api-resources", &["api-resources"]),
     ("version-client", &["version", "--client"]),
@@ -106,6 +107,16 @@ containerStatuses:
   restartCount: 0
   image: berth/busybox:1
   state: {running: {startedAt: \"2024-05-01T12:00:01Z\"}}
+";
+
+/// The node's status, as its kubelet would have written it (no conditions:
+/// their heartbeat times would vary).
+const NODE_STATUS: &str = "
+capacity: {cpu: \"2\", memory: 2Gi, pods: \"110\"}
+allocatable: {cpu: \"2\", memory: 2Gi, pods: \"110\"}
+addresses:
+- {type: InternalIP, address: 10.0.0.1}
+- {type: Hostname, address: n1}
 ";
 
 fn golden_dir() -> PathBuf {
@@ -265,6 +276,9 @@ async fn load_objects(server: &Apiserver, client: &Client) {
     let mut pod: Pod = client.get("golden", "web-1").await.expect("get pod");
     pod.status = Some(serde_yaml::from_str(POD_STATUS).expect("pod status"));
     client.update_status(pod).await.expect("write the pod's status");
+    let mut node: Node = client.get("", "n1").await.expect("get node");
+    node.status = Some(serde_yaml::from_str(NODE_STATUS).expect("node status"));
+    client.update_status(node).await.expect("write the node's status");
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use berth_api::pb::core::{
     ReplicationController, ResourceQuota, Secret, Service, ServiceAccount, Volume,
 };
 use berth_api::pb::rbac::{PolicyRule, RoleRef, Subject};
+use berth_api::quantity::Quantity;
 use berth_api::{Object, Resource as _};
 use chrono::{DateTime, Utc};
 
@@ -23,7 +24,8 @@ use crate::tabwriter;
 pub struct Related {
     /// Events about the object, oldest first.
     pub events: Vec<Event>,
-    /// For a replication controller: the pods its selector matches.
+    /// For a replication controller: the pods its selector matches; for a
+    /// node: the pods bound to it that have not finished.
     pub pods: Option<Vec<Pod>>,
     /// For a service: its endpoints.
     pub endpoints: Option<Endpoints>,
@@ -51,7 +53,7 @@ pub fn describe(object: &Object, related: &Related, now: DateTime<Utc>) -> Strin
         Some(K::Pod(p)) => pod(&mut d, p, now),
         Some(K::ReplicationController(rc)) => replication_controller(&mut d, rc, related),
         Some(K::Service(s)) => service(&mut d, s, related),
-        Some(K::Node(n)) => node(&mut d, n),
+        Some(K::Node(n)) => node(&mut d, n, related, now),
         Some(K::Namespace(n)) => namespace(&mut d, n, related),
         Some(K::Secret(s)) => secret(&mut d, s),
         Some(K::ConfigMap(c)) => config_map(&mut d, c),
@@ -505,7 +507,7 @@ fn service(d: &mut Doc, s: &Service, related: &Related) {
     d.kv(0, "Session Affinity", if spec.session_affinity.is_empty() { "None" } else { &spec.session_affinity });
 }
 
-fn node(d: &mut Doc, n: &Node) {
+fn node(d: &mut Doc, n: &Node, related: &Related, now: DateTime<Utc>) {
     let empty = ObjectMeta::default();
     let m = n.metadata.as_ref().unwrap_or(&empty);
     let spec = n.spec.clone().unwrap_or_default();
@@ -575,6 +577,43 @@ fn node(d: &mut Doc, n: &Node) {
         }
     }
     d.kv(0, "PodCIDR", or_none(&spec.pod_cidr));
+    if let Some(pods) = &related.pods {
+        node_pods(d, pods, &status.allocatable, now);
+    }
+}
+
+/// kubectl's `Non-terminated Pods` and `Allocated resources`: what each pod
+/// on the node requests and is limited to, and the sums, as a share of the
+/// node's allocatable resources.
+fn node_pods(d: &mut Doc, pods: &[Pod], allocatable: &BTreeMap<String, String>, now: DateTime<Utc>) {
+    let share = |q: &Quantity, resource: &str| {
+        let of = allocatable.get(resource).and_then(|a| Quantity::parse(a).ok()).map(|a| a.milli_value()).unwrap_or(0);
+        let percent = (q.milli_value() as i128 * 100).checked_div(of as i128).unwrap_or(0);
+        format!("{q} ({percent}%)")
+    };
+    const COLUMNS: [(&str, &str); 4] =
+        [("requests.cpu", "cpu"), ("limits.cpu", "cpu"), ("requests.memory", "memory"), ("limits.memory", "memory")];
+    d.kv(0, "Non-terminated Pods", format!("({} in total)", pods.len()));
+    d.line(2, "Namespace\tName\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge");
+    d.line(2, "---------\t----\t------------\t----------\t---------------\t-------------\t---");
+    let mut total = berth_api::quota::Usage::new();
+    for p in pods {
+        let compute = p.spec.as_ref().map(berth_api::quota::pod_compute).unwrap_or_default();
+        let cells: Vec<String> = COLUMNS.iter().map(|(key, res)| share(&compute.get(*key).cloned().unwrap_or_default(), res)).collect();
+        for (k, q) in compute {
+            *total.entry(k).or_default() += q;
+        }
+        let m = p.meta();
+        d.line(2, format!("{}\t{}\t{}\t{}", m.namespace, m.name, cells.join("\t"), age(&m.creation_timestamp, now)));
+    }
+    d.line(0, "Allocated resources:");
+    d.line(2, "(Total limits may be over 100 percent, i.e., overcommitted.)");
+    d.line(2, "Resource\tRequests\tLimits");
+    d.line(2, "--------\t--------\t------");
+    for res in ["cpu", "memory"] {
+        let get = |kind: &str| total.get(&format!("{kind}.{res}")).cloned().unwrap_or_default();
+        d.line(2, format!("{res}\t{}\t{}", share(&get("requests"), res), share(&get("limits"), res)));
+    }
 }
 
 /// kubectl's namespace view: status, then its quotas and limits.

@@ -1,6 +1,6 @@
 //! `describe`: fetches objects and what relates to them (events, a
-//! controller's pods, a service's endpoints, a namespace's quotas and limit
-//! ranges) and prints the readable view.
+//! controller's pods, a node's pods, a service's endpoints, a namespace's
+//! quotas and limit ranges) and prints the readable view.
 
 use std::collections::HashMap;
 
@@ -97,6 +97,13 @@ async fn related(client: &Client, object: &Object, events_by_ns: &mut HashMap<St
             } else {
                 related.pods = Some(Vec::new());
             }
+        }
+        Some(K::Node(n)) => {
+            let params = ListParams::default().fields(format!("spec.nodeName={}", n.name()));
+            let (mut pods, _) = client.list::<Pod>("", &params).await.map_err(|e| error::api(e, &Pod::INFO, ""))?;
+            pods.retain(|p| p.status.as_ref().is_none_or(|s| s.phase != "Succeeded" && s.phase != "Failed"));
+            pods.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
+            related.pods = Some(pods);
         }
         Some(K::Namespace(n)) => {
             let name = n.name();

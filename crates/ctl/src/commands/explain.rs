@@ -1,6 +1,7 @@
 //! `explain KIND[.field.path]`: a kind's or field's documentation, from the
 //! API's own field docs (the comments in `proto/`, via [`berth_api::docs`]),
-//! in kubectl's shape: KIND, VERSION, FIELD, DESCRIPTION, FIELDS.
+//! in kubectl's shape: KIND, VERSION, FIELD, DESCRIPTION, FIELDS (`--recursive`:
+//! the whole tree of field names and types).
 
 use anyhow::{Result, anyhow};
 use berth_api::docs::{self, Explanation};
@@ -12,15 +13,18 @@ use super::out;
 pub struct ExplainArgs {
     /// KIND or KIND.field.path (fields by their JSON names: pods.spec.containers.image).
     pub target: String,
+    /// Print every field below, as an indented tree of names and types.
+    #[arg(long)]
+    pub recursive: bool,
 }
 
 pub fn run(args: ExplainArgs) -> Result<()> {
-    out(&explain(&args.target)?);
+    out(&explain(&args.target, args.recursive)?);
     Ok(())
 }
 
-/// The text `explain` prints for `target`.
-pub fn explain(target: &str) -> Result<String> {
+/// The text `explain` prints for `target` (with every field below it when `recursive`).
+pub fn explain(target: &str, recursive: bool) -> Result<String> {
     let mut parts = target.split('.');
     let kind_name = parts.next().unwrap_or_default();
     let path: Vec<&str> = parts.collect();
@@ -32,17 +36,20 @@ pub fn explain(target: &str) -> Result<String> {
         return Err(anyhow!("{target:?} has an empty field name; write KIND.field.path, e.g. pods.spec.containers"));
     }
     let e = docs::explain(info, &path)?;
-    Ok(render(info.kind, info.api_version, &e))
+    Ok(render(info.kind, info.api_version, &e, recursive))
 }
 
-fn render(kind: &str, version: &str, e: &Explanation) -> String {
+fn render(kind: &str, version: &str, e: &Explanation, recursive: bool) -> String {
     let mut s = format!("KIND:       {kind}\nVERSION:    {version}\n\n");
     if let Some(f) = &e.field {
         s.push_str(&format!("FIELD: {} {}\n\n", f.name, f.type_name));
     }
     s.push_str("DESCRIPTION:\n");
     s.push_str(&wrap(if e.description.is_empty() { "<empty>" } else { &e.description }, 4));
-    if !e.fields.is_empty() {
+    if !e.fields.is_empty() && recursive {
+        s.push_str("\nFIELDS:\n");
+        tree(&mut s, &e.fields, 2, &mut Vec::new());
+    } else if !e.fields.is_empty() {
         s.push_str("\nFIELDS:\n");
         let mut fields = e.fields.clone();
         fields.sort_by(|a, b| a.name.cmp(&b.name));
@@ -55,6 +62,26 @@ fn render(kind: &str, version: &str, e: &Explanation) -> String {
         }
     }
     s
+}
+
+/// `name<TAB><type>` per field, sorted, each message's fields two spaces
+/// deeper; `seen` holds the messages on the way down (none is recursive
+/// today, but a recursive one must not loop).
+fn tree(s: &mut String, fields: &[docs::FieldDoc], indent: usize, seen: &mut Vec<String>) {
+    let mut fields = fields.to_vec();
+    fields.sort_by(|a, b| a.name.cmp(&b.name));
+    for f in &fields {
+        s.push_str(&format!("{:indent$}{}\t{}\n", "", f.name, f.type_name));
+        let Some(m) = f.message.as_deref() else { continue };
+        if seen.iter().any(|x| x == m) {
+            continue;
+        }
+        if let Some(t) = docs::type_doc_of(m) {
+            seen.push(m.to_string());
+            tree(s, &t.fields, indent + 2, seen);
+            seen.pop();
+        }
+    }
 }
 
 /// `text` wrapped at 80 columns, every line indented by `indent` spaces.
@@ -91,20 +118,27 @@ mod tests {
 
     #[test]
     fn should_name_an_unknown_kind_and_list_the_known_ones() {
-        let err = explain("pdos.spec").expect_err("unknown kind").to_string();
+        let err = explain("pdos.spec", false).expect_err("unknown kind").to_string();
         assert!(err.contains("\"pdos\"") && err.contains("pods"), "{err}");
     }
 
     #[test]
     fn should_name_an_unknown_field_and_list_the_fields_that_exist() {
-        let err = explain("pods.spec.nodename").expect_err("unknown field").to_string();
+        let err = explain("pods.spec.nodename", false).expect_err("unknown field").to_string();
         assert!(err.contains("\"nodename\"") && err.contains("Pod.spec") && err.contains("nodeName"), "{err}");
     }
 
     #[test]
     fn should_print_a_field_with_its_type_and_the_fields_below_it() {
-        let text = explain("po.spec.containers").expect("exists");
+        let text = explain("po.spec.containers", false).expect("exists");
         assert!(text.starts_with("KIND:       Pod\nVERSION:    v1\n\nFIELD: containers <[]Container>\n\nDESCRIPTION:\n"), "{text}");
         assert!(text.contains("\n  image\t<string>\n"), "{text}");
+    }
+
+    #[test]
+    fn should_print_the_field_tree_with_recursive() {
+        let text = explain("rc.spec.template", true).expect("exists");
+        assert!(text.contains("\nFIELDS:\n  metadata\t<ObjectMeta>\n    annotations\t<map[string]string>\n"), "{text}");
+        assert!(text.contains("\n    containers\t<[]Container>\n      args\t<[]string>\n"), "{text}");
     }
 }

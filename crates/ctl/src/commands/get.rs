@@ -321,7 +321,7 @@ async fn watch(client: &Client, args: &GetArgs, options: Options, ns: &str, name
 /// What the watch saw.
 enum Change {
     /// ADDED, MODIFIED or DELETED, and the object.
-    Event(String, Object),
+    Event(String, Box<Object>),
     /// The revision was compacted away and the kind was listed again: every object as it is now.
     Relisted(Vec<Object>),
 }
@@ -359,7 +359,7 @@ async fn follow(
                     }
                     let Some(o) = ev.object else { continue };
                     if wanted(&o) {
-                        handle(Change::Event(ev.r#type, o))?;
+                        handle(Change::Event(ev.r#type, Box::new(o)))?;
                     }
                 }
             }
@@ -380,11 +380,14 @@ async fn follow(
     }
 }
 
+/// The cells of an object's row.
+type RowFn<'a> = Box<dyn Fn(&Object) -> Vec<String> + 'a>;
+
 /// `get -w` on a terminal, for tables: one row per object, redrawn in place.
 async fn watch_live(client: &Client, args: &GetArgs, options: Options, ns: &str, names: &[String], initial: Found) -> Result<()> {
     let info = initial.info;
     let table = Table::new(info, options);
-    let (headers, row): (Vec<String>, Box<dyn Fn(&Object) -> Vec<String>>) = match &args.output {
+    let (headers, row): (Vec<String>, RowFn) = match &args.output {
         Some(Output::CustomColumns(c)) => (c.headers(), Box::new(|o: &Object| c.row(&o.to_json_value()))),
         _ => (table.headers.clone(), Box::new(|o: &Object| table.row(o, Utc::now()))),
     };
