@@ -152,6 +152,9 @@ fn pod(d: &mut Doc, p: &Pod, now: DateTime<Utc>) {
     if let Some(prio) = spec.priority {
         d.kv(0, "Priority", prio);
     }
+    if !spec.service_account_name.is_empty() {
+        d.kv(0, "Service Account", &spec.service_account_name);
+    }
     let node = match (spec.node_name.is_empty(), status.host_ip.is_empty()) {
         (true, _) => "<none>".to_string(),
         (false, true) => spec.node_name.clone(),
