@@ -180,9 +180,14 @@ async fn should_refuse_to_drain_unmanaged_pods_then_evict_with_force() {
          pod/web-2 evicted\n\
          node/n1 drained\n"
     );
+    // Progress on stderr, a line per pod awaited.
     assert_eq!(
         text(&out.stderr),
-        "Warning: deleting Pods that declare no controller: default/bare\nWarning: deleting Pods with local storage: default/scratch\n"
+        "Warning: deleting Pods that declare no controller: default/bare\nWarning: deleting Pods with local storage: default/scratch\n\
+         node/n1: waiting for pod default/bare to terminate (0 of 4 pods evicted, round 1 of 3)\n\
+         node/n1: waiting for pod default/scratch to terminate (1 of 4 pods evicted, round 1 of 3)\n\
+         node/n1: waiting for pod default/web-1 to terminate (2 of 4 pods evicted, round 2 of 3)\n\
+         node/n1: waiting for pod default/web-2 to terminate (3 of 4 pods evicted, round 3 of 3)\n"
     );
     assert_eq!(c.ok(&columns), "NAME        NODE\nelsewhere   n2\n");
     assert_eq!(c.ok(&["drain", "n1"]), "node/n1 already cordoned\nnode/n1 drained\n");
@@ -198,6 +203,7 @@ async fn should_name_the_pods_left_when_a_drain_times_out() {
     assert_fails(
         &out,
         "Warning: deleting Pods that declare no controller: default/bare\n\
+         node/n1: waiting for pod default/bare to terminate (0 of 1 pods evicted, round 1 of 1)\n\
          error: unable to drain node \"n1\": timed out after 2s with 1 pod(s) left: default/bare: their kubelet has not finished them; \
          wait longer (--timeout) or remove them at once (--grace-period=0)\n",
     );
@@ -222,7 +228,8 @@ async fn should_wait_for_conditions_and_deletion() {
     assert_eq!(c.ok(&["wait", "--for=jsonpath={.status.phase}=Running", "pod/web"]), "pod/web condition met\n");
     assert_fails(
         &c.run(&["wait", "--for=condition=Ready=False", "pod/web", "--timeout=1s"]),
-        "error: timed out waiting for the condition on pods/web\n",
+        // What the pod shows is reported on stderr while berthctl waits.
+        "waiting for pod/web: condition Ready is True\nerror: timed out waiting for the condition on pods/web\n",
     );
     assert_fails(&c.run(&["wait", "--for=condition=Ready", "pod/nope"]), "Error from server (NotFound): pods \"nope\" not found\n");
     assert_fails(

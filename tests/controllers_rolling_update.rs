@@ -86,6 +86,10 @@ async fn should_update_the_image_without_dropping_below_the_availability_floor()
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "rolling-update failed:\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("replicationcontroller/web rolling updated"), "{stdout}");
+    // Progress goes to stderr, leaving stdout to the steps.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(" of 4 pods updated and ready, "), "progress on stderr:\n{stderr}");
+    assert!(!stdout.contains("pods updated and ready"), "{stdout}");
     let lowest = min.load(Ordering::SeqCst);
     assert!(lowest >= 3, "ready pods fell to {lowest}, below replicas - maxUnavailable = 3");
 

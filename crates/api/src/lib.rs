@@ -6,6 +6,7 @@
 //! - [`resource`]: the [`Resource`] trait, the kind table and [`pb::api::Object`] helpers.
 //! - [`manifest`]: YAML/JSON manifests to objects and back, with errors naming the field.
 //! - [`labels`], [`fields`]: label and field selectors.
+//! - [`docs`]: the field documentation from proto/'s comments (what `berthctl explain` prints).
 //! - [`quantity`]: resource quantities (`500m`, `128Mi`).
 //! - [`quota`]: what an object uses of a ResourceQuota (shared by quota admission and the quota controller).
 //! - [`names`]: DNS-1123 names and label syntax.
@@ -14,6 +15,7 @@
 //! - [`wire`]: List and Watch responses encoded from stored bytes, and the apiserver's side of the service.
 //! - [`snapshot`]: the snapshot file of `berthctl snapshot save` and `berth-apiserver --restore`.
 
+pub mod docs;
 pub mod fields;
 pub mod labels;
 pub mod manifest;

@@ -1,15 +1,18 @@
 //! The readable multi-line view of `describe`: metadata, the fields that
-//! matter for each kind, and the object's events, aligned like kubectl's.
+//! matter for each kind (every kind the API serves has its own view), and the
+//! object's events, aligned like kubectl's.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
 
-use berth_api::Object;
 use berth_api::pb::api::object::Kind as K;
 use berth_api::pb::core::{
-    ConfigMap, Container, ContainerState, ContainerStatus, Endpoints, Event, Namespace, Node, ObjectMeta, Pod, Probe,
-    ReplicationController, Secret, Service, Volume,
+    ConfigMap, Container, ContainerState, ContainerStatus, Endpoints, Event, Lease, LimitRange, Namespace, Node, ObjectMeta, Pod, Probe,
+    ReplicationController, ResourceQuota, Secret, Service, ServiceAccount, Volume,
 };
+use berth_api::pb::rbac::{PolicyRule, RoleRef, Subject};
+use berth_api::quantity::Quantity;
+use berth_api::{Object, Resource as _};
 use chrono::{DateTime, Utc};
 
 use crate::merge::LAST_APPLIED;
@@ -21,10 +24,14 @@ use crate::tabwriter;
 pub struct Related {
     /// Events about the object, oldest first.
     pub events: Vec<Event>,
-    /// For a replication controller: the pods its selector matches.
+    /// For a replication controller: the pods its selector matches; for a
+    /// node: the pods bound to it that have not finished.
     pub pods: Option<Vec<Pod>>,
     /// For a service: its endpoints.
     pub endpoints: Option<Endpoints>,
+    /// For a namespace: its resource quotas and limit ranges.
+    pub quotas: Vec<ResourceQuota>,
+    pub limit_ranges: Vec<LimitRange>,
 }
 
 /// Whether an event is about `object`.
@@ -46,19 +53,21 @@ pub fn describe(object: &Object, related: &Related, now: DateTime<Utc>) -> Strin
         Some(K::Pod(p)) => pod(&mut d, p, now),
         Some(K::ReplicationController(rc)) => replication_controller(&mut d, rc, related),
         Some(K::Service(s)) => service(&mut d, s, related),
-        Some(K::Node(n)) => node(&mut d, n),
-        Some(K::Namespace(n)) => namespace(&mut d, n),
+        Some(K::Node(n)) => node(&mut d, n, related, now),
+        Some(K::Namespace(n)) => namespace(&mut d, n, related),
         Some(K::Secret(s)) => secret(&mut d, s),
         Some(K::ConfigMap(c)) => config_map(&mut d, c),
-        Some(K::Endpoints(e)) => {
-            header(&mut d, meta);
-            d.kv(0, "Subsets", "");
-            d.kv(2, "Addresses", format_endpoints(e));
-        }
-        _ => {
-            header(&mut d, meta);
-            rest(&mut d, object);
-        }
+        Some(K::Endpoints(e)) => endpoints(&mut d, e),
+        Some(K::ResourceQuota(q)) => resource_quota(&mut d, q),
+        Some(K::LimitRange(l)) => limit_range(&mut d, l),
+        Some(K::Event(e)) => event(&mut d, e),
+        Some(K::Lease(l)) => lease(&mut d, l),
+        Some(K::ServiceAccount(sa)) => service_account(&mut d, sa),
+        Some(K::Role(r)) => role(&mut d, meta, &r.rules),
+        Some(K::ClusterRole(r)) => role(&mut d, meta, &r.rules),
+        Some(K::RoleBinding(b)) => binding(&mut d, meta, b.role_ref.as_ref(), &b.subjects),
+        Some(K::ClusterRoleBinding(b)) => binding(&mut d, meta, b.role_ref.as_ref(), &b.subjects),
+        None => header(&mut d, meta),
     }
     events(&mut d, &related.events, now);
     tabwriter::align(&d.text, 2)
@@ -142,6 +151,9 @@ fn pod(d: &mut Doc, p: &Pod, now: DateTime<Utc>) {
     d.kv(0, "Namespace", &m.namespace);
     if let Some(prio) = spec.priority {
         d.kv(0, "Priority", prio);
+    }
+    if !spec.service_account_name.is_empty() {
+        d.kv(0, "Service Account", &spec.service_account_name);
     }
     let node = match (spec.node_name.is_empty(), status.host_ip.is_empty()) {
         (true, _) => "<none>".to_string(),
@@ -498,7 +510,7 @@ fn service(d: &mut Doc, s: &Service, related: &Related) {
     d.kv(0, "Session Affinity", if spec.session_affinity.is_empty() { "None" } else { &spec.session_affinity });
 }
 
-fn node(d: &mut Doc, n: &Node) {
+fn node(d: &mut Doc, n: &Node, related: &Related, now: DateTime<Utc>) {
     let empty = ObjectMeta::default();
     let m = n.metadata.as_ref().unwrap_or(&empty);
     let spec = n.spec.clone().unwrap_or_default();
@@ -568,13 +580,70 @@ fn node(d: &mut Doc, n: &Node) {
         }
     }
     d.kv(0, "PodCIDR", or_none(&spec.pod_cidr));
+    if let Some(pods) = &related.pods {
+        node_pods(d, pods, &status.allocatable, now);
+    }
 }
 
-fn namespace(d: &mut Doc, n: &Namespace) {
+/// kubectl's `Non-terminated Pods` and `Allocated resources`: what each pod
+/// on the node requests and is limited to, and the sums, as a share of the
+/// node's allocatable resources.
+fn node_pods(d: &mut Doc, pods: &[Pod], allocatable: &BTreeMap<String, String>, now: DateTime<Utc>) {
+    let share = |q: &Quantity, resource: &str| {
+        let of = allocatable.get(resource).and_then(|a| Quantity::parse(a).ok()).map(|a| a.milli_value()).unwrap_or(0);
+        let percent = (q.milli_value() as i128 * 100).checked_div(of as i128).unwrap_or(0);
+        format!("{q} ({percent}%)")
+    };
+    const COLUMNS: [(&str, &str); 4] =
+        [("requests.cpu", "cpu"), ("limits.cpu", "cpu"), ("requests.memory", "memory"), ("limits.memory", "memory")];
+    d.kv(0, "Non-terminated Pods", format!("({} in total)", pods.len()));
+    d.line(2, "Namespace\tName\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge");
+    d.line(2, "---------\t----\t------------\t----------\t---------------\t-------------\t---");
+    let mut total = berth_api::quota::Usage::new();
+    for p in pods {
+        let compute = p.spec.as_ref().map(berth_api::quota::pod_compute).unwrap_or_default();
+        let cells: Vec<String> = COLUMNS.iter().map(|(key, res)| share(&compute.get(*key).cloned().unwrap_or_default(), res)).collect();
+        for (k, q) in compute {
+            *total.entry(k).or_default() += q;
+        }
+        let m = p.meta();
+        d.line(2, format!("{}\t{}\t{}\t{}", m.namespace, m.name, cells.join("\t"), age(&m.creation_timestamp, now)));
+    }
+    d.line(0, "Allocated resources:");
+    d.line(2, "(Total limits may be over 100 percent, i.e., overcommitted.)");
+    d.line(2, "Resource\tRequests\tLimits");
+    d.line(2, "--------\t--------\t------");
+    for res in ["cpu", "memory"] {
+        let get = |kind: &str| total.get(&format!("{kind}.{res}")).cloned().unwrap_or_default();
+        d.line(2, format!("{res}\t{}\t{}", share(&get("requests"), res), share(&get("limits"), res)));
+    }
+}
+
+/// kubectl's namespace view: status, then its quotas and limits.
+fn namespace(d: &mut Doc, n: &Namespace, related: &Related) {
     let empty = ObjectMeta::default();
     header(d, n.metadata.as_ref().unwrap_or(&empty));
     let phase = n.status.as_ref().map(|s| s.phase.as_str()).filter(|p| !p.is_empty()).unwrap_or("Active");
     d.kv(0, "Status", phase);
+    d.line(0, "");
+    if related.quotas.is_empty() {
+        d.line(0, "No resource quota.");
+    } else {
+        d.line(0, "Resource Quotas");
+        for q in &related.quotas {
+            d.kv(2, "Name", &q.meta().name);
+            quota_table(d, 2, q);
+        }
+    }
+    d.line(0, "");
+    if related.limit_ranges.is_empty() {
+        d.line(0, "No LimitRange resource.");
+    } else {
+        d.line(0, "Resource Limits");
+        for l in &related.limit_ranges {
+            limits_table(d, 1, l);
+        }
+    }
 }
 
 fn secret(d: &mut Doc, s: &Secret) {
@@ -612,28 +681,173 @@ fn config_map(d: &mut Doc, c: &ConfigMap) {
     d.line(0, "");
 }
 
-/// Every top-level field but apiVersion, kind and metadata, as YAML.
-fn rest(d: &mut Doc, object: &Object) {
-    let serde_json::Value::Object(map) = object.to_json_value() else { return };
-    for (k, v) in map {
-        if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
-            continue;
-        }
-        let mut title = k.clone();
-        if let Some(first) = title.get_mut(0..1) {
-            first.make_ascii_uppercase();
-        }
-        match &v {
-            serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
-                d.line(0, format!("{title}:"));
-                let yaml = serde_yaml::to_string(&v).unwrap_or_default();
-                for l in yaml.lines() {
-                    d.line(2, l.replace('\t', "    "));
-                }
+fn endpoints(d: &mut Doc, e: &Endpoints) {
+    let empty = ObjectMeta::default();
+    header(d, e.metadata.as_ref().unwrap_or(&empty));
+    if e.subsets.is_empty() {
+        d.kv(0, "Subsets", "");
+    } else {
+        d.line(0, "Subsets:");
+    }
+    for ss in &e.subsets {
+        let ips = |addrs: &[berth_api::pb::core::EndpointAddress]| {
+            let s = addrs.iter().map(|a| a.ip.as_str()).collect::<Vec<_>>().join(",");
+            if s.is_empty() { "<none>".to_string() } else { s }
+        };
+        d.kv(2, "Addresses", ips(&ss.addresses));
+        d.kv(2, "NotReadyAddresses", ips(&ss.not_ready_addresses));
+        if ss.ports.is_empty() {
+            d.kv(2, "Ports", "<none>");
+        } else {
+            d.line(2, "Ports:");
+            d.line(4, "Name\tPort\tProtocol");
+            d.line(4, "----\t----\t--------");
+            for p in &ss.ports {
+                let proto = if p.protocol.is_empty() { "TCP" } else { &p.protocol };
+                d.line(4, format!("{}\t{}\t{proto}", or_none(&p.name).replace("<none>", "<unset>"), p.port));
             }
-            serde_json::Value::String(s) => d.kv(0, &title, s),
-            other => d.kv(0, &title, other),
         }
+        d.line(0, "");
+    }
+}
+
+fn resource_quota(d: &mut Doc, q: &ResourceQuota) {
+    let empty = ObjectMeta::default();
+    let m = q.metadata.as_ref().unwrap_or(&empty);
+    let spec = q.spec.clone().unwrap_or_default();
+    d.kv(0, "Name", &m.name);
+    d.kv(0, "Namespace", &m.namespace);
+    if !spec.scopes.is_empty() {
+        d.kv(0, "Scopes", spec.scopes.join(", "));
+    }
+    quota_table(d, 0, q);
+}
+
+/// Resource, Used, Hard: one line per resource the quota limits.
+fn quota_table(d: &mut Doc, indent: usize, q: &ResourceQuota) {
+    let spec = q.spec.clone().unwrap_or_default();
+    let status = q.status.clone().unwrap_or_default();
+    d.line(indent, "Resource\tUsed\tHard");
+    d.line(indent, "--------\t----\t----");
+    let hard = if status.hard.is_empty() { &spec.hard } else { &status.hard };
+    for (resource, h) in hard {
+        let used = status.used.get(resource).map(String::as_str).unwrap_or("0");
+        d.line(indent, format!("{resource}\t{used}\t{h}"));
+    }
+}
+
+fn limit_range(d: &mut Doc, l: &LimitRange) {
+    let empty = ObjectMeta::default();
+    let m = l.metadata.as_ref().unwrap_or(&empty);
+    d.kv(0, "Name", &m.name);
+    d.kv(0, "Namespace", &m.namespace);
+    limits_table(d, 0, l);
+}
+
+/// One line per object type and resource the limit range sets.
+fn limits_table(d: &mut Doc, indent: usize, l: &LimitRange) {
+    d.line(indent, "Type\tResource\tMin\tMax\tDefault Request\tDefault Limit\tMax Limit/Request Ratio");
+    d.line(indent, "----\t--------\t---\t---\t---------------\t-------------\t-----------------------");
+    for item in l.spec.as_ref().map(|s| s.limits.as_slice()).unwrap_or_default() {
+        let maps = [&item.min, &item.max, &item.default_request, &item.default, &item.max_limit_request_ratio];
+        let resources: std::collections::BTreeSet<&String> = maps.iter().flat_map(|m| m.keys()).collect();
+        for r in resources {
+            let cells: Vec<&str> = maps.iter().map(|m| m.get(r).map(String::as_str).unwrap_or("-")).collect();
+            d.line(indent, format!("{}\t{r}\t{}", item.r#type, cells.join("\t")));
+        }
+    }
+}
+
+fn event(d: &mut Doc, e: &Event) {
+    let empty = ObjectMeta::default();
+    header(d, e.metadata.as_ref().unwrap_or(&empty));
+    let io = e.involved_object.clone().unwrap_or_default();
+    d.line(0, "Involved Object:");
+    d.kv(2, "Kind", &io.kind);
+    d.kv(2, "Name", &io.name);
+    if !io.namespace.is_empty() {
+        d.kv(2, "Namespace", &io.namespace);
+    }
+    if !io.field_path.is_empty() {
+        d.kv(2, "Field Path", &io.field_path);
+    }
+    d.kv(0, "Type", &e.r#type);
+    d.kv(0, "Reason", &e.reason);
+    d.kv(0, "Message", e.message.trim().replace('\t', " "));
+    let src = e.source.clone().unwrap_or_default();
+    d.line(0, "Source:");
+    d.kv(2, "Component", or_none(&src.component));
+    d.kv(2, "Host", or_none(&src.host));
+    d.kv(0, "First Timestamp", or_none(&time(&e.first_timestamp)));
+    d.kv(0, "Last Timestamp", or_none(&time(&e.last_timestamp)));
+    d.kv(0, "Count", e.count);
+    if !e.reporting_component.is_empty() {
+        d.kv(0, "Reporting Component", &e.reporting_component);
+    }
+    if !e.reporting_instance.is_empty() {
+        d.kv(0, "Reporting Instance", &e.reporting_instance);
+    }
+}
+
+fn lease(d: &mut Doc, l: &Lease) {
+    let empty = ObjectMeta::default();
+    header(d, l.metadata.as_ref().unwrap_or(&empty));
+    let spec = l.spec.clone().unwrap_or_default();
+    d.line(0, "Spec:");
+    d.kv(2, "Holder Identity", or_none(spec.holder_identity.as_deref().unwrap_or("")));
+    d.kv(2, "Lease Duration Seconds", spec.lease_duration_seconds.map(|s| s.to_string()).unwrap_or_else(|| "<none>".into()));
+    d.kv(2, "Acquire Time", or_none(&time(&spec.acquire_time)));
+    d.kv(2, "Renew Time", or_none(&time(&spec.renew_time)));
+    d.kv(2, "Lease Transitions", spec.lease_transitions.unwrap_or(0));
+}
+
+fn service_account(d: &mut Doc, sa: &ServiceAccount) {
+    let empty = ObjectMeta::default();
+    header(d, sa.metadata.as_ref().unwrap_or(&empty));
+    let pull: Vec<String> = sa.image_pull_secrets.iter().map(|s| s.name.clone()).collect();
+    list(d, 0, "Image pull secrets", &pull);
+    let secrets: Vec<String> = sa.secrets.iter().map(|s| s.name.clone()).collect();
+    list(d, 0, "Mountable secrets", &secrets);
+    d.kv(0, "Tokens", "<none>");
+}
+
+/// kubectl's PolicyRule table: one row per rule and resource.
+fn role(d: &mut Doc, m: &ObjectMeta, rules: &[PolicyRule]) {
+    header(d, m);
+    d.line(0, "PolicyRule:");
+    d.line(2, "Resources\tNon-Resource URLs\tResource Names\tVerbs");
+    d.line(2, "---------\t-----------------\t--------------\t-----");
+    let bracket = |v: &[String]| format!("[{}]", v.join(" "));
+    for r in rules {
+        let mut resources: Vec<String> = Vec::new();
+        for res in &r.resources {
+            if r.api_groups.is_empty() {
+                resources.push(res.clone());
+            }
+            for g in &r.api_groups {
+                resources.push(if g.is_empty() { res.clone() } else { format!("{res}.{g}") });
+            }
+        }
+        if resources.is_empty() {
+            resources.push(String::new());
+        }
+        for res in resources {
+            d.line(2, format!("{res}\t{}\t{}\t{}", bracket(&r.non_resource_urls), bracket(&r.resource_names), bracket(&r.verbs)));
+        }
+    }
+}
+
+fn binding(d: &mut Doc, m: &ObjectMeta, role_ref: Option<&RoleRef>, subjects: &[Subject]) {
+    header(d, m);
+    let r = role_ref.cloned().unwrap_or_default();
+    d.line(0, "Role:");
+    d.kv(2, "Kind", &r.kind);
+    d.kv(2, "Name", &r.name);
+    d.line(0, "Subjects:");
+    d.line(2, "Kind\tName\tNamespace");
+    d.line(2, "----\t----\t---------");
+    for s in subjects {
+        d.line(2, format!("{}\t{}\t{}", s.kind, s.name, s.namespace));
     }
 }
 
@@ -743,13 +957,28 @@ Events:
     }
 
     #[test]
-    fn should_dump_other_kinds_as_yaml() {
-        let objs = parse("apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q, namespace: default}\nspec: {hard: {pods: \"10\"}}\n")
-            .expect("parses");
+    fn should_describe_a_quota_as_a_used_and_hard_table() {
+        let objs = parse(
+            "apiVersion: v1\nkind: ResourceQuota\nmetadata: {name: q, namespace: default}\nspec: {hard: {pods: \"10\", cpu: \"2\"}}\nstatus: {hard: {pods: \"10\", cpu: \"2\"}, used: {pods: \"3\"}}\n",
+        )
+        .expect("parses");
         let text = describe(&objs[0], &Related::default(), now());
         assert_eq!(
             text,
-            "Name:         q\nNamespace:    default\nLabels:       <none>\nAnnotations:  <none>\nSpec:\n  hard:\n    pods: '10'\nEvents:  <none>\n"
+            "Name:       q\nNamespace:  default\nResource    Used  Hard\n--------    ----  ----\ncpu         0     2\npods        3     10\nEvents:     <none>\n"
+        );
+    }
+
+    #[test]
+    fn should_describe_a_cluster_role_as_a_rule_table() {
+        let objs = parse(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r}\nrules:\n- {apiGroups: [\"\"], resources: [pods, pods/log], verbs: [get, list]}\n",
+        )
+        .expect("parses");
+        let text = describe(&objs[0], &Related::default(), now());
+        assert_eq!(
+            text,
+            "Name:         r\nLabels:       <none>\nAnnotations:  <none>\nPolicyRule:\n  Resources  Non-Resource URLs  Resource Names  Verbs\n  ---------  -----------------  --------------  -----\n  pods       []                 []              [get list]\n  pods/log   []                 []              [get list]\nEvents:      <none>\n"
         );
     }
 }

@@ -10,6 +10,8 @@
 //! - [`tabwriter`]: elastic tab stops, as Go's text/tabwriter.
 //! - [`jsonpath`]: kubectl's JSONPath subset (`-o jsonpath=`, `wait --for=jsonpath=`).
 //! - [`custom_columns`]: `-o custom-columns=HEADER:PATH,...`.
+//! - [`progress`]: progress lines of rolling-update, drain and wait, on stderr.
+//! - [`live_table`]: the table `get -w` redraws in place on a terminal.
 //! - [`error`]: how failures are reported (one line, kubectl's wording).
 
 pub mod commands;
@@ -17,7 +19,9 @@ pub mod custom_columns;
 pub mod describe;
 pub mod error;
 pub mod jsonpath;
+pub mod live_table;
 pub mod manifests;
 pub mod merge;
 pub mod printers;
+pub mod progress;
 pub mod tabwriter;

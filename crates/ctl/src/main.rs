@@ -4,7 +4,7 @@ use berth_client::ConnectArgs;
 use berthctl::commands::{
     Ctx, apply, auth, certs, config, create, delete, describe, exec, get, label, logs, rolling_update, scale, snapshot, top, version,
 };
-use berthctl::commands::{api_resources, completion, cordon, drain, wait};
+use berthctl::commands::{api_resources, completion, cordon, drain, explain, wait};
 use std::path::PathBuf;
 
 use clap::parser::ValueSource;
@@ -63,6 +63,8 @@ enum Command {
     Wait(wait::WaitArgs),
     /// List the kinds of object the server serves.
     ApiResources(api_resources::ApiResourcesArgs),
+    /// Show the documentation of a kind or of one of its fields (KIND[.field.path]).
+    Explain(explain::ExplainArgs),
     /// Print a shell completion script (bash, zsh, fish).
     Completion(completion::CompletionArgs),
     /// Make the cluster's CA and certificates.
@@ -140,6 +142,7 @@ fn main() {
             Command::Drain(args) => drain::run(&ctx, args).await,
             Command::Wait(args) => wait::run(&ctx, args).await,
             Command::ApiResources(args) => api_resources::run(&ctx, args).await,
+            Command::Explain(args) => explain::run(args),
             Command::Completion(args) => completion::run(args, &mut Cli::command()),
             Command::Certs(args) => certs::run(args),
             Command::Auth(args) => auth::run(&ctx, args).await,

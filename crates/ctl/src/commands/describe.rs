@@ -1,11 +1,12 @@
 //! `describe`: fetches objects and what relates to them (events, a
-//! controller's pods, a service's endpoints) and prints the readable view.
+//! controller's pods, a node's pods, a service's endpoints, a namespace's
+//! quotas and limit ranges) and prints the readable view.
 
 use std::collections::HashMap;
 
 use anyhow::Result;
 use berth_api::pb::api::object::Kind as K;
-use berth_api::pb::core::{Endpoints, Event, Pod};
+use berth_api::pb::core::{Endpoints, Event, LimitRange, Pod, ResourceQuota};
 use berth_api::{Object, Resource};
 use berth_client::{Client, ListParams};
 use chrono::Utc;
@@ -96,6 +97,19 @@ async fn related(client: &Client, object: &Object, events_by_ns: &mut HashMap<St
             } else {
                 related.pods = Some(Vec::new());
             }
+        }
+        Some(K::Node(n)) => {
+            let params = ListParams::default().fields(format!("spec.nodeName={}", n.name()));
+            let (mut pods, _) = client.list::<Pod>("", &params).await.map_err(|e| error::api(e, &Pod::INFO, ""))?;
+            pods.retain(|p| p.status.as_ref().is_none_or(|s| s.phase != "Succeeded" && s.phase != "Failed"));
+            pods.sort_by(|a, b| (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())));
+            related.pods = Some(pods);
+        }
+        Some(K::Namespace(n)) => {
+            let name = n.name();
+            let params = ListParams::default();
+            related.quotas = client.list::<ResourceQuota>(name, &params).await.map_err(|e| error::api(e, &ResourceQuota::INFO, ""))?.0;
+            related.limit_ranges = client.list::<LimitRange>(name, &params).await.map_err(|e| error::api(e, &LimitRange::INFO, ""))?.0;
         }
         Some(K::Service(_)) => match client.get::<Endpoints>(&ns, object.name()).await {
             Ok(ep) => related.endpoints = Some(ep),

@@ -22,7 +22,8 @@
 //! cluster without room for them.
 //!
 //! `--timeout` (default 0: no limit) bounds the whole drain; when it
-//! passes, the error names every pod still on the node.
+//! passes, the error names every pod still on the node. While pods
+//! terminate, stderr says which one is awaited and how many are gone.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -38,6 +39,7 @@ use super::cordon::{node_names, set_unschedulable};
 use super::delete::wait_gone;
 use super::{Ctx, object_ref, out, revision, warn_error};
 use crate::error;
+use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
 pub struct DrainArgs {
@@ -98,6 +100,9 @@ async fn drain(client: &Client, node: &str, args: &DrainArgs) -> Result<()> {
 
     let delete = DeleteParams { grace_period_seconds: (args.grace_period >= 0).then_some(args.grace_period), ..Default::default() };
     let rounds = rounds(plan.evict);
+    let total: usize = rounds.iter().map(Vec::len).sum();
+    let mut gone_count = 0;
+    let mut progress = Progress::new();
     for (i, round) in rounds.iter().enumerate() {
         let mut evicted = Vec::new();
         for pod in round {
@@ -106,18 +111,31 @@ async fn drain(client: &Client, node: &str, args: &DrainArgs) -> Result<()> {
             match client.delete::<Pod>(pod.namespace(), pod.name(), &params).await {
                 Ok(last) => evicted.push((pod, revision(&last.into_object()))),
                 // Gone already (or replaced by a pod of the same name): nothing to wait for.
-                Err(e) if e.is_not_found() || e.is_conflict() => out(&format!("{} evicted\n", object_ref(&Pod::INFO, pod.name()))),
+                Err(e) if e.is_not_found() || e.is_conflict() => {
+                    gone_count += 1;
+                    out(&format!("{} evicted\n", object_ref(&Pod::INFO, pod.name())));
+                }
                 Err(e) => return Err(error::api(e, &Pod::INFO, pod.name())),
             }
         }
         for (n, (pod, from)) in evicted.iter().enumerate() {
+            progress.report(&format!(
+                "node/{node}: waiting for pod {}/{} to terminate ({gone_count} of {total} pods evicted, round {} of {})",
+                pod.namespace(),
+                pod.name(),
+                i + 1,
+                rounds.len()
+            ));
             let gone = wait_gone(client, &Pod::INFO, pod.namespace(), pod.name(), *from);
             let gone = match deadline {
                 Some(d) => tokio::time::timeout_at(d, gone).await.ok(),
                 None => Some(gone.await),
             };
             match gone {
-                Some(Ok(())) => out(&format!("{} evicted\n", object_ref(&Pod::INFO, pod.name()))),
+                Some(Ok(())) => {
+                    gone_count += 1;
+                    out(&format!("{} evicted\n", object_ref(&Pod::INFO, pod.name())));
+                }
                 Some(Err(e)) => return Err(e),
                 None => {
                     let terminating = evicted[n..].iter().map(|(p, _)| format!("{}/{}", p.namespace(), p.name()));

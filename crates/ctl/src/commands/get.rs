@@ -1,6 +1,9 @@
 //! `get`: lists or fetches objects and prints them as a table, JSON, YAML,
 //! names, a JSONPath template or custom columns; `-w` then follows their
-//! changes.
+//! changes (a table redrawn in place on a terminal, one line per change
+//! otherwise).
+
+use std::io::IsTerminal as _;
 
 use anyhow::{Context as _, Result, bail};
 use berth_api::manifest::list_to_json;
@@ -14,6 +17,7 @@ use super::{Ctx, object_ref, out, targets, to_json_pretty, to_yaml, warn_error};
 use crate::custom_columns::Columns;
 use crate::error;
 use crate::jsonpath::Template;
+use crate::live_table::LiveTable;
 use crate::printers::{self, Options, Table, render_row};
 
 /// How `get` prints objects.
@@ -248,8 +252,12 @@ fn print_tables(found: &[Found], options: Options, no_headers: bool, no_errors: 
 }
 
 /// Prints the current objects, then one line (or document) per change,
-/// until the stream ends or berthctl is interrupted.
+/// until the stream ends or berthctl is interrupted (kubectl's way when
+/// stdout is not a terminal; on a terminal tables are redrawn in place).
 async fn watch(client: &Client, args: &GetArgs, options: Options, ns: &str, names: &[String], initial: Found) -> Result<()> {
+    if std::io::stdout().is_terminal() && matches!(args.output, None | Some(Output::Wide) | Some(Output::CustomColumns(_))) {
+        return watch_live(client, args, options, ns, names, initial).await;
+    }
     let info = initial.info;
     let mut table = Table::new(info, options);
     let now = Utc::now();
@@ -302,10 +310,39 @@ async fn watch(client: &Client, args: &GetArgs, options: Options, ns: &str, name
     }
 
     let params = params(args, names);
-    let mut revision = initial.revision;
+    follow(client, info, ns, &params, names, initial.revision, |change| match change {
+        Change::Event(_, o) => print(&o, &mut header_printed),
+        // Printing the objects as they are now.
+        Change::Relisted(items) => items.iter().try_for_each(|o| print(o, &mut header_printed)),
+    })
+    .await
+}
+
+/// What the watch saw.
+enum Change {
+    /// ADDED, MODIFIED or DELETED, and the object.
+    Event(String, Box<Object>),
+    /// The revision was compacted away and the kind was listed again: every object as it is now.
+    Relisted(Vec<Object>),
+}
+
+/// Follows the changes of a kind from `revision` on (only objects named in
+/// `names`, when given), calling `handle` for each, until the server fails
+/// or berthctl is interrupted. A closed stream is resumed; a compacted
+/// revision is recovered by listing again.
+async fn follow(
+    client: &Client,
+    info: &'static KindInfo,
+    ns: &str,
+    params: &ListParams,
+    names: &[String],
+    mut revision: u64,
+    mut handle: impl FnMut(Change) -> Result<()>,
+) -> Result<()> {
+    let wanted = |o: &Object| names.is_empty() || names.iter().any(|n| n == o.name());
     loop {
         let mut too_old = false;
-        match client.watch_objects(info.kind, ns, &params, revision).await {
+        match client.watch_objects(info.kind, ns, params, revision).await {
             Ok(mut stream) => {
                 while let Some(ev) = stream.next().await {
                     let ev = match ev {
@@ -321,8 +358,8 @@ async fn watch(client: &Client, args: &GetArgs, options: Options, ns: &str, name
                         continue;
                     }
                     let Some(o) = ev.object else { continue };
-                    if names.is_empty() || names.iter().any(|n| n == o.name()) {
-                        print(&o, &mut header_printed)?;
+                    if wanted(&o) {
+                        handle(Change::Event(ev.r#type, Box::new(o)))?;
                     }
                 }
             }
@@ -334,14 +371,45 @@ async fn watch(client: &Client, args: &GetArgs, options: Options, ns: &str, name
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             continue;
         }
-        // The revision was compacted away: relist and go on from the list,
-        // printing the objects as they are now.
-        let resp = client.list_objects(info.kind, ns, &params).await.map_err(|e| error::api(e, info, ""))?;
+        let resp = client.list_objects(info.kind, ns, params).await.map_err(|e| error::api(e, info, ""))?;
         let mut items = resp.items;
         sort(&mut items);
-        for o in items.iter().filter(|o| names.is_empty() || names.iter().any(|n| n == o.name())) {
-            print(o, &mut header_printed)?;
-        }
+        items.retain(wanted);
+        handle(Change::Relisted(items))?;
         revision = resp.resource_version;
     }
+}
+
+/// The cells of an object's row.
+type RowFn<'a> = Box<dyn Fn(&Object) -> Vec<String> + 'a>;
+
+/// `get -w` on a terminal, for tables: one row per object, redrawn in place.
+async fn watch_live(client: &Client, args: &GetArgs, options: Options, ns: &str, names: &[String], initial: Found) -> Result<()> {
+    let info = initial.info;
+    let table = Table::new(info, options);
+    let (headers, row): (Vec<String>, RowFn) = match &args.output {
+        Some(Output::CustomColumns(c)) => (c.headers(), Box::new(|o: &Object| c.row(&o.to_json_value()))),
+        _ => (table.headers.clone(), Box::new(|o: &Object| table.row(o, Utc::now()))),
+    };
+    let mut live = LiveTable::new(headers, args.no_headers);
+    for o in &initial.items {
+        live.upsert(o.namespace(), o.name(), row(o));
+    }
+    out(&live.frame());
+    let params = params(args, names);
+    follow(client, info, ns, &params, names, initial.revision, |change| {
+        match change {
+            Change::Event(t, o) if t == "DELETED" => live.remove(o.namespace(), o.name()),
+            Change::Event(_, o) => live.upsert(o.namespace(), o.name(), row(&o)),
+            Change::Relisted(items) => {
+                live.clear();
+                for o in &items {
+                    live.upsert(o.namespace(), o.name(), row(o));
+                }
+            }
+        }
+        out(&live.frame());
+        Ok(())
+    })
+    .await
 }

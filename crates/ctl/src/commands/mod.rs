@@ -14,6 +14,7 @@
 //! - [`cordon`] (also uncordon), [`drain`]: take nodes out of service.
 //! - [`wait`]: block until objects reach a condition.
 //! - [`api_resources`], [`completion`]: what the server serves; shell completion.
+//! - [`explain`]: the documentation of a kind or field.
 
 pub mod api_resources;
 pub mod apply;
@@ -27,6 +28,7 @@ pub mod delete;
 pub mod describe;
 pub mod drain;
 pub mod exec;
+pub mod explain;
 pub mod get;
 pub mod label;
 pub mod logs;

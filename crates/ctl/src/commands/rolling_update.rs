@@ -6,7 +6,8 @@
 //! the same command again resumes an interrupted update, and `--rollback`
 //! returns an interrupted one to the old controller. With `--auto-rollback`
 //! an update whose new pods do not become Ready within `--progress-deadline`
-//! rolls itself back and says why.
+//! rolls itself back and says why. While pods start, stderr says how many
+//! of the new controller's pods are ready (a line per change).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use tokio::time::Instant;
 use super::{Ctx, out};
 use crate::error;
 use crate::manifests;
+use crate::progress::Progress;
 
 /// On the old RC: the RC it is being updated to.
 pub const NEXT_CONTROLLER: &str = "kubectl.kubernetes.io/next-controller-id";
@@ -276,6 +278,7 @@ impl Plan<'_> {
         let mut last_move = Instant::now();
         let mut best_ready = ready_pods(self.client, self.ns, &to_rc).await?;
         let mut last_ready_gain = Instant::now();
+        let mut progress = Progress::new();
         loop {
             let from_rc = self.get(from).await?;
             let to_rc = self.get(to).await?;
@@ -297,6 +300,7 @@ impl Plan<'_> {
             let until = Instant::now() + self.args.update_period;
             loop {
                 let ready = ready_pods(self.client, self.ns, &to_rc).await?;
+                progress.report(&format!("replicationcontroller/{to}: {ready} of {desired} pods updated and ready, {from_n} old left"));
                 if ready > best_ready {
                     best_ready = ready;
                     last_ready_gain = Instant::now();

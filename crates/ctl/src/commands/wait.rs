@@ -8,7 +8,9 @@
 //!   value (or, without `=VALUE`, gives anything).
 //!
 //! Each object gets `--timeout` (default 30s); when it passes the error is
-//! kubectl's `timed out waiting for the condition on pods/NAME`.
+//! kubectl's `timed out waiting for the condition on pods/NAME`. While it
+//! waits, each change of what the object shows (`condition Ready is False`)
+//! is reported on stderr with the time waited.
 
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use tokio::time::Instant;
 use super::{Ctx, object_ref, out, revision, targets, warn_error};
 use crate::error;
 use crate::jsonpath::{Path, format_value};
+use crate::progress::Progress;
 
 /// What to wait for.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,14 +149,31 @@ async fn wait_one(client: &Client, info: &'static KindInfo, ns: &str, name: &str
         return Err(timed_out());
     }
     let uid = first.metadata().map(|m| m.uid.clone()).unwrap_or_default();
-    match tokio::time::timeout_at(deadline, follow(client, info, ns, name, cond, &uid, revision(&first))).await {
+    let mut progress = Progress::new();
+    let started = Instant::now();
+    let message = |o: &Object| format!("waiting for {}: {}", object_ref(info, name), state(cond, o));
+    // The first line has no time yet; later ones say how long it has been.
+    progress.report(&message(&first));
+    let mut report = |o: &Object| progress.report_after(&message(o), started.elapsed());
+    match tokio::time::timeout_at(deadline, follow(client, info, ns, name, cond, &uid, revision(&first), &mut report)).await {
         Ok(result) => result.map(|()| true),
         Err(_) => Err(timed_out()),
     }
 }
 
-/// Watches one object from revision `from` until the condition holds.
-async fn follow(client: &Client, info: &'static KindInfo, ns: &str, name: &str, cond: &For, uid: &str, from: u64) -> Result<()> {
+/// Watches one object from revision `from` until the condition holds,
+/// calling `seen` with each version of it that does not meet it.
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    client: &Client,
+    info: &'static KindInfo,
+    ns: &str,
+    name: &str,
+    cond: &For,
+    uid: &str,
+    from: u64,
+    seen: &mut impl FnMut(&Object),
+) -> Result<()> {
     let params = ListParams::default().fields(format!("metadata.name={name}"));
     let mut from = from;
     loop {
@@ -164,7 +184,10 @@ async fn follow(client: &Client, info: &'static KindInfo, ns: &str, name: &str, 
                 match client.get_object(info.kind, ns, name).await {
                     Ok(o) if *cond == For::Delete && o.metadata().is_some_and(|m| m.uid != uid) => return Ok(()),
                     Ok(o) if *cond != For::Delete && met(cond, &o) => return Ok(()),
-                    Ok(o) => from = revision(&o),
+                    Ok(o) => {
+                        seen(&o);
+                        from = revision(&o);
+                    }
                     Err(e) if e.is_not_found() && *cond == For::Delete => return Ok(()),
                     Err(e) if e.is_not_found() => from = 0,
                     Err(e) => return Err(error::api(e, info, name)),
@@ -190,9 +213,36 @@ async fn follow(client: &Client, info: &'static KindInfo, ns: &str, name: &str, 
             if done {
                 return Ok(());
             }
+            if ev.r#type != "DELETED" {
+                seen(&o);
+            }
         }
         // The server ended the stream: resume from the last revision seen.
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What the object shows of what is awaited, for the progress line.
+fn state(cond: &For, object: &Object) -> String {
+    let json = object.to_json_value();
+    match cond {
+        For::Delete if json.pointer("/metadata/deletionTimestamp").is_some() => "terminating".into(),
+        For::Delete => "not deleted yet".into(),
+        For::Condition { name, .. } => {
+            let conditions = json.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+            let status = conditions
+                .iter()
+                .find(|c| c.get("type").and_then(Value::as_str).is_some_and(|t| t.eq_ignore_ascii_case(name)))
+                .and_then(|c| c.get("status").and_then(Value::as_str).map(str::to_string));
+            match status {
+                Some(s) => format!("condition {name} is {s}"),
+                None => format!("condition {name} is not reported yet"),
+            }
+        }
+        For::JsonPath { path, .. } => {
+            let found: Vec<String> = path.find(&json).into_iter().map(format_value).collect();
+            if found.is_empty() { "the JSONPath finds nothing yet".into() } else { format!("the JSONPath gives {}", found.join(" ")) }
+        }
     }
 }
 
