@@ -13,6 +13,7 @@ use berth_api::pb::core::*;
 use berth_api::pb::rbac::{RoleBinding, RoleRef, Subject};
 use berth_apiserver::Config;
 use berth_client::{Client, ClientConfig, ListParams};
+use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::Code;
@@ -376,6 +377,26 @@ async fn should_keep_secret_values_out_of_the_store_files_and_rotate_keys() {
     let admin = s.admin().await;
     let value = "zebra-quantum-marmalade";
     admin.create(secret("default", "vault", value)).await.expect("secret");
+    // List and watch answer with stored bytes (berth_api::wire): a Secret's
+    // must be opened first, both for the initial events and for live ones.
+    let (items, list_rv) = admin.list::<Secret>("default", &ListParams::default()).await.expect("list secrets");
+    let listed = items.iter().find(|s| s.metadata.as_ref().is_some_and(|m| m.name == "vault")).expect("listed");
+    assert_eq!(listed.data.get("password").map(Vec::as_slice), Some(value.as_bytes()));
+    let mut from_start = admin.watch::<Secret>("default", &ListParams::default(), 0).await.expect("watch from 0");
+    let mut live = admin.watch::<Secret>("default", &ListParams::default(), list_rv).await.expect("watch from list");
+    admin.create(secret("default", "vault-2", value)).await.expect("second secret");
+    for (stream, name) in [(&mut from_start, "vault"), (&mut live, "vault-2")] {
+        // The namespace's service-account token Secret comes too.
+        let got = loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.expect("event in time").expect("open").expect("ok");
+            let berth_client::WatchEvent::Added(got) = ev else { panic!("expected ADDED events, got {ev:?}") };
+            if got.metadata.as_ref().is_some_and(|m| m.name == name) {
+                break got;
+            }
+        };
+        assert_eq!(got.data.get("password").map(Vec::as_slice), Some(value.as_bytes()), "{name} watched in the clear");
+    }
+    drop((from_start, live));
     let marker = "plain-configmap-marker";
     let cm = ConfigMap { metadata: meta("default", "c"), data: [("k".to_string(), marker.to_string())].into(), ..Default::default() };
     admin.create(cm).await.expect("configmap");
