@@ -130,7 +130,10 @@ async fn should_give_disk_space_back_after_churn_keeping_objects_revision_and_hi
     }
     let stats = store.stats();
     let (_, after) = dir_size(dir.path());
-    println!("peak {peak} bytes, after {after} bytes, live {} bytes, {} rebuilds", stats.live_bytes, stats.defrags);
+    println!(
+        "peak {peak} bytes, after {after} bytes, live {} bytes, {} rebuilds taking {:.2} s in all",
+        stats.live_bytes, stats.defrags, stats.defrag_seconds
+    );
     assert!(stats.defrags >= 1, "no rebuild happened: {stats:?}");
     assert!(after * 2 < peak, "the directory did not shrink: peak {peak} bytes, now {after} bytes ({stats:?})");
     let generations: Vec<_> = std::fs::read_dir(dir.path())
@@ -220,4 +223,69 @@ async fn should_move_a_store_written_before_the_layout_into_it() {
     let store = SledStore::open(dir.path(), options).unwrap();
     assert_eq!(store.current_revision(), 2_001);
     assert!(store.get("/registry/configmaps/ns/old").unwrap().is_some());
+}
+
+/// Copies a directory tree (a sled store that is closed).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+async fn write_and_close(dir: &Path, options: SledOptions, n: usize) -> Revision {
+    let store = SledStore::open(dir, options).unwrap();
+    for i in 0..n {
+        store.create(&format!("/registry/configmaps/ns/c{i}"), Bytes::from(format!("v{i}"))).await.unwrap();
+    }
+    let revision = store.current_revision();
+    store.close();
+    drop(store);
+    revision
+}
+
+fn assert_store(dir: &Path, options: SledOptions, n: usize, revision: Revision) {
+    let store = SledStore::open(dir, options).unwrap();
+    assert_eq!(store.current_revision(), revision);
+    let (items, _) = store.list("/registry/").unwrap();
+    assert_eq!(items.len(), n);
+    assert!(items.iter().all(|kv| kv.value == Bytes::from(format!("v{}", &kv.key["/registry/configmaps/ns/c".len()..]))));
+}
+
+/// The on-disk states a crash can leave at each step of a rebuild all open as the full store,
+/// and what the rebuild left behind is removed.
+#[tokio::test(flavor = "multi_thread")]
+async fn should_open_the_full_store_from_every_state_a_crashed_rebuild_leaves() {
+    let options = SledOptions { history: 100, defrag: DefragPolicy { ratio: 0.0, min_bytes: 0 }, ..SledOptions::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let revision = write_and_close(data, options, 50).await;
+    assert_eq!(std::fs::read_link(data.join("store")).unwrap(), Path::new("store.1"));
+
+    // Crash while writing the new directory (and its link): `store` still names the old one.
+    std::fs::create_dir(data.join("store.2")).unwrap();
+    std::fs::write(data.join("store.2").join("db"), b"half a sled file").unwrap();
+    std::os::unix::fs::symlink("store.2", data.join("store.tmp")).unwrap();
+    assert_store(data, options, 50, revision);
+    assert!(!data.join("store.2").exists() && !data.join("store.tmp").exists(), "leftovers of the crashed rebuild");
+
+    // Crash after the switch, before the old directory was removed: the new one is used.
+    copy_dir(&data.join("store.1"), &data.join("store.2"));
+    std::os::unix::fs::symlink("store.2", data.join("store.tmp")).unwrap();
+    std::fs::rename(data.join("store.tmp"), data.join("store")).unwrap();
+    assert_store(data, options, 50, revision);
+    assert!(!data.join("store.1").exists(), "the replaced directory was not removed");
+    assert_eq!(std::fs::read_link(data.join("store")).unwrap(), Path::new("store.2"));
+
+    // A link to something that is not a store directory is refused, naming it.
+    std::fs::remove_file(data.join("store")).unwrap();
+    std::os::unix::fs::symlink("/etc", data.join("store")).unwrap();
+    let err = SledStore::open(data, options).err().expect("a foreign link must be refused").to_string();
+    assert!(err.contains("links to /etc"), "{err}");
 }

@@ -228,6 +228,7 @@ impl SledStore {
                 path.display()
             ))));
         }
+        std::fs::create_dir_all(path).map_err(Error::backend)?;
         let objects = snapshot.records.iter().map(|r| (r.key.as_str(), r.mod_revision, r.create_revision, r.value.as_ref()));
         let history = std::iter::empty::<Result<(sled::IVec, sled::IVec)>>();
         let (_, db) = defrag::install(path, path, |dir| write_fresh(sled_config(dir, 0), objects, history, snapshot.revision))?;
