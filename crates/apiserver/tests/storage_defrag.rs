@@ -255,7 +255,7 @@ fn assert_store(dir: &Path, options: SledOptions, n: usize, revision: Revision) 
     assert_eq!(store.current_revision(), revision);
     let (items, _) = store.list("/registry/").unwrap();
     assert_eq!(items.len(), n);
-    assert!(items.iter().all(|kv| kv.value == Bytes::from(format!("v{}", &kv.key["/registry/configmaps/ns/c".len()..]))));
+    assert!(items.iter().all(|kv| kv.value == format!("v{}", &kv.key["/registry/configmaps/ns/c".len()..])));
 }
 
 /// The on-disk states a crash can leave at each step of a rebuild all open as the full store,
@@ -282,6 +282,16 @@ async fn should_open_the_full_store_from_every_state_a_crashed_rebuild_leaves() 
     assert_store(data, options, 50, revision);
     assert!(!data.join("store.1").exists(), "the replaced directory was not removed");
     assert_eq!(std::fs::read_link(data.join("store")).unwrap(), Path::new("store.2"));
+
+    // While a store uses the directory, nothing else may clean it up or open it.
+    let open = SledStore::open(data, options).unwrap();
+    std::fs::create_dir(data.join("store.7")).unwrap();
+    let err = SledStore::open(data, options).err().expect("a second open must be refused").to_string();
+    assert!(err.contains("in use by another process"), "{err}");
+    assert!(data.join("store.7").exists(), "the refused open cleaned up a directory in use");
+    drop(open);
+    assert_store(data, options, 50, revision);
+    assert!(!data.join("store.7").exists());
 
     // A link to something that is not a store directory is refused, naming it.
     std::fs::remove_file(data.join("store")).unwrap();

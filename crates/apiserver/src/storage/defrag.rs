@@ -29,10 +29,17 @@
 //! named by nothing and [`prepare`] deletes it at the next start. After the rename, `store`
 //! names a directory that was complete and durable before the rename, and the old one is
 //! deleted at the next start. If the rename itself was not yet durable, a restart sees one name
-//! or the other, and both directories hold every acknowledged write at the same revision.
+//! or the other, and both directories hold every acknowledged write at the same revision. If
+//! anything fails after the rename (the data directory's fsync), the writer cannot know which
+//! name a crash would leave, so it stops taking writes, as after any failed commit.
+//!
+//! The cleanup at start deletes directories that nothing names, so it must never run while
+//! another process is rebuilding: the file `store-lock` in the data directory is locked
+//! (`flock`) for as long as a store uses the directory.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
@@ -44,6 +51,11 @@ const LINK: &str = "store";
 const LINK_TMP: &str = "store.tmp";
 /// Prefix of sled directories; the rest is their sequence number.
 const GENERATION_PREFIX: &str = "store.";
+/// Locked while a store uses the data directory.
+const LOCK: &str = "store-lock";
+/// How long [`prepare`] waits for the lock: a store closed a moment ago in this process may
+/// still be releasing it; another live process keeps it and is named in the error.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
 /// What sled 0.34 writes at the top of a directory (a pre-layout data directory).
 const LEGACY_FILES: [&str; 3] = ["conf", "db", "blobs"];
 const LEGACY_SNAPSHOT_PREFIX: &str = "snap.";
@@ -90,11 +102,43 @@ impl DefragPolicy {
     }
 }
 
-/// Readies the data directory and returns the sled directory to open: follows `store` where it
-/// exists, and deletes whatever an interrupted rebuild or a finished migration left behind; an
-/// empty data directory gets the layout at once.
-pub fn prepare(data_dir: &Path) -> Result<PathBuf> {
+/// The data directory's lock; released when dropped.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+/// Locks the data directory for this process, waiting briefly for a store closing in this
+/// process; fails naming the directory if another process holds it.
+pub fn lock(data_dir: &Path) -> Result<DirLock> {
     fs::create_dir_all(data_dir).map_err(|err| io_error("cannot create", data_dir, err))?;
+    let path = data_dir.join(LOCK);
+    let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(|err| io_error("cannot open", &path, err))?;
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(DirLock { _file: file }),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::backend(std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    format!("data directory {} is in use by another process (cannot lock {LOCK})", data_dir.display()),
+                )));
+            }
+            Err(fs::TryLockError::Error(err)) => return Err(io_error("cannot lock", &path, err)),
+        }
+    }
+}
+
+/// The sled directory `store` names now (None without the link: a pre-layout store).
+pub fn current(data_dir: &Path) -> Option<PathBuf> {
+    fs::read_link(data_dir.join(LINK)).ok().map(|target| data_dir.join(target))
+}
+
+/// Readies the data directory, which the caller has locked, and returns the sled directory to
+/// open: follows `store` where it exists, and deletes whatever an interrupted rebuild or a
+/// finished migration left behind; an empty data directory gets the layout at once.
+pub fn prepare(data_dir: &Path, _locked: &DirLock) -> Result<PathBuf> {
     remove_link_tmp(data_dir)?;
     let link = data_dir.join(LINK);
     match fs::read_link(&link) {
@@ -258,7 +302,8 @@ mod tests {
     #[test]
     fn should_switch_the_link_and_clean_up_on_prepare() {
         let data = tempfile::tempdir().unwrap();
-        let first = prepare(data.path()).unwrap();
+        let locked = lock(data.path()).unwrap();
+        let first = prepare(data.path(), &locked).unwrap();
         assert_eq!(first, data.path().join("store.1"));
         // A rebuild that fails leaves the link alone and no directory behind.
         let failed: Result<(PathBuf, ())> = install(data.path(), &first, |_| Err(Error::Closed));
@@ -267,7 +312,7 @@ mod tests {
         let (second, ()) = install(data.path(), &first, |dir| fs::write(dir.join("db"), b"x").map_err(Error::backend)).unwrap();
         assert_eq!(fs::read_link(data.path().join(LINK)).unwrap(), PathBuf::from("store.2"));
         // The replaced directory is still there (a crash before step 3): prepare removes it.
-        assert_eq!(prepare(data.path()).unwrap(), second);
+        assert_eq!(prepare(data.path(), &locked).unwrap(), second);
         assert!(!first.exists());
     }
 }

@@ -137,7 +137,8 @@ impl SledStore {
     pub fn open(path: &Path, options: SledOptions) -> Result<SledStore> {
         // With no history every watcher would be too old as soon as anything is written.
         let options = SledOptions { history: options.history.max(1), ..options };
-        let sled_dir = defrag::prepare(path)?;
+        let locked = defrag::lock(path)?;
+        let sled_dir = defrag::prepare(path, &locked)?;
         let db = open_waiting_for_lock(&sled_config(&sled_dir, options.cache_capacity_bytes))?;
 
         let revision = match db.get(META_REVISION).map_err(Error::backend)? {
@@ -181,6 +182,7 @@ impl SledStore {
         let writer = Writer {
             db,
             data_dir: path.to_path_buf(),
+            _locked: locked,
             sled_dir,
             cache_capacity_bytes: options.cache_capacity_bytes,
             cache: Arc::clone(&cache),
@@ -228,7 +230,7 @@ impl SledStore {
                 path.display()
             ))));
         }
-        std::fs::create_dir_all(path).map_err(Error::backend)?;
+        let _locked = defrag::lock(path)?;
         let objects = snapshot.records.iter().map(|r| (r.key.as_str(), r.mod_revision, r.create_revision, r.value.as_ref()));
         let history = std::iter::empty::<Result<(sled::IVec, sled::IVec)>>();
         let (_, db) = defrag::install(path, path, |dir| write_fresh(sled_config(dir, 0), objects, history, snapshot.revision))?;
@@ -325,6 +327,8 @@ struct Writer {
     /// The directory the store was opened in, and the sled directory inside it now in use.
     data_dir: PathBuf,
     sled_dir: PathBuf,
+    /// Held while the writer runs: no other process may clean up or rebuild the directory.
+    _locked: defrag::DirLock,
     cache_capacity_bytes: u64,
     cache: Arc<WatchCache>,
     counters: Arc<Counters>,
@@ -371,7 +375,10 @@ impl Writer {
             // After the group's replies, so no acknowledgement waits for a rebuild.
             if self.defrag_check_due && !stopping {
                 self.defrag_check_due = false;
-                self.maybe_defrag();
+                if let Err(err) = self.maybe_defrag() {
+                    error!(cause = %err, "store rebuild failed after switching directories; the store stops accepting writes");
+                    break;
+                }
             }
         }
         // Requests still queued are dropped with the queue, so their callers get Closed.
@@ -491,11 +498,12 @@ impl Writer {
 
     /// Rebuilds the store if the policy says its file has outgrown the live data. A failed
     /// rebuild leaves the store as it was (writes go on in the old directory) and is retried
-    /// only once the file has doubled.
-    fn maybe_defrag(&mut self) {
+    /// only once the file has doubled. An error means the rebuild failed after `store` was
+    /// switched to the new directory, where this writer is not writing: the caller must stop.
+    fn maybe_defrag(&mut self) -> Result<()> {
         let before = self.measure_disk();
         if !self.defrag.due(before, self.defrag_floor, || self.cache.data_bytes()) {
-            return;
+            return Ok(());
         }
         let started = Instant::now();
         match self.rebuild() {
@@ -509,10 +517,15 @@ impl Writer {
                 info!(before, after, dir = %self.sled_dir.display(), millis = elapsed.as_millis() as u64, "rebuilt the store to give disk space back");
             }
             Err(err) => {
+                let named = defrag::current(&self.data_dir).unwrap_or_else(|| self.data_dir.clone());
+                if named != self.sled_dir {
+                    return Err(err);
+                }
                 self.defrag_floor = before.saturating_mul(2);
                 warn!(cause = %err, "store rebuild failed; carrying on with the current directory");
             }
         }
+        Ok(())
     }
 
     /// Writes the objects, the kept history and the revision into a fresh sled directory,
