@@ -62,6 +62,9 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// sled's page cache.
     pub cache_capacity_bytes: u64,
+    /// When the store rebuilds itself to give disk space back (`--storage-defrag-ratio`,
+    /// `--storage-defrag-min-mib`).
+    pub defrag: storage::DefragPolicy,
     /// ClusterIPs come from this range (`--service-cidr`).
     pub service_cidr: String,
     /// NodePorts come from this range (`--service-node-port-range`).
@@ -163,6 +166,7 @@ impl Default for Config {
             history: 10_000,
             bookmark_interval: Duration::from_secs(10),
             cache_capacity_bytes: 64 * 1024 * 1024,
+            defrag: storage::DefragPolicy::default(),
             service_cidr: registry::DEFAULT_SERVICE_CIDR.into(),
             node_port_range: "30000-32767".into(),
             tls: None,
@@ -225,7 +229,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         None => None,
     };
 
-    let options = SledOptions { history: config.history, cache_capacity_bytes: config.cache_capacity_bytes };
+    let options = SledOptions { history: config.history, cache_capacity_bytes: config.cache_capacity_bytes, defrag: config.defrag };
     let dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || SledStore::open(&dir, options))
         .await

@@ -34,6 +34,13 @@ struct Args {
     /// sled's page cache, in MiB.
     #[arg(long, default_value_t = 64)]
     storage_cache_mib: u64,
+    /// Rebuild the store into a fresh directory, giving disk space back, when its size on disk
+    /// exceeds this many times the live data (objects and kept history); 0 turns it off, else at least 1.5.
+    #[arg(long, default_value_t = 4.0)]
+    storage_defrag_ratio: f64,
+    /// ... and only once the store takes at least this many MiB on disk.
+    #[arg(long, default_value_t = 64)]
+    storage_defrag_min_mib: u64,
     /// Serve the API over TLS with this certificate (PEM; with --tls-private-key-file).
     #[arg(long, requires = "tls_private_key_file")]
     tls_cert_file: Option<PathBuf>,
@@ -106,6 +113,10 @@ async fn main() -> anyhow::Result<()> {
         history: args.watch_history,
         bookmark_interval: args.watch_bookmark_interval,
         cache_capacity_bytes: args.storage_cache_mib * 1024 * 1024,
+        defrag: berth_apiserver::storage::DefragPolicy {
+            ratio: args.storage_defrag_ratio,
+            min_bytes: args.storage_defrag_min_mib.saturating_mul(1024 * 1024),
+        },
         service_cidr: args.service_cidr,
         node_port_range: args.service_node_port_range,
         tls,
@@ -129,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
             certificate_authority: args.kubelet_certificate_authority,
         },
     };
+    config.defrag.check().map_err(|reason| anyhow::anyhow!("--storage-defrag-ratio: {reason}"))?;
     // Before binding: a plaintext listener outside loopback never opens.
     config.check_listen(args.listen)?;
     if let Some(file) = &args.restore {

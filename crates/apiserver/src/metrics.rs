@@ -1,7 +1,9 @@
 //! The apiserver's Prometheus metrics: requests by verb, kind and code with
-//! latency histograms, in-flight requests, watchers, and the store's size.
+//! latency histograms, in-flight requests, watchers, and the store's size, revisions,
+//! compactions and rebuilds.
 
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -46,7 +48,13 @@ pub struct Metrics {
     store_revision: Gauge,
     store_compacted_revision: Gauge,
     store_size_bytes: Gauge,
+    store_live_bytes: Gauge,
     store_flushes: Gauge,
+    store_compactions: Counter,
+    store_defrags: Counter,
+    store_defrag_seconds: Counter<f64, AtomicU64>,
+    /// Serialises copying the store's running totals into the counters above.
+    store_sync: Mutex<()>,
     refused_connections: Counter,
     authentication_failures: Counter,
     authorization_denials: Counter,
@@ -80,8 +88,28 @@ impl Metrics {
         registry.register("storage_compacted_revision", "The newest revision no longer in the history", store_compacted_revision.clone());
         let store_size_bytes = Gauge::default();
         registry.register("storage_size_bytes", "Size of the store on disk", store_size_bytes.clone());
+        let store_live_bytes = Gauge::default();
+        registry.register("storage_live_bytes", "Live data in the store: objects and the kept watch history", store_live_bytes.clone());
         let store_flushes = Gauge::default();
         registry.register("storage_flushes", "Group-commit flushes since start", store_flushes.clone());
+        let store_compactions = Counter::default();
+        registry.register(
+            "storage_compactions",
+            "History compactions (removal of events older than the kept history)",
+            store_compactions.clone(),
+        );
+        let store_defrags = Counter::default();
+        registry.register(
+            "storage_defrags",
+            "Rebuilds of the store into a fresh directory that gave disk space back",
+            store_defrags.clone(),
+        );
+        let store_defrag_seconds = Counter::<f64, AtomicU64>::default();
+        registry.register(
+            "storage_defrag_duration_seconds",
+            "Time spent rebuilding the store (writes wait meanwhile)",
+            store_defrag_seconds.clone(),
+        );
         let refused_connections = Counter::default();
         registry.register(
             "refused_connections",
@@ -105,7 +133,12 @@ impl Metrics {
             store_revision,
             store_compacted_revision,
             store_size_bytes,
+            store_live_bytes,
             store_flushes,
+            store_compactions,
+            store_defrags,
+            store_defrag_seconds,
+            store_sync: Mutex::new(()),
             refused_connections,
             authentication_failures,
             authorization_denials,
@@ -153,7 +186,18 @@ impl Metrics {
         self.store_revision.set(s.current_revision as i64);
         self.store_compacted_revision.set(s.compacted_revision as i64);
         self.store_size_bytes.set(s.disk_bytes as i64);
+        self.store_live_bytes.set(s.live_bytes as i64);
         self.store_flushes.set(s.flushes as i64);
+        {
+            // The store keeps running totals; counters only go up by the difference.
+            let _serial = self.store_sync.lock().unwrap_or_else(PoisonError::into_inner);
+            self.store_compactions.inc_by(s.compactions.saturating_sub(self.store_compactions.get()));
+            self.store_defrags.inc_by(s.defrags.saturating_sub(self.store_defrags.get()));
+            let seconds = s.defrag_seconds - self.store_defrag_seconds.get();
+            if seconds > 0.0 {
+                self.store_defrag_seconds.inc_by(seconds);
+            }
+        }
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -290,7 +290,7 @@ async fn should_keep_the_history_log_bounded() {
         assert_eq!(store.compacted_revision(), rev - history as u64);
     }
     // Count the history records left on disk; the store compacts every 1,000 writes.
-    let db = open_raw_sled(dir.path());
+    let db = open_raw_sled(&dir.path().join("store"));
     let log_records = db.scan_prefix(b"l").count();
     assert!(log_records >= history && log_records <= history + 1_000, "{log_records}");
     drop(db);

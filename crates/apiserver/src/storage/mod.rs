@@ -6,12 +6,15 @@
 //! - [`watch_cache`]: the in-memory current state and ring of recent events that serves
 //!   get, list and watch for any backend.
 //! - [`sled_store`]: the embedded sled backend, with group-committed durable writes.
+//! - [`defrag`]: giving disk space back: the data directory's layout and the atomic switch to
+//!   a store rebuilt in a fresh directory.
 //!
 //! Keys look like `/registry/{kind}/{namespace}/{name}` (cluster-scoped kinds:
 //! `/registry/{kind}/{name}`); values are opaque bytes that the layer above encodes.
 //! The revision is one cluster-wide counter, as in etcd: every successful write gets the next
 //! one, and it is what the API calls `resourceVersion`.
 
+pub mod defrag;
 pub mod sled_store;
 pub mod watch_cache;
 
@@ -20,6 +23,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
+pub use defrag::DefragPolicy;
 pub use sled_store::{SledOptions, SledStore};
 pub use watch_cache::{WatchCache, WatchStream};
 
@@ -159,12 +163,14 @@ pub struct CorruptRecord {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Numbers for `/metrics`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct StoreStats {
     /// Objects currently stored.
     pub objects: u64,
     /// Bytes the backend uses on disk (0 where it cannot tell).
     pub disk_bytes: u64,
+    /// Bytes of live data: objects' keys and values and the kept history's.
+    pub live_bytes: u64,
     /// The newest revision.
     pub current_revision: Revision,
     /// The highest revision no longer retained for watches.
@@ -178,6 +184,12 @@ pub struct StoreStats {
     /// Durable flushes since the store was opened; far fewer than `writes` under concurrency,
     /// because concurrent writes share one flush (group commit).
     pub flushes: u64,
+    /// History compactions (removals of events older than the kept history) since opened.
+    pub compactions: u64,
+    /// Rebuilds into a fresh directory that gave disk space back, since opened.
+    pub defrags: u64,
+    /// Time those rebuilds took, in seconds, summed.
+    pub defrag_seconds: f64,
 }
 
 /// The storage the apiserver uses: keys to opaque values, with a global revision and watches.

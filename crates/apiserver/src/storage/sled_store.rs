@@ -15,9 +15,17 @@
 //! `sled::Batch`, flushes once, publishes the events to the watch cache and only then replies.
 //! So a write is visible to readers before its writer hears about it, and concurrent writes
 //! share one fsync.
+//!
+//! # Giving space back
+//! Every `COMPACT_EVERY` writes the writer removes log records older than the kept history
+//! and asks [`DefragPolicy`] whether sled's file has grown far beyond the live data; if so it
+//! rebuilds the store into a fresh directory and switches to it ([`super::defrag`] has the
+//! layout and the crash-safety argument). Writes wait meanwhile (the rebuild writes only the
+//! live data); reads and watches are served from memory throughout, and the revision sequence
+//! and the watch history carry on unchanged.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,6 +36,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
+use super::defrag::{self, DefragPolicy};
 use super::watch_cache::{DEFAULT_HISTORY, Entry, WatchCache};
 use super::{Error, Event, EventType, KeyValue, Result, Revision, Store, StoreStats, WatchStream};
 
@@ -56,18 +65,23 @@ const META_REVISION: &[u8] = b"m/revision";
 /// Size of the object record header: mod revision and create revision.
 const OBJECT_HEADER: usize = 16;
 
+/// Records per batch when a whole store is written at once (restore, rebuild).
+const FRESH_BATCH: usize = 4_096;
+
 /// How a [`SledStore`] is configured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SledOptions {
     /// Events kept for watches, in memory and in the on-disk log (default 10,000; at least 1).
     pub history: usize,
     /// sled's page cache size in bytes (default 64 MiB).
     pub cache_capacity_bytes: u64,
+    /// When to rebuild the store to give disk space back.
+    pub defrag: DefragPolicy,
 }
 
 impl Default for SledOptions {
     fn default() -> Self {
-        Self { history: DEFAULT_HISTORY, cache_capacity_bytes: 64 * 1024 * 1024 }
+        Self { history: DEFAULT_HISTORY, cache_capacity_bytes: 64 * 1024 * 1024, defrag: DefragPolicy::default() }
     }
 }
 
@@ -75,7 +89,6 @@ impl Default for SledOptions {
 ///
 /// Reads never touch sled. Close it with [`SledStore::close`] (dropping it does the same).
 pub struct SledStore {
-    db: sled::Db,
     cache: Arc<WatchCache>,
     requests: mpsc::Sender<Command>,
     /// Taken by `close`, which joins the writer.
@@ -87,6 +100,13 @@ pub struct SledStore {
 struct Counters {
     writes: AtomicU64,
     flushes: AtomicU64,
+    /// sled's size on disk after the last commit or rebuild.
+    disk_bytes: AtomicU64,
+    /// History compactions that removed log records.
+    compactions: AtomicU64,
+    /// Rebuilds that gave space back, and the time they took (microseconds, summed).
+    defrags: AtomicU64,
+    defrag_micros: AtomicU64,
 }
 
 enum Command {
@@ -117,12 +137,9 @@ impl SledStore {
     pub fn open(path: &Path, options: SledOptions) -> Result<SledStore> {
         // With no history every watcher would be too old as soon as anything is written.
         let options = SledOptions { history: options.history.max(1), ..options };
-        let config = sled::Config::new()
-            .path(path)
-            .cache_capacity(options.cache_capacity_bytes)
-            // We flush before every acknowledgement; sled's timer would only add fsyncs.
-            .flush_every_ms(None);
-        let db = open_waiting_for_lock(&config)?;
+        let locked = defrag::lock(path)?;
+        let sled_dir = defrag::prepare(path, &locked)?;
+        let db = open_waiting_for_lock(&sled_config(&sled_dir, options.cache_capacity_bytes))?;
 
         let revision = match db.get(META_REVISION).map_err(Error::backend)? {
             None => 0,
@@ -150,7 +167,7 @@ impl SledStore {
         };
 
         info!(
-            path = %path.display(),
+            path = %sled_dir.display(),
             objects = objects.len(),
             revision,
             compacted,
@@ -160,18 +177,26 @@ impl SledStore {
 
         let cache = Arc::new(WatchCache::restore(options.history, objects, revision, compacted, history));
         let counters = Arc::new(Counters::default());
+        counters.disk_bytes.store(db.size_on_disk().unwrap_or(0), Ordering::Relaxed);
         let (requests, queue) = mpsc::channel();
         let writer = Writer {
-            db: db.clone(),
+            db,
+            data_dir: path.to_path_buf(),
+            _locked: locked,
+            sled_dir,
+            cache_capacity_bytes: options.cache_capacity_bytes,
             cache: Arc::clone(&cache),
             counters: Arc::clone(&counters),
             history: options.history as u64,
             log_oldest,
             since_compaction: 0,
+            defrag: options.defrag,
+            defrag_check_due: false,
+            defrag_floor: 0,
         };
         let handle = thread::Builder::new().name("berth-sled-writer".into()).spawn(move || writer.run(queue)).map_err(Error::backend)?;
 
-        Ok(SledStore { db, cache, requests, writer: Mutex::new(Some(handle)), counters })
+        Ok(SledStore { cache, requests, writer: Mutex::new(Some(handle)), counters })
     }
 
     /// Stops the store: the writer finishes every request queued before this call, flushes and
@@ -186,11 +211,8 @@ impl SledStore {
         if handle.join().is_err() {
             error!("sled writer thread panicked");
         }
-        // The writer closes the cache on its way out; this covers a panicked writer.
+        // The writer closes the cache and flushes on its way out; this covers a panicked writer.
         self.cache.close();
-        if let Err(err) = self.db.flush() {
-            error!(cause = %err, "final flush failed");
-        }
         info!(revision = self.cache.current_revision(), "closed sled store");
     }
 
@@ -208,14 +230,11 @@ impl SledStore {
                 path.display()
             ))));
         }
-        let db = open_waiting_for_lock(&sled::Config::new().path(path).flush_every_ms(None))?;
-        let mut batch = sled::Batch::default();
-        for r in &snapshot.records {
-            batch.insert(prefixed(OBJECT_PREFIX, r.key.as_bytes()), encode_object(r.mod_revision, r.create_revision, &r.value));
-        }
-        batch.insert(META_REVISION, &snapshot.revision.to_be_bytes());
-        db.apply_batch(batch).map_err(Error::backend)?;
-        db.flush().map_err(Error::backend)?;
+        let _locked = defrag::lock(path)?;
+        let objects = snapshot.records.iter().map(|r| (r.key.as_str(), r.mod_revision, r.create_revision, r.value.as_ref()));
+        let history = std::iter::empty::<Result<(sled::IVec, sled::IVec)>>();
+        let (_, db) = defrag::install(path, path, |dir| write_fresh(sled_config(dir, 0), objects, history, snapshot.revision))?;
+        drop(db);
         info!(path = %path.display(), objects = snapshot.records.len(), revision = snapshot.revision, "restored a snapshot");
         Ok(())
     }
@@ -285,19 +304,19 @@ impl Store for SledStore {
     }
 
     fn stats(&self) -> StoreStats {
-        let disk_bytes = self.db.size_on_disk().unwrap_or_else(|err| {
-            debug!(cause = %err, "cannot measure sled size on disk");
-            0
-        });
         StoreStats {
             objects: self.cache.len() as u64,
-            disk_bytes,
+            disk_bytes: self.counters.disk_bytes.load(Ordering::Relaxed),
+            live_bytes: self.cache.data_bytes(),
             current_revision: self.cache.current_revision(),
             compacted_revision: self.cache.compacted_revision(),
             history_events: self.cache.history_len() as u64,
             watchers: self.cache.watchers(),
             writes: self.counters.writes.load(Ordering::Relaxed),
             flushes: self.counters.flushes.load(Ordering::Relaxed),
+            compactions: self.counters.compactions.load(Ordering::Relaxed),
+            defrags: self.counters.defrags.load(Ordering::Relaxed),
+            defrag_seconds: Duration::from_micros(self.counters.defrag_micros.load(Ordering::Relaxed)).as_secs_f64(),
         }
     }
 }
@@ -305,12 +324,24 @@ impl Store for SledStore {
 /// The writer thread's state: the only code that assigns revisions or writes to sled.
 struct Writer {
     db: sled::Db,
+    /// The directory the store was opened in, and the sled directory inside it now in use.
+    data_dir: PathBuf,
+    sled_dir: PathBuf,
+    /// Held while the writer runs: no other process may clean up or rebuild the directory.
+    _locked: defrag::DirLock,
+    cache_capacity_bytes: u64,
     cache: Arc<WatchCache>,
     counters: Arc<Counters>,
     history: u64,
     /// The oldest log revision that may still be on disk; compaction removes from here.
     log_oldest: Revision,
     since_compaction: u64,
+    defrag: DefragPolicy,
+    /// Set with each compaction: the next quiet moment checks whether a rebuild is due.
+    defrag_check_due: bool,
+    /// No rebuild below this size: set after a failed attempt, or after a rebuild whose fresh
+    /// store was itself over the ratio, so such a store does not rebuild over and over.
+    defrag_floor: u64,
 }
 
 impl Writer {
@@ -341,9 +372,20 @@ impl Writer {
                 error!(cause = %err, "sled write failed; the store stops accepting writes");
                 break;
             }
+            // After the group's replies, so no acknowledgement waits for a rebuild.
+            if self.defrag_check_due && !stopping {
+                self.defrag_check_due = false;
+                if let Err(err) = self.maybe_defrag() {
+                    error!(cause = %err, "store rebuild failed after switching directories; the store stops accepting writes");
+                    break;
+                }
+            }
         }
         // Requests still queued are dropped with the queue, so their callers get Closed.
         self.cache.close();
+        if let Err(err) = self.db.flush() {
+            error!(cause = %err, "final flush failed");
+        }
         debug!("sled writer stopped");
     }
 
@@ -412,6 +454,7 @@ impl Writer {
             }
             self.counters.flushes.fetch_add(1, Ordering::Relaxed);
             self.counters.writes.fetch_add(written, Ordering::Relaxed);
+            self.measure_disk();
             // Publish before replying, so a writer that reads back sees its own write.
             self.cache.apply(events);
         }
@@ -440,7 +483,114 @@ impl Writer {
         }
         debug!(from = self.log_oldest, to = cutoff, "compacting sled history log");
         self.log_oldest = cutoff + 1;
+        self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+        self.defrag_check_due = true;
     }
+
+    fn measure_disk(&self) -> u64 {
+        let bytes = self.db.size_on_disk().unwrap_or_else(|err| {
+            debug!(cause = %err, "cannot measure sled size on disk");
+            0
+        });
+        self.counters.disk_bytes.store(bytes, Ordering::Relaxed);
+        bytes
+    }
+
+    /// Rebuilds the store if the policy says its file has outgrown the live data. A failed
+    /// rebuild leaves the store as it was (writes go on in the old directory) and is retried
+    /// only once the file has doubled. An error means the rebuild failed after `store` was
+    /// switched to the new directory, where this writer is not writing: the caller must stop.
+    fn maybe_defrag(&mut self) -> Result<()> {
+        let before = self.measure_disk();
+        if !self.defrag.due(before, self.defrag_floor, || self.cache.data_bytes()) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        match self.rebuild() {
+            Ok(()) => {
+                let elapsed = started.elapsed();
+                let after = self.measure_disk();
+                let over_ratio = self.defrag.over_ratio(after, self.cache.data_bytes());
+                self.defrag_floor = if over_ratio { after.saturating_mul(2) } else { 0 };
+                self.counters.defrags.fetch_add(1, Ordering::Relaxed);
+                self.counters.defrag_micros.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+                info!(before, after, dir = %self.sled_dir.display(), millis = elapsed.as_millis() as u64, "rebuilt the store to give disk space back");
+            }
+            Err(err) => {
+                let named = defrag::current(&self.data_dir).unwrap_or_else(|| self.data_dir.clone());
+                if named != self.sled_dir {
+                    return Err(err);
+                }
+                self.defrag_floor = before.saturating_mul(2);
+                warn!(cause = %err, "store rebuild failed; carrying on with the current directory");
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the objects, the kept history and the revision into a fresh sled directory,
+    /// switches to it and removes the old one. Only the writer writes, and it is here, so
+    /// memory and disk agree on everything up to the current revision.
+    fn rebuild(&mut self) -> Result<()> {
+        let (objects, revision) = self.cache.list("");
+        let keep_from = self.log_oldest.max(revision.saturating_sub(self.history) + 1);
+        let history = self.db.range(log_key(keep_from)..=log_key(revision)).map(|item| item.map_err(Error::backend));
+        let objects = objects.iter().map(|kv| (kv.key.as_str(), kv.mod_revision, kv.create_revision, kv.value.as_ref()));
+        let config = |dir: &Path| sled_config(dir, self.cache_capacity_bytes);
+        let (dir, db) = defrag::install(&self.data_dir, &self.sled_dir, |dir| write_fresh(config(dir), objects, history, revision))?;
+        let replaced = std::mem::replace(&mut self.sled_dir, dir);
+        // sled's files close when its last handle goes; deleting them first is fine on Unix.
+        drop(std::mem::replace(&mut self.db, db));
+        defrag::remove_replaced(&self.data_dir, &replaced);
+        self.log_oldest = keep_from;
+        Ok(())
+    }
+}
+
+/// sled's configuration for a store directory.
+fn sled_config(dir: &Path, cache_capacity_bytes: u64) -> sled::Config {
+    let config = sled::Config::new()
+        .path(dir)
+        // We flush before every acknowledgement; sled's timer would only add fsyncs.
+        .flush_every_ms(None);
+    if cache_capacity_bytes > 0 { config.cache_capacity(cache_capacity_bytes) } else { config }
+}
+
+/// Writes a whole store (objects, raw history log records, revision) into the empty sled
+/// directory of `config` and flushes it: what a snapshot restore and a rebuild both do.
+/// Returns the open database.
+fn write_fresh<'a>(
+    config: sled::Config,
+    objects: impl Iterator<Item = (&'a str, Revision, Revision, &'a [u8])>,
+    history: impl Iterator<Item = Result<(sled::IVec, sled::IVec)>>,
+    revision: Revision,
+) -> Result<sled::Db> {
+    let db = open_waiting_for_lock(&config)?;
+    let mut batch = sled::Batch::default();
+    let mut pending = 0;
+    let apply = |batch: &mut sled::Batch, pending: &mut usize| {
+        *pending = 0;
+        db.apply_batch(std::mem::take(batch)).map_err(Error::backend)
+    };
+    for (key, mod_revision, create_revision, value) in objects {
+        batch.insert(prefixed(OBJECT_PREFIX, key.as_bytes()), encode_object(mod_revision, create_revision, value));
+        pending += 1;
+        if pending == FRESH_BATCH {
+            apply(&mut batch, &mut pending)?;
+        }
+    }
+    for record in history {
+        let (key, value) = record?;
+        batch.insert(key, value);
+        pending += 1;
+        if pending == FRESH_BATCH {
+            apply(&mut batch, &mut pending)?;
+        }
+    }
+    batch.insert(META_REVISION, &revision.to_be_bytes());
+    apply(&mut batch, &mut pending)?;
+    db.flush().map_err(Error::backend)?;
+    Ok(db)
 }
 
 /// Opens sled, retrying for a short while if its directory lock is still held.

@@ -160,6 +160,17 @@ impl WatchCache {
         self.notify.send_replace(revision);
     }
 
+    /// Bytes of live data: every object's key and value plus every retained event's key, value
+    /// and previous value. The backend compares its size on disk with this to decide when a
+    /// rebuild would give space back. Walks everything under the read lock; call it rarely.
+    pub fn data_bytes(&self) -> u64 {
+        let state = self.read();
+        let objects: usize = state.objects.iter().map(|(key, entry)| key.len() + entry.value.len()).sum();
+        let history: usize =
+            state.ring.iter().map(|event| event.key.len() + event.value.len() + event.prev_value.as_ref().map_or(0, Bytes::len)).sum();
+        (objects + history) as u64
+    }
+
     /// Starts a watch of keys under `prefix` after revision `from`.
     pub fn watch(self: &Arc<Self>, prefix: &str, from: Revision) -> Result<WatchStream> {
         if self.is_closed() {
