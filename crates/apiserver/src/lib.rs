@@ -236,7 +236,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let sled_store_raw = sled_store.clone();
     let encrypted = Arc::new(encryption::EncryptedStore::new(sled_store, transformer.clone()));
     encrypted.rewrite_stale().await.context("cannot rewrite secrets with the current encryption key")?;
-    let dyn_store: Arc<dyn storage::Store> = encrypted;
+    let metrics = metrics::Metrics::new();
+    let dyn_store = metrics::MeteredStore::wrap(encrypted, metrics.clone());
     let admission = admission::build(
         &config.enable_admission_plugins,
         &config.disable_admission_plugins,
@@ -259,7 +260,6 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     };
     let authorizer = if secure { authz::Authorizer::new(registry.clone()) } else { authz::Authorizer::allow_all(registry.clone()) };
 
-    let metrics = metrics::Metrics::new();
     let gate = Arc::new(gate::Gate { authorizer, audit, disabled, metrics: metrics.clone() });
     let (stop_tx, stop_rx) = watch::channel(false);
     let checks = http::checks(dyn_store.clone(), config.data_dir.clone());

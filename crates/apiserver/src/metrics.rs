@@ -1,5 +1,6 @@
 //! The apiserver's Prometheus metrics: requests by verb, kind and code with
-//! latency histograms, in-flight requests, watchers, and the store's size.
+//! latency histograms, in-flight requests, watchers, storage operations and
+//! their latency (through [`MeteredStore`]), and the store's size.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::storage::Store;
+use crate::storage::{self, KeyValue, Revision, Store, StoreStats, WatchStream};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -21,8 +22,14 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct VerbLabels {
+struct VerbKindLabels {
     verb: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,14 +46,18 @@ struct BuildLabels {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<VerbLabels, Histogram>,
+    latency: Family<VerbKindLabels, Histogram>,
+    storage_operations: Family<OperationLabels, Counter>,
+    storage_operation_errors: Family<OperationLabels, Counter>,
+    storage_latency: Family<OperationLabels, Histogram>,
+    store_writes: Counter,
     inflight: Gauge,
     watchers: Family<KindLabels, Gauge>,
     store_objects: Gauge,
     store_revision: Gauge,
     store_compacted_revision: Gauge,
     store_size_bytes: Gauge,
-    store_flushes: Gauge,
+    store_flushes: Counter,
     refused_connections: Counter,
     authentication_failures: Counter,
     authorization_denials: Counter,
@@ -66,8 +77,17 @@ impl Metrics {
         let mut registry = Registry::with_prefix("berth_apiserver");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register("request", "API requests by verb, kind and gRPC code", requests.clone());
-        let latency = Family::<VerbLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 18)));
-        registry.register("request_duration_seconds", "API request latency by verb", latency.clone());
+        let latency = Family::<VerbKindLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 18)));
+        registry.register("request_duration_seconds", "API request latency by verb and kind", latency.clone());
+        let storage_operations = Family::<OperationLabels, Counter>::default();
+        registry.register("storage_operations", "Calls to the store by operation", storage_operations.clone());
+        let storage_operation_errors = Family::<OperationLabels, Counter>::default();
+        registry.register("storage_operation_errors", "Calls to the store that failed, by operation", storage_operation_errors.clone());
+        let storage_latency =
+            Family::<OperationLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_01, 2.0, 20)));
+        registry.register("storage_operation_duration_seconds", "How long calls to the store took, by operation", storage_latency.clone());
+        let store_writes = Counter::default();
+        registry.register("storage_writes", "Successful writes since the store was opened", store_writes.clone());
         let inflight = Gauge::default();
         registry.register("inflight_requests", "Requests being served", inflight.clone());
         let watchers = Family::<KindLabels, Gauge>::default();
@@ -80,8 +100,8 @@ impl Metrics {
         registry.register("storage_compacted_revision", "The newest revision no longer in the history", store_compacted_revision.clone());
         let store_size_bytes = Gauge::default();
         registry.register("storage_size_bytes", "Size of the store on disk", store_size_bytes.clone());
-        let store_flushes = Gauge::default();
-        registry.register("storage_flushes", "Group-commit flushes since start", store_flushes.clone());
+        let store_flushes = Counter::default();
+        registry.register("storage_flushes", "Group-commit flushes since the store was opened", store_flushes.clone());
         let refused_connections = Counter::default();
         registry.register(
             "refused_connections",
@@ -99,6 +119,10 @@ impl Metrics {
             registry,
             requests,
             latency,
+            storage_operations,
+            storage_operation_errors,
+            storage_latency,
+            store_writes,
             inflight,
             watchers,
             store_objects,
@@ -115,7 +139,17 @@ impl Metrics {
     pub fn observe_request(&self, verb: &str, kind: &str, code: tonic::Code, elapsed: Duration) {
         let code = format!("{code:?}");
         self.requests.get_or_create(&RequestLabels { verb: verb.into(), kind: kind.into(), code }).inc();
-        self.latency.get_or_create(&VerbLabels { verb: verb.into() }).observe(elapsed.as_secs_f64());
+        self.latency.get_or_create(&VerbKindLabels { verb: verb.into(), kind: kind.into() }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts and times one call to the store.
+    pub fn observe_storage(&self, operation: &str, ok: bool, elapsed: Duration) {
+        let labels = OperationLabels { operation: operation.into() };
+        self.storage_operations.get_or_create(&labels).inc();
+        if !ok {
+            self.storage_operation_errors.get_or_create(&labels).inc();
+        }
+        self.storage_latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
     }
 
     /// Counts a connection refused by the allowlist.
@@ -153,11 +187,100 @@ impl Metrics {
         self.store_revision.set(s.current_revision as i64);
         self.store_compacted_revision.set(s.compacted_revision as i64);
         self.store_size_bytes.set(s.disk_bytes as i64);
-        self.store_flushes.set(s.flushes as i64);
+        catch_up(&self.store_flushes, s.flushes);
+        catch_up(&self.store_writes, s.writes);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
         out
+    }
+}
+
+/// Brings a counter mirroring a store figure up to `total`.
+fn catch_up(counter: &Counter, total: u64) {
+    let seen = counter.get();
+    if total > seen {
+        counter.inc_by(total - seen);
+    }
+}
+
+/// A store whose every call is counted and timed in [`Metrics`].
+pub struct MeteredStore {
+    inner: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredStore {
+    pub fn wrap(inner: Arc<dyn Store>, metrics: Arc<Metrics>) -> Arc<dyn Store> {
+        Arc::new(MeteredStore { inner, metrics })
+    }
+
+    fn observe<T>(&self, operation: &str, start: std::time::Instant, r: &storage::Result<T>) {
+        self.metrics.observe_storage(operation, r.is_ok(), start.elapsed());
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MeteredStore {
+    async fn create(&self, key: &str, value: bytes::Bytes) -> storage::Result<Revision> {
+        let start = std::time::Instant::now();
+        let r = self.inner.create(key, value).await;
+        self.observe("create", start, &r);
+        r
+    }
+
+    async fn update(&self, key: &str, value: bytes::Bytes, expected: Option<Revision>) -> storage::Result<Revision> {
+        let start = std::time::Instant::now();
+        let r = self.inner.update(key, value, expected).await;
+        self.observe("update", start, &r);
+        r
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> storage::Result<(Revision, KeyValue)> {
+        let start = std::time::Instant::now();
+        let r = self.inner.delete(key, expected).await;
+        self.observe("delete", start, &r);
+        r
+    }
+
+    fn get(&self, key: &str) -> storage::Result<Option<KeyValue>> {
+        let start = std::time::Instant::now();
+        let r = self.inner.get(key);
+        self.observe("get", start, &r);
+        r
+    }
+
+    fn list(&self, prefix: &str) -> storage::Result<(Vec<KeyValue>, Revision)> {
+        let start = std::time::Instant::now();
+        let r = self.inner.list(prefix);
+        self.observe("list", start, &r);
+        r
+    }
+
+    async fn list_at_least(&self, prefix: &str, min: Revision) -> storage::Result<(Vec<KeyValue>, Revision)> {
+        let start = std::time::Instant::now();
+        let r = self.inner.list_at_least(prefix, min).await;
+        self.observe("list", start, &r);
+        r
+    }
+
+    fn watch(&self, prefix: &str, from: Revision) -> storage::Result<WatchStream> {
+        let start = std::time::Instant::now();
+        let r = self.inner.watch(prefix, from);
+        self.observe("watch", start, &r);
+        r
+    }
+
+    fn current_revision(&self) -> Revision {
+        self.inner.current_revision()
+    }
+
+    fn compacted_revision(&self) -> Revision {
+        self.inner.compacted_revision()
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.inner.stats()
     }
 }

@@ -299,8 +299,10 @@ pub fn render(registry: &Registry) -> String {
     out
 }
 
-/// The content type of the text exposition.
-pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of what [`render`] writes: prometheus_client encodes
+/// OpenMetrics text (counter families named without `_total`, samples with
+/// it, a closing `# EOF`), which Prometheus reads when told so.
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Serves `checks` (plain HTTP and the gRPC health service) and `/metrics`
 /// until `shutdown` resolves; then the gRPC status turns NOT_SERVING and

@@ -119,11 +119,12 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     // Hollow nodes run an in-process fake each; a real node checks its engine.
-    let runtime: Option<Arc<dyn Runtime>> = match (config.hollow_nodes, config.runtime) {
+    let engine: Option<Arc<dyn Runtime>> = match (config.hollow_nodes, config.runtime) {
         (0, RuntimeKind::Docker) => Some(Arc::new(runtime::docker::DockerRuntime::connect().await?)),
         (0, RuntimeKind::Fake) => Some(Arc::new(runtime::fake::FakeRuntime::new())),
         _ => None,
     };
+    let runtime = engine.map(|r| runtime::metered::Metered::wrap(r, metrics.clone()));
     let mut checks = Checks::builder().ready("registered", move || {
         if *ready_rx.borrow() { Ok(()) } else { Err("the node is not registered with the apiserver yet".into()) }
     });
@@ -154,7 +155,7 @@ pub async fn run(
             let mut c = config.clone();
             c.node_name = format!("{}-{i}", config.node_name);
             c.root_dir = config.root_dir.join(&c.node_name);
-            let runtime: Arc<dyn Runtime> = Arc::new(runtime::fake::FakeRuntime::new());
+            let runtime = runtime::metered::Metered::wrap(Arc::new(runtime::fake::FakeRuntime::new()), metrics.clone());
             let (client, metrics, stop, ready, ready_tx) =
                 (client.clone(), metrics.clone(), stop_rx.clone(), ready.clone(), ready_tx.clone());
             let total = config.hollow_nodes;
