@@ -374,6 +374,43 @@ mod tests {
         assert!(!r.passed());
     }
 
+    /// The status the server reports to a gRPC health client, once it is `want` (bounded wait).
+    async fn grpc_status_becomes(
+        client: &mut tonic_health::pb::health_client::HealthClient<tonic::transport::Channel>,
+        want: ServingStatus,
+    ) -> bool {
+        for _ in 0..100 {
+            let got = client.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.map(|r| r.into_inner().status);
+            if got.is_ok_and(|s| s == want as i32) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn should_serve_grpc_health_that_follows_readiness_and_turns_not_serving_on_shutdown() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let synced = Flag::failing("not synced");
+        let checks = Checks::builder().ready_flag("informers-synced", &synced).build();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, Arc::new(Registry::default()), checks, async {
+            let _ = stop_rx.await;
+        }));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).expect("url").connect().await.expect("connect");
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+        assert!(grpc_status_becomes(&mut client, ServingStatus::NotServing).await, "NOT_SERVING while a check fails");
+        synced.ok();
+        assert!(grpc_status_becomes(&mut client, ServingStatus::Serving).await, "SERVING once ready");
+        let mut watch = client.watch(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.expect("watch").into_inner();
+        assert_eq!(watch.message().await.expect("first status").map(|r| r.status), Some(ServingStatus::Serving as i32));
+        let _ = stop_tx.send(());
+        assert_eq!(watch.message().await.expect("status on shutdown").map(|r| r.status), Some(ServingStatus::NotServing as i32));
+        server.await.expect("server task").expect("server");
+    }
+
     #[test]
     fn should_parse_verbose_and_exclude() {
         assert_eq!(parse_query("verbose"), (true, vec![]));
