@@ -262,7 +262,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
 
     let gate = Arc::new(gate::Gate { authorizer, audit, disabled, metrics: metrics.clone() });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let checks = http::checks(dyn_store.clone(), config.data_dir.clone());
+    // Checked beneath the metrics wrapper: probes are not API traffic.
+    let checks = http::checks(sled_store_raw.clone(), config.data_dir.clone());
     let kubelets = Arc::new(kubelet_proxy::KubeletProxy::new(registry.clone(), kubelet_tls));
     let api = service::ApiService::new(
         registry,

@@ -253,6 +253,7 @@ async fn follow_readiness(inner: Weak<Inner>, reporter: HealthReporter) {
         let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
         reporter.set_service_status("", status).await;
         if checks.is_shutting_down() {
+            // Shutdown may have begun while the checks ran: the last word is NOT_SERVING.
             reporter.set_service_status("", ServingStatus::NotServing).await;
             return;
         }
