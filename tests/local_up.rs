@@ -1,13 +1,24 @@
 //! The README's first command: `deploy/local-up.sh` brings up every daemon
 //! (TLS, one certificate identity each) with this host as a node, a pod created with berthctl gets scheduled and
-//! runs in Docker, `down` stops everything and leaves no container behind,
-//! and a second `up` serves the same objects from the kept store.
+//! runs in Docker, a service gets its VIP on the proxy's interface, `down`
+//! stops everything and leaves no container, VIP, interface, iptables chain
+//! or nftables table behind, and a second `up` (proxy in the nftables mode)
+//! serves the same objects from the kept store and is taken down as cleanly.
+
+mod proxy_support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use berth_e2e::{berthctl_with_env, bin, free_port};
+use proxy_support::{interface_addresses, interface_exists};
+
+/// What the launcher's proxy installs under its default names
+/// (`--interface`, `--chain-prefix`, `--table-name` of berth-proxy).
+const VIP_INTERFACE: &str = "berth-vips";
+const CHAIN_PREFIX: &str = "KUBE";
+const NFT_TABLE: &str = "berth";
 
 const POD: &str = "apiVersion: v1
 kind: Pod
@@ -20,6 +31,17 @@ spec:
   - name: main
     image: berth/busybox:1
     command: [sleep, '3600']
+";
+
+const SERVICE: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: hello
+spec:
+  selector: {app: hello}
+  ports:
+  - port: 80
+    targetPort: 8080
 ";
 
 /// A cluster brought up by the launcher in a temporary folder; taken down
@@ -44,8 +66,11 @@ impl Launched {
             .expect("run deploy/local-up.sh")
     }
 
-    fn up(&self) {
-        let out = self.launcher(&["up", "--detach"]);
+    /// `up --detach` with `flags`.
+    fn up(&self, flags: &[&str]) {
+        let mut args = vec!["up", "--detach"];
+        args.extend_from_slice(flags);
+        let out = self.launcher(&args);
         assert!(
             out.status.success(),
             "local-up.sh up failed:\n{}\n{}\n{}",
@@ -101,6 +126,41 @@ fn containers_of(node: &str) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
 }
 
+/// What is left on the host of the proxy's rules: iptables chains with the
+/// prefix (either backend, any table) and the nftables table.
+fn proxy_rules_left() -> Vec<String> {
+    let mut left = Vec::new();
+    for tool in ["iptables-save", "iptables-legacy-save"] {
+        // A host without this backend has nothing of it to leave.
+        let Ok(out) = Command::new(tool).output() else { continue };
+        let prefix = format!(":{CHAIN_PREFIX}-");
+        left.extend(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with(&prefix)).map(|l| format!("{tool}: {l}")));
+    }
+    if let Ok(out) = Command::new("nft").args(["list", "tables"]).output() {
+        let table = format!("table ip {NFT_TABLE}");
+        left.extend(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.trim() == table).map(|l| format!("nft: {l}")));
+    }
+    left
+}
+
+fn cluster_ip(cluster: &Launched) -> Option<std::net::Ipv4Addr> {
+    let out = cluster.berthctl(&["get", "service", "hello", "-o", "json"], None);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    value["spec"]["clusterIP"].as_str()?.parse().ok()
+}
+
+/// Checks that `down` left nothing of the cluster on the host.
+fn assert_nothing_left(node: &str) {
+    assert_eq!(containers_of(node), Vec::<String>::new(), "down leaves no containers");
+    assert!(
+        interface_addresses(VIP_INTERFACE).is_empty(),
+        "down leaves no VIPs on {VIP_INTERFACE}: {:?}",
+        interface_addresses(VIP_INTERFACE)
+    );
+    assert!(!interface_exists(VIP_INTERFACE), "down removes the VIP interface {VIP_INTERFACE}");
+    assert_eq!(proxy_rules_left(), Vec::<String>::new(), "down leaves no proxy chains or tables");
+}
+
 fn pod_phase(cluster: &Launched) -> Option<String> {
     let out = cluster.berthctl(&["get", "pod", "hello", "-o", "json"], None);
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
@@ -124,7 +184,7 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
         listen: format!("127.0.0.1:{}", free_port()),
         bin_dir: berthctl_path.parent().expect("target dir").to_path_buf(),
     };
-    cluster.up();
+    cluster.up(&[]);
     let nodes = cluster.nodes();
     assert_eq!(nodes.len(), 1, "one node for this host");
 
@@ -142,15 +202,31 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
     }
     assert!(!containers_of(&nodes[0]).is_empty(), "the pod runs in Docker");
 
+    // A service, so that the proxy binds a VIP that `down` must remove.
+    let out = cluster.berthctl(&["apply", "-f", "-"], Some(SERVICE));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let vip = cluster_ip(&cluster).expect("the service has a ClusterIP");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !interface_addresses(VIP_INTERFACE).contains(&vip) {
+        assert!(Instant::now() < deadline, "VIP {vip} is not on {VIP_INTERFACE} after 60 s\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
     let out = cluster.down();
     assert!(out.status.success(), "down failed: {}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(containers_of(&nodes[0]), Vec::<String>::new(), "down leaves no containers");
+    assert_nothing_left(&nodes[0]);
     assert!(!String::from_utf8_lossy(&cluster.berthctl(&["get", "nodes"], None).stdout).contains("Ready"), "the apiserver is stopped");
 
-    // A second `up` serves the same objects from the kept store.
-    cluster.up();
+    // A second `up` serves the same objects from the kept store; its proxy
+    // programs the service in the nftables mode, whose table `down` removes.
+    cluster.up(&["--proxy-mode", "nftables"]);
     let out = cluster.berthctl(&["get", "pod", "hello", "-o", "name"], None);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pod/hello", "{}", String::from_utf8_lossy(&out.stderr));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy_rules_left().is_empty() || !interface_addresses(VIP_INTERFACE).contains(&vip) {
+        assert!(Instant::now() < deadline, "the nftables mode did not program {vip} within 60 s\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(250));
+    }
     assert!(cluster.down().status.success());
-    assert_eq!(containers_of(&nodes[0]), Vec::<String>::new());
+    assert_nothing_left(&nodes[0]);
 }

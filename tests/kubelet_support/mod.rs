@@ -110,6 +110,8 @@ pub struct Kubelet {
     pub cidr: CidrLease,
     pub root: tempfile::TempDir,
     pub log: PathBuf,
+    /// The port of `--health-listen` (/readyz, /metrics) on 127.0.0.1.
+    pub health: u16,
     server: String,
     extra: Vec<String>,
 }
@@ -129,6 +131,7 @@ impl Kubelet {
             cidr: CidrLease::take(),
             root,
             log,
+            health: free_port(),
             server: server.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
@@ -142,7 +145,7 @@ impl Kubelet {
             .args(["--server", &self.server, "--node-name", &self.node, "--pod-cidr", &self.cidr.cidr])
             .arg("--root-dir")
             .arg(self.root.path())
-            .args(["--health-listen", "127.0.0.1:0", "--port", "0"])
+            .args(["--health-listen", &format!("127.0.0.1:{}", self.health), "--port", "0"])
             .args(["--node-status-update-frequency", "1s", "--housekeeping-interval", "1s", "--sync-frequency", "2s"])
             .args(&self.extra)
             .env("RUST_LOG", "info,berth_kubelet=debug")

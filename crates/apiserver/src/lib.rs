@@ -240,7 +240,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let sled_store_raw = sled_store.clone();
     let encrypted = Arc::new(encryption::EncryptedStore::new(sled_store, transformer.clone()));
     encrypted.rewrite_stale().await.context("cannot rewrite secrets with the current encryption key")?;
-    let dyn_store: Arc<dyn storage::Store> = encrypted;
+    let metrics = metrics::Metrics::new();
+    let dyn_store = metrics::MeteredStore::wrap(encrypted, metrics.clone());
     let admission = admission::build(
         &config.enable_admission_plugins,
         &config.disable_admission_plugins,
@@ -263,10 +264,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     };
     let authorizer = if secure { authz::Authorizer::new(registry.clone()) } else { authz::Authorizer::allow_all(registry.clone()) };
 
-    let metrics = metrics::Metrics::new();
     let gate = Arc::new(gate::Gate { authorizer, audit, disabled, metrics: metrics.clone() });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (ready_tx, ready_rx) = watch::channel(true);
+    // Checked beneath the metrics wrapper: probes are not API traffic.
+    let checks = http::checks(sled_store_raw.clone(), config.data_dir.clone());
     let kubelets = Arc::new(kubelet_proxy::KubeletProxy::new(registry.clone(), kubelet_tls));
     let api = service::ApiService::new(
         registry,
@@ -280,12 +281,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     )
     .with_snapshot_source(sled_store_raw);
     let grpc = ApiServer::new(api).max_decoding_message_size(64 * 1024 * 1024).max_encoding_message_size(256 * 1024 * 1024);
-    let router = tonic::service::Routes::new(grpc).into_axum_router().merge(http::router(http::HealthState {
-        metrics: metrics.clone(),
-        store: dyn_store,
-        ready: ready_rx,
-        gate,
-    }));
+    let router = tonic::service::Routes::new(grpc)
+        .add_service(checks.grpc())
+        .into_axum_router()
+        .merge(http::router(&checks, http::MetricsState { metrics: metrics.clone(), store: dyn_store, gate }));
 
     info!(
         %addr,
@@ -301,7 +300,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let signal = async move {
         shutdown.await;
         berth_client::systemd::stopping();
-        let _ = ready_tx.send(false);
+        checks.shutting_down();
         // Ending watches first lets the server drain: streams would otherwise keep it open.
         let _ = stop_tx.send(true);
     };

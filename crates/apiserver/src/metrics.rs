@@ -1,5 +1,6 @@
 //! The apiserver's Prometheus metrics: requests by verb, kind and code with
-//! latency histograms, in-flight requests, watchers, and the store's size, revisions,
+//! latency histograms, in-flight requests, watchers, storage operations and
+//! their latency (through [`MeteredStore`]), and the store's size, revisions,
 //! compactions and rebuilds.
 
 use std::sync::atomic::AtomicU64;
@@ -13,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::storage::Store;
+use crate::storage::{self, KeyValue, Revision, Store, StoreStats, WatchStream};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -23,8 +24,14 @@ struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct VerbLabels {
+struct VerbKindLabels {
     verb: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,7 +48,11 @@ struct BuildLabels {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
-    latency: Family<VerbLabels, Histogram>,
+    latency: Family<VerbKindLabels, Histogram>,
+    storage_operations: Family<OperationLabels, Counter>,
+    storage_operation_errors: Family<OperationLabels, Counter>,
+    storage_latency: Family<OperationLabels, Histogram>,
+    store_writes: Counter,
     inflight: Gauge,
     watchers: Family<KindLabels, Gauge>,
     store_objects: Gauge,
@@ -49,7 +60,7 @@ pub struct Metrics {
     store_compacted_revision: Gauge,
     store_size_bytes: Gauge,
     store_live_bytes: Gauge,
-    store_flushes: Gauge,
+    store_flushes: Counter,
     store_compactions: Counter,
     store_defrags: Counter,
     store_defrag_seconds: Counter<f64, AtomicU64>,
@@ -74,8 +85,17 @@ impl Metrics {
         let mut registry = Registry::with_prefix("berth_apiserver");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register("request", "API requests by verb, kind and gRPC code", requests.clone());
-        let latency = Family::<VerbLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 18)));
-        registry.register("request_duration_seconds", "API request latency by verb", latency.clone());
+        let latency = Family::<VerbKindLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0001, 2.0, 18)));
+        registry.register("request_duration_seconds", "API request latency by verb and kind", latency.clone());
+        let storage_operations = Family::<OperationLabels, Counter>::default();
+        registry.register("storage_operations", "Calls to the store by operation", storage_operations.clone());
+        let storage_operation_errors = Family::<OperationLabels, Counter>::default();
+        registry.register("storage_operation_errors", "Calls to the store that failed, by operation", storage_operation_errors.clone());
+        let storage_latency =
+            Family::<OperationLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_01, 2.0, 20)));
+        registry.register("storage_operation_duration_seconds", "How long calls to the store took, by operation", storage_latency.clone());
+        let store_writes = Counter::default();
+        registry.register("storage_writes", "Successful writes since the store was opened", store_writes.clone());
         let inflight = Gauge::default();
         registry.register("inflight_requests", "Requests being served", inflight.clone());
         let watchers = Family::<KindLabels, Gauge>::default();
@@ -90,8 +110,8 @@ impl Metrics {
         registry.register("storage_size_bytes", "Size of the store on disk", store_size_bytes.clone());
         let store_live_bytes = Gauge::default();
         registry.register("storage_live_bytes", "Live data in the store: objects and the kept watch history", store_live_bytes.clone());
-        let store_flushes = Gauge::default();
-        registry.register("storage_flushes", "Group-commit flushes since start", store_flushes.clone());
+        let store_flushes = Counter::default();
+        registry.register("storage_flushes", "Group-commit flushes since the store was opened", store_flushes.clone());
         let store_compactions = Counter::default();
         registry.register(
             "storage_compactions",
@@ -127,6 +147,10 @@ impl Metrics {
             registry,
             requests,
             latency,
+            storage_operations,
+            storage_operation_errors,
+            storage_latency,
+            store_writes,
             inflight,
             watchers,
             store_objects,
@@ -148,7 +172,17 @@ impl Metrics {
     pub fn observe_request(&self, verb: &str, kind: &str, code: tonic::Code, elapsed: Duration) {
         let code = format!("{code:?}");
         self.requests.get_or_create(&RequestLabels { verb: verb.into(), kind: kind.into(), code }).inc();
-        self.latency.get_or_create(&VerbLabels { verb: verb.into() }).observe(elapsed.as_secs_f64());
+        self.latency.get_or_create(&VerbKindLabels { verb: verb.into(), kind: kind.into() }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts and times one call to the store.
+    pub fn observe_storage(&self, operation: &str, ok: bool, elapsed: Duration) {
+        let labels = OperationLabels { operation: operation.into() };
+        self.storage_operations.get_or_create(&labels).inc();
+        if !ok {
+            self.storage_operation_errors.get_or_create(&labels).inc();
+        }
+        self.storage_latency.get_or_create(&labels).observe(elapsed.as_secs_f64());
     }
 
     /// Counts a connection refused by the allowlist.
@@ -187,12 +221,13 @@ impl Metrics {
         self.store_compacted_revision.set(s.compacted_revision as i64);
         self.store_size_bytes.set(s.disk_bytes as i64);
         self.store_live_bytes.set(s.live_bytes as i64);
-        self.store_flushes.set(s.flushes as i64);
         {
             // The store keeps running totals; counters only go up by the difference.
             let _serial = self.store_sync.lock().unwrap_or_else(PoisonError::into_inner);
-            self.store_compactions.inc_by(s.compactions.saturating_sub(self.store_compactions.get()));
-            self.store_defrags.inc_by(s.defrags.saturating_sub(self.store_defrags.get()));
+            catch_up(&self.store_flushes, s.flushes);
+            catch_up(&self.store_writes, s.writes);
+            catch_up(&self.store_compactions, s.compactions);
+            catch_up(&self.store_defrags, s.defrags);
             let seconds = s.defrag_seconds - self.store_defrag_seconds.get();
             if seconds > 0.0 {
                 self.store_defrag_seconds.inc_by(seconds);
@@ -203,5 +238,93 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+/// Brings a counter mirroring a store figure up to `total`.
+fn catch_up(counter: &Counter, total: u64) {
+    let seen = counter.get();
+    if total > seen {
+        counter.inc_by(total - seen);
+    }
+}
+
+/// A store whose every call is counted and timed in [`Metrics`].
+pub struct MeteredStore {
+    inner: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+}
+
+impl MeteredStore {
+    pub fn wrap(inner: Arc<dyn Store>, metrics: Arc<Metrics>) -> Arc<dyn Store> {
+        Arc::new(MeteredStore { inner, metrics })
+    }
+
+    fn observe<T>(&self, operation: &str, start: std::time::Instant, r: &storage::Result<T>) {
+        self.metrics.observe_storage(operation, r.is_ok(), start.elapsed());
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MeteredStore {
+    async fn create(&self, key: &str, value: bytes::Bytes) -> storage::Result<Revision> {
+        let start = std::time::Instant::now();
+        let r = self.inner.create(key, value).await;
+        self.observe("create", start, &r);
+        r
+    }
+
+    async fn update(&self, key: &str, value: bytes::Bytes, expected: Option<Revision>) -> storage::Result<Revision> {
+        let start = std::time::Instant::now();
+        let r = self.inner.update(key, value, expected).await;
+        self.observe("update", start, &r);
+        r
+    }
+
+    async fn delete(&self, key: &str, expected: Option<Revision>) -> storage::Result<(Revision, KeyValue)> {
+        let start = std::time::Instant::now();
+        let r = self.inner.delete(key, expected).await;
+        self.observe("delete", start, &r);
+        r
+    }
+
+    fn get(&self, key: &str) -> storage::Result<Option<KeyValue>> {
+        let start = std::time::Instant::now();
+        let r = self.inner.get(key);
+        self.observe("get", start, &r);
+        r
+    }
+
+    fn list(&self, prefix: &str) -> storage::Result<(Vec<KeyValue>, Revision)> {
+        let start = std::time::Instant::now();
+        let r = self.inner.list(prefix);
+        self.observe("list", start, &r);
+        r
+    }
+
+    async fn list_at_least(&self, prefix: &str, min: Revision) -> storage::Result<(Vec<KeyValue>, Revision)> {
+        let start = std::time::Instant::now();
+        let r = self.inner.list_at_least(prefix, min).await;
+        self.observe("list", start, &r);
+        r
+    }
+
+    fn watch(&self, prefix: &str, from: Revision) -> storage::Result<WatchStream> {
+        let start = std::time::Instant::now();
+        let r = self.inner.watch(prefix, from);
+        self.observe("watch", start, &r);
+        r
+    }
+
+    fn current_revision(&self) -> Revision {
+        self.inner.current_revision()
+    }
+
+    fn compacted_revision(&self) -> Revision {
+        self.inner.compacted_revision()
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.inner.stats()
     }
 }

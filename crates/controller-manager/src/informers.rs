@@ -30,6 +30,8 @@ pub struct Slot<R: Resource> {
 trait AnySlot: Send {
     fn as_any(&mut self) -> &mut dyn Any;
     fn start(self: Box<Self>, stop: Stop) -> Option<JoinHandle<()>>;
+    /// The kind's plural and whether its first list is in the cache.
+    fn synced(&self) -> Box<dyn Fn() -> (&'static str, bool) + Send + Sync>;
 }
 
 impl<R: Resource> AnySlot for Slot<R> {
@@ -39,6 +41,11 @@ impl<R: Resource> AnySlot for Slot<R> {
 
     fn start(self: Box<Self>, stop: Stop) -> Option<JoinHandle<()>> {
         self.informer.map(|i| tokio::spawn(i.run(stop.wait())))
+    }
+
+    fn synced(&self) -> Box<dyn Fn() -> (&'static str, bool) + Send + Sync> {
+        let reader = self.reader.clone();
+        Box::new(move || (R::INFO.plural, reader.is_ready()))
     }
 }
 
@@ -61,6 +68,16 @@ impl Informers {
             Some(s) => s,
             // The map is keyed by the type id of R: the downcast cannot fail.
             None => unreachable!("informer slot of the wrong kind"),
+        }
+    }
+
+    /// A check that passes once every informer asked for has its first list,
+    /// and otherwise names the kinds still waiting.
+    pub fn synced_check(&self) -> impl Fn() -> Result<(), String> + Send + Sync + 'static {
+        let slots: Vec<_> = self.slots.values().map(|s| s.synced()).collect();
+        move || {
+            let pending: Vec<&str> = slots.iter().map(|s| s()).filter_map(|(kind, ready)| (!ready).then_some(kind)).collect();
+            if pending.is_empty() { Ok(()) } else { Err(format!("waiting for the first list of {}", pending.join(", "))) }
         }
     }
 

@@ -36,11 +36,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_client::health::{Checks, Flag};
 use berth_client::leader::{self, LeaderConfig};
 use berth_client::{Client, ClientConfig};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 pub use crate::error::{Error, Result};
@@ -190,9 +190,21 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     let (trigger, stop) = stop::channel();
     let mut registry = Registry::with_prefix("berth_controller_manager");
     let metrics = Metrics::new(&mut registry);
-    let (ready_tx, ready_rx) = watch::channel(false);
+    // Informers start with leadership: a standby has nothing to sync and is ready.
+    let synced: Arc<std::sync::Mutex<Option<SyncedCheck>>> = Arc::default();
+    let leading = Flag::passing();
+    let checks = {
+        let synced = synced.clone();
+        Checks::builder()
+            .ready("informers-synced", move || match &*synced.lock().unwrap_or_else(|e| e.into_inner()) {
+                Some(check) => check(),
+                None => Ok(()),
+            })
+            .ready_flag("leader-election", &leading)
+            .build()
+    };
     let health_addr = health.local_addr().ok();
-    let health_task = tokio::spawn(berth_client::health::serve(health, Arc::new(registry), ready_rx, stop.clone().wait()));
+    let health_task = tokio::spawn(berth_client::health::serve(health, Arc::new(registry), checks.clone(), stop.clone().wait()));
     info!(health = ?health_addr, controllers = ?config.controllers.names(), leader_elect = config.leader.enabled, "starting");
 
     let client = Client::connect_lazy(&config.client).map_err(error::api("connecting to the API server"))?;
@@ -217,8 +229,6 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
             renew_deadline: config.leader.renew_deadline,
             retry_period: config.leader.retry_period,
         };
-        // A standby is healthy: it answers /readyz while it waits.
-        let _ = ready_tx.send(true);
         match leader::acquire(&client, lc, &mut shutdown).await {
             Some(l) => Some(l),
             None => {
@@ -232,8 +242,8 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     };
     metrics.leader.set(1);
 
-    let tasks = start_controllers(&config, &ctx);
-    let _ = ready_tx.send(true);
+    let (tasks, check) = start_controllers(&config, &ctx);
+    *synced.lock().unwrap_or_else(|e| e.into_inner()) = Some(check);
     let lost = async {
         match &leadership {
             Some(l) => l.lost().await,
@@ -244,10 +254,11 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
         () = &mut shutdown => Ok(()),
         () = lost => {
             error!("lost the leader lease; stopping the controllers");
+            leading.fail("lost the leader lease");
             Err(Error::LeaderLost)
         }
     };
-    let _ = ready_tx.send(false);
+    checks.shutting_down();
     trigger.fire();
     metrics.leader.set(0);
     if tokio::time::timeout(DRAIN, futures::future::join_all(tasks)).await.is_err() {
@@ -263,9 +274,12 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     outcome
 }
 
+/// Whether the informers of the running controllers have their first lists.
+type SyncedCheck = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// Sets up every enabled controller, starts the informers they asked for,
-/// and spawns them.
-fn start_controllers(config: &Config, ctx: &Ctx) -> Vec<tokio::task::JoinHandle<()>> {
+/// and spawns them; returns their tasks and the check of their informers.
+fn start_controllers(config: &Config, ctx: &Ctx) -> (Vec<tokio::task::JoinHandle<()>>, SyncedCheck) {
     let mut informers = Informers::new(ctx.client.clone(), config.resync);
     let mut controllers: Vec<(&'static str, ControllerTask)> = Vec::new();
     let on = |n: &str| config.controllers.enabled(n);
@@ -296,6 +310,7 @@ fn start_controllers(config: &Config, ctx: &Ctx) -> Vec<tokio::task::JoinHandle<
     if on(service::NAME) {
         controllers.push((service::NAME, Box::pin(service::start(ctx, &mut informers, config.service.clone()))));
     }
+    let synced: SyncedCheck = Box::new(informers.synced_check());
     let mut handles = informers.start(&ctx.stop);
     for (name, task) in controllers {
         let stop = ctx.stop.clone();
@@ -308,7 +323,7 @@ fn start_controllers(config: &Config, ctx: &Ctx) -> Vec<tokio::task::JoinHandle<
             }
         }));
     }
-    handles
+    (handles, synced)
 }
 
 fn hostname() -> String {

@@ -29,6 +29,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use berth_client::Client;
+use berth_client::health::Checks;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -120,7 +121,19 @@ pub async fn run(config: Config, client: Client, health: TcpListener, shutdown: 
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let health_task = tokio::spawn(berth_client::health::serve(health, metrics.registry.clone(), ready_rx, health_stop));
+    let interface = config.interface.clone();
+    let checks = Checks::builder()
+        .ready("synced", move || if *ready_rx.borrow() { Ok(()) } else { Err("the first full sync has not succeeded yet".into()) })
+        .ready("interface", move || {
+            // The full sync creates it; it must stay there to hold the VIPs.
+            if std::path::Path::new("/sys/class/net").join(&interface).exists() {
+                Ok(())
+            } else {
+                Err(format!("the VIP interface {interface} does not exist"))
+            }
+        })
+        .build();
+    let health_task = tokio::spawn(berth_client::health::serve(health, metrics.registry.clone(), checks, health_stop));
     info!(
         mode = %config.mode,
         interface = %config.interface,

@@ -47,6 +47,7 @@ use std::time::Duration;
 
 use berth_api::pb::core::{Node, Pod};
 use berth_client::events::Recorder;
+use berth_client::health::Checks;
 use berth_client::{Client, Informer, ListParams};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -117,11 +118,29 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    // Hollow nodes run an in-process fake each; a real node checks its engine.
+    let engine: Option<Arc<dyn Runtime>> = match (config.hollow_nodes, config.runtime) {
+        (0, RuntimeKind::Docker) => Some(Arc::new(runtime::docker::DockerRuntime::connect().await?)),
+        (0, RuntimeKind::Fake) => Some(Arc::new(runtime::fake::FakeRuntime::new())),
+        _ => None,
+    };
+    let runtime = engine.map(|r| runtime::metered::Metered::wrap(r, metrics.clone()));
+    let mut checks = Checks::builder().ready("registered", move || {
+        if *ready_rx.borrow() { Ok(()) } else { Err("the node is not registered with the apiserver yet".into()) }
+    });
+    if let Some(r) = &runtime {
+        let r = r.clone();
+        checks = checks.ready_async("runtime", move || {
+            let r = r.clone();
+            async move { r.version().await.map(drop).map_err(|e| format!("the container runtime does not answer: {e}")) }
+        });
+    }
+    let checks = checks.build();
     let mut tasks = JoinSet::new();
     tasks.spawn({
-        let stop = stop_rx.clone();
+        let (stop, checks) = (stop_rx.clone(), checks.clone());
         async move {
-            if let Err(e) = berth_client::health::serve(health, Arc::new(registry), ready_rx, stopped(stop)).await {
+            if let Err(e) = berth_client::health::serve(health, Arc::new(registry), checks, stopped(stop)).await {
                 warn!(cause = %e, "the health endpoint failed");
             }
         }
@@ -136,7 +155,7 @@ pub async fn run(
             let mut c = config.clone();
             c.node_name = format!("{}-{i}", config.node_name);
             c.root_dir = config.root_dir.join(&c.node_name);
-            let runtime: Arc<dyn Runtime> = Arc::new(runtime::fake::FakeRuntime::new());
+            let runtime = runtime::metered::Metered::wrap(Arc::new(runtime::fake::FakeRuntime::new()), metrics.clone());
             let (client, metrics, stop, ready, ready_tx) =
                 (client.clone(), metrics.clone(), stop_rx.clone(), ready.clone(), ready_tx.clone());
             let total = config.hollow_nodes;
@@ -151,16 +170,12 @@ pub async fn run(
                 }
             });
         }
-    } else {
-        let runtime: Arc<dyn Runtime> = match config.runtime {
-            RuntimeKind::Docker => Arc::new(runtime::docker::DockerRuntime::connect().await?),
-            RuntimeKind::Fake => Arc::new(runtime::fake::FakeRuntime::new()),
-        };
+    } else if let Some(runtime) = runtime {
         let stop = stop_rx.clone();
         let on_ready = move || {
             let _ = ready_tx.send(true);
         };
-        run_node(config, runtime, client, metrics, api.map(|l| (l, api_tls)), stop, on_ready).await?;
+        run_node(config, runtime, client, metrics, api.map(|l| (l, api_tls, checks)), stop, on_ready).await?;
     }
     stopped(stop_rx).await;
     // Let the tasks see the stop; cap the drain.
@@ -175,14 +190,14 @@ async fn run_node(
     runtime: Arc<dyn Runtime>,
     client: Client,
     metrics: Metrics,
-    api: Option<(TcpListener, Option<tonic::transport::ServerTlsConfig>)>,
+    api: Option<(TcpListener, Option<tonic::transport::ServerTlsConfig>, Checks)>,
     stop: watch::Receiver<bool>,
     on_ready: impl FnOnce() + Send + 'static,
 ) -> Result<(), Error> {
     let name = config.node_name.clone();
     let scheme = runtime.version().await.ok().and_then(|v| v.version.split_once("://").map(|(s, _)| s.to_string()));
     let port = match &api {
-        Some((l, _)) => l.local_addr()?.port(),
+        Some((l, _, _)) => l.local_addr()?.port(),
         None => 0,
     };
     let pod_informer = Informer::<Pod>::new(client.clone(), "", ListParams::default().fields(format!("spec.nodeName={name}")));
@@ -249,10 +264,10 @@ async fn run_node(
     }
     tokio::spawn(node_informer.run(stopped(stop.clone())));
     tokio::spawn(pod_informer.run(stopped(stop.clone())));
-    if let Some((listener, api_tls)) = api {
+    if let Some((listener, api_tls, checks)) = api {
         let (a, s) = (agent.clone(), stop.clone());
         tokio::spawn(async move {
-            if let Err(e) = server::serve(a, listener, api_tls, stopped(s)).await {
+            if let Err(e) = server::serve(a, listener, api_tls, checks, stopped(s)).await {
                 warn!(cause = %e, "the kubelet API failed");
             }
         });

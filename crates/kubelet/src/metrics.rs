@@ -1,5 +1,6 @@
 //! The kubelet's Prometheus metrics (`berth_kubelet_*`), served on
-//! `--health-listen` `/metrics`.
+//! `--health-listen` `/metrics`: pods and containers running, pod syncs and
+//! start latency, probe results, runtime operations and their latency.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -16,6 +17,11 @@ pub struct VersionLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation_type: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,6 +45,9 @@ pub struct Metrics {
     pub probes: Family<ProbeLabels, Counter>,
     pub node_status_updates: Counter,
     pub lease_renewals: Family<ResultLabels, Counter>,
+    pub runtime_operations: Family<OperationLabels, Counter>,
+    pub runtime_operation_errors: Family<OperationLabels, Counter>,
+    pub runtime_operation_duration: Family<OperationLabels, Histogram>,
 }
 
 impl Metrics {
@@ -56,12 +65,15 @@ impl Metrics {
             probes: Family::default(),
             node_status_updates: Counter::default(),
             lease_renewals: Family::default(),
+            runtime_operations: Family::default(),
+            runtime_operation_errors: Family::default(),
+            runtime_operation_duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))),
         };
         let build = Family::<VersionLabels, Gauge>::default();
         build.get_or_create(&VersionLabels { version: env!("CARGO_PKG_VERSION").into() }).set(1);
         let r = registry.sub_registry_with_prefix("berth_kubelet");
         r.register("build_info", "The kubelet's version; always 1", build);
-        r.register("pods", "Pods this kubelet runs", m.pods.clone());
+        r.register("running_pods", "Pods this kubelet runs", m.pods.clone());
         r.register("running_containers", "Containers running for this kubelet's pods", m.running_containers.clone());
         r.register("pod_syncs", "Syncs of a pod with its containers", m.pod_syncs.clone());
         r.register("pod_sync_errors", "Syncs of a pod that failed and will be retried", m.pod_sync_errors.clone());
@@ -72,6 +84,27 @@ impl Metrics {
         r.register("probes", "Probe runs by probe and result", m.probes.clone());
         r.register("node_status_updates", "Writes of the node's status", m.node_status_updates.clone());
         r.register("lease_renewals", "Renewals of the node's Lease by result", m.lease_renewals.clone());
+        r.register("runtime_operations", "Calls to the container runtime by operation", m.runtime_operations.clone());
+        r.register(
+            "runtime_operations_errors",
+            "Calls to the container runtime that failed, by operation",
+            m.runtime_operation_errors.clone(),
+        );
+        r.register(
+            "runtime_operations_duration_seconds",
+            "How long calls to the container runtime took, by operation",
+            m.runtime_operation_duration.clone(),
+        );
         m
+    }
+
+    /// Counts and times one call to the runtime.
+    pub fn runtime_operation(&self, operation: &str, took: std::time::Duration, ok: bool) {
+        let labels = OperationLabels { operation_type: operation.into() };
+        self.runtime_operations.get_or_create(&labels).inc();
+        if !ok {
+            self.runtime_operation_errors.get_or_create(&labels).inc();
+        }
+        self.runtime_operation_duration.get_or_create(&labels).observe(took.as_secs_f64());
     }
 }

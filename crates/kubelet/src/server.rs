@@ -74,6 +74,7 @@ pub async fn serve(
     a: Arc<Agent>,
     listener: TcpListener,
     tls: Option<ServerTlsConfig>,
+    checks: berth_client::health::Checks,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let addr = listener.local_addr().ok();
@@ -84,6 +85,7 @@ pub async fn serve(
         builder = builder.tls_config(tls)?;
     }
     builder
+        .add_service(checks.grpc())
         .add_service(KubeletServer::new(Service { a, verify_clients }))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await

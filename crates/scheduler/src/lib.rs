@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use berth_api::pb::core::{Node, Pod, ReplicationController, Service};
 use berth_client::events::Recorder;
+use berth_client::health::{Checks, Flag};
 use berth_client::leader::{self, LeaderConfig};
 use berth_client::reflector::by_namespace;
 use berth_client::{Client, ClientConfig, Informer, ListParams};
@@ -105,9 +106,6 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
             let _ = stop_tx.send(true);
         });
     }
-    let (ready_tx, ready_rx) = watch::channel(false);
-    let health_task = tokio::spawn(berth_client::health::serve(health, metrics.registry(), ready_rx, stopped(stop_rx.clone())));
-
     // Watches and writes on separate connections, so that a burst of
     // bindings never delays the changes the decisions depend on.
     let watch_client = Client::connect_lazy(&config.client)?;
@@ -133,6 +131,27 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
         Informer::<ReplicationController>::new(watch_client.clone(), "", ListParams::default()).with_index(NAMESPACE_INDEX, by_namespace);
     let readers = Readers { pods: pods.reader(), services: services.reader(), controllers: controllers.reader() };
     let node_reader = nodes.reader();
+    // A standby is ready too: it has its caches and waits for the lease.
+    let leading = Flag::passing();
+    let checks = {
+        let (r, n) = (readers.clone(), node_reader.clone());
+        Checks::builder()
+            .ready("informers-synced", move || {
+                let pending: Vec<&str> = [
+                    ("pods", r.pods.is_ready()),
+                    ("nodes", n.is_ready()),
+                    ("services", r.services.is_ready()),
+                    ("replicationcontrollers", r.controllers.is_ready()),
+                ]
+                .into_iter()
+                .filter_map(|(kind, ready)| (!ready).then_some(kind))
+                .collect();
+                if pending.is_empty() { Ok(()) } else { Err(format!("waiting for the first list of {}", pending.join(", "))) }
+            })
+            .ready_flag("leader-election", &leading)
+            .build()
+    };
+    let health_task = tokio::spawn(berth_client::health::serve(health, metrics.registry(), checks, stopped(stop_rx.clone())));
     let informers = [
         tokio::spawn(pods.run(stopped(stop_rx.clone()))),
         tokio::spawn(nodes.run(stopped(stop_rx.clone()))),
@@ -167,7 +186,6 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     let mut watchdog = None;
     tokio::select! {
         () = synced => {
-            let _ = ready_tx.send(true);
             // Ready for systemd too (Type=notify), leader or standby.
             watchdog = berth_client::systemd::ready();
             info!(nodes = node_reader.len(), pods = readers.pods.len(), "caches synced");
@@ -184,6 +202,7 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
                         tokio::select! {
                             () = l.lost() => {
                                 error!(lease = %lease, "lost the leader lease; stopping");
+                                leading.fail(format!("lost the leader lease {lease}"));
                                 outcome = Err(Error::LeadershipLost(lease));
                                 let _ = stop_tx.send(true);
                             }

@@ -4,6 +4,7 @@
 
 pub mod docker;
 pub mod fake;
+pub mod metered;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
