@@ -87,10 +87,7 @@ impl Args {
     }
 }
 
-// One worker thread: the relays' work is mostly the kernel's, and a second
-// worker costs cross-thread wake-ups (5–14 % more CPU per relayed connection
-// in `berth-bench proxy`); syncs run on the blocking pool.
-#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+#[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     telemetry::init(&args.log);
