@@ -39,6 +39,12 @@ const JUMPS: [(&str, &str, &str); 3] = [
     ("POSTROUTING", "POSTROUTING", "berth postrouting rules"),
 ];
 
+/// Above this many endpoints (all service ports together) the per-endpoint
+/// rules carry no `-m comment`, as in Kubernetes' large-cluster mode: at
+/// 100,000 endpoints the comments are a third of the payload and of the
+/// matches the kernel checks.
+pub const LARGE_CLUSTER_ENDPOINTS: usize = 1000;
+
 /// The chains of one service port with their rules.
 #[derive(Debug, Default)]
 struct PortChains {
@@ -53,12 +59,14 @@ pub struct Iptables<E: Exec> {
     chains: BTreeSet<String>,
     /// Rules in the per-port chains as last written, for the metrics.
     port_rules: usize,
+    /// More than [`LARGE_CLUSTER_ENDPOINTS`] at the last sync: no per-endpoint comments.
+    large: bool,
 }
 
 impl<E: Exec> Iptables<E> {
     pub fn new(cfg: IptConfig, exec: Arc<E>) -> Result<Self> {
         check_prefix(&cfg.prefix).map_err(Error::Config)?;
-        Ok(Iptables { cfg, exec, chains: BTreeSet::new(), port_rules: 0 })
+        Ok(Iptables { cfg, exec, chains: BTreeSet::new(), port_rules: 0, large: false })
     }
 
     fn tool(&self, what: &str) -> String {
@@ -85,6 +93,17 @@ impl<E: Exec> Iptables<E> {
         self.hashed("SEP", &format!("{}/{}/{ep}", p.name, p.protocol()))
     }
 
+    /// ` -m comment --comment TEXT` for a per-endpoint rule, or nothing in a large cluster.
+    fn endpoint_comment(&self, text: &str) -> String {
+        if self.large {
+            String::new()
+        } else if text.contains(' ') {
+            format!(" -m comment --comment \"{text}\"")
+        } else {
+            format!(" -m comment --comment {text}")
+        }
+    }
+
     /// The SVC, SEP and EXT chains of one port (none without endpoints).
     fn port_chains(&self, p: &ServicePort) -> PortChains {
         let mut out = PortChains::default();
@@ -105,31 +124,27 @@ impl<E: Exec> Iptables<E> {
         let seps: Vec<(SocketAddrV4, String)> = p.endpoints.iter().map(|ep| (*ep, self.sep_chain(p, *ep))).collect();
         if let Some(secs) = p.affinity_seconds() {
             for (ep, sep) in &seps {
-                svc_rules.push(format!(
-                    "-A {svc} -m comment --comment \"{} -> {ep}\" -m recent --name {sep} --rcheck --seconds {secs} --reap -j {sep}",
-                    p.name
-                ));
+                let comment = self.endpoint_comment(&format!("{} -> {ep}", p.name));
+                svc_rules.push(format!("-A {svc}{comment} -m recent --name {sep} --rcheck --seconds {secs} --reap -j {sep}"));
             }
         }
         for (i, (ep, sep)) in seps.iter().enumerate() {
             let left = n - i;
+            let comment = self.endpoint_comment(&format!("{} -> {ep}", p.name));
             if left > 1 {
-                svc_rules.push(format!(
-                    "-A {svc} -m comment --comment \"{} -> {ep}\" -m statistic --mode random --probability {:.10} -j {sep}",
-                    p.name,
-                    1.0 / left as f64
-                ));
+                svc_rules.push(format!("-A {svc}{comment} -m statistic --mode random --probability {:.10} -j {sep}", 1.0 / left as f64));
             } else {
-                svc_rules.push(format!("-A {svc} -m comment --comment \"{} -> {ep}\" -j {sep}", p.name));
+                svc_rules.push(format!("-A {svc}{comment} -j {sep}"));
             }
         }
+        let comment = self.endpoint_comment(&p.name.to_string());
         for (ep, sep) in &seps {
             let recent = if p.affinity.is_some() { format!(" -m recent --name {sep} --set") } else { String::new() };
             out.chains.push((
                 sep.clone(),
                 vec![
-                    format!("-A {sep} -m comment --comment {} -s {}/32 -j {mark_masq}", p.name, ep.ip()),
-                    format!("-A {sep} -m comment --comment {} -p {proto}{recent} -m {proto} -j DNAT --to-destination {ep}", p.name),
+                    format!("-A {sep}{comment} -s {}/32 -j {mark_masq}", ep.ip()),
+                    format!("-A {sep}{comment} -p {proto}{recent} -m {proto} -j DNAT --to-destination {ep}"),
                 ],
             ));
         }
@@ -285,6 +300,7 @@ impl<E: Exec> Proxier for Iptables<E> {
 
     fn sync_full(&mut self, state: &State) -> Result<Programmed> {
         let (existing, jumps) = self.save()?;
+        self.large = state.endpoint_count() > LARGE_CLUSTER_ENDPOINTS;
         let mut wanted: Vec<(String, Vec<String>)> = self.fixed();
         wanted.push((self.chain("SERVICES"), Vec::new()));
         wanted.push((self.chain("NODEPORTS"), Vec::new()));
@@ -296,7 +312,14 @@ impl<E: Exec> Proxier for Iptables<E> {
 
         let mut text = String::with_capacity(256 * wanted.len());
         text.push_str("*nat\n");
-        for name in names.iter().chain(stale.iter().copied()) {
+        // The fixed chains are declared last. iptables-restore remembers
+        // every declared chain in a hash table of 512 buckets where the
+        // newest is found first, and looks a rule's `-j` target up there:
+        // declared last, MARK-MASQ (the target of two rules per endpoint) is
+        // found at once rather than behind ~200 SEP chains in its bucket.
+        let fixed: BTreeSet<String> = ["SERVICES", "NODEPORTS", "POSTROUTING", "MARK-MASQ"].iter().map(|k| self.chain(k)).collect();
+        let (fixed_names, per_port): (Vec<&String>, Vec<&String>) = names.iter().partition(|n| fixed.contains(*n));
+        for name in per_port.into_iter().chain(stale.iter().copied()).chain(fixed_names) {
             let _ = writeln!(text, ":{name} - [0:0]");
         }
         let dispatch_rules = self.dispatch(state, &mut text);
@@ -322,6 +345,8 @@ impl<E: Exec> Proxier for Iptables<E> {
     }
 
     fn sync_changes(&mut self, state: &State, changes: &[Changed]) -> Result<Programmed> {
+        // Crossing the threshold changes only comments: the chains not rewritten keep theirs.
+        self.large = state.endpoint_count() > LARGE_CLUSTER_ENDPOINTS;
         let mut old: BTreeSet<String> = BTreeSet::new();
         let mut old_rules = 0;
         let mut new: Vec<(String, Vec<String>)> = Vec::new();
@@ -466,6 +491,44 @@ mod tests {
         assert!(text.ends_with("COMMIT\n"));
         let inserts: Vec<String> = r.calls().iter().map(|c| c.command_line()).filter(|l| l.contains(" -I ")).collect();
         assert_eq!(inserts.len(), 0, "the recorder answers -C with success: no insert needed");
+    }
+
+    #[test]
+    fn should_drop_per_endpoint_comments_in_a_large_cluster_and_declare_the_fixed_chains_last() {
+        let r = Arc::new(Recorder::new());
+        let mut p = ipt(&r);
+        let mut state = State::new();
+        let eps: Vec<String> = (1..=10).map(|i| format!("172.30.1.{i}")).collect();
+        let eps: Vec<&str> = eps.iter().map(String::as_str).collect();
+        state.set("default/web", web(&eps));
+        p.sync_full(&state).unwrap();
+        let small = restores(&r).remove(0);
+        assert!(small.contains("-m comment --comment \"default/web:http -> 172.30.1.1:8080\" -m statistic"), "{small}");
+        assert!(small.contains("-m comment --comment default/web:http -p tcp -m tcp -j DNAT"), "{small}");
+
+        for i in 0..100 {
+            let svc = service(&format!("s{i}"), &format!("10.96.1.{i}"), &[("", "TCP", 80, 0)]);
+            let ports = service_ports(&svc, Some(&endpoints(&format!("s{i}"), &eps, &[], &[("", "TCP", 80)]))).unwrap();
+            state.set(&format!("default/s{i}"), ports);
+        }
+        assert!(state.endpoint_count() > LARGE_CLUSTER_ENDPOINTS);
+        r.clear();
+        p.sync_full(&state).unwrap();
+        let large = restores(&r).remove(0);
+        let sep_rules: Vec<&str> = large.lines().filter(|l| l.starts_with("-A KUBE-SEP-")).collect();
+        assert_eq!(sep_rules.len(), 2 * 1010);
+        assert!(sep_rules.iter().all(|l| !l.contains("--comment")), "{sep_rules:?}");
+        assert!(!large.contains(" -> 172.30.1."), "no comment per SVC -> SEP jump");
+        assert!(large.contains("-m statistic --mode random --probability 0.1000000000 -j KUBE-SEP-"));
+        // Comments that name a service or a chain's purpose stay.
+        assert!(large.contains("-A KUBE-SERVICES -m comment --comment \"default/s7 cluster IP\" -d 10.96.1.7/32"), "{large}");
+        assert!(large.contains("\"default/s7 cluster IP\" -d 10.96.1.7/32 -p tcp -m tcp --dport 80 ! -s 172.30.0.0/16 -j KUBE-MARK-MASQ"));
+
+        let declared: Vec<&str> = large.lines().filter_map(|l| l.strip_prefix(':')).map(|l| l.split(' ').next().unwrap()).collect();
+        assert_eq!(declared.len(), 1010 + 101 + 1 + 4, "a SEP per endpoint, an SVC per port, web's EXT, 4 fixed chains");
+        assert_eq!(&declared[declared.len() - 4..], ["KUBE-MARK-MASQ", "KUBE-NODEPORTS", "KUBE-POSTROUTING", "KUBE-SERVICES"]);
+        let first_rule = large.find("\n-A ").unwrap();
+        assert!(large[..first_rule].lines().last().unwrap().starts_with(":KUBE-SERVICES "), "every chain is declared before the rules");
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub struct RelayCounters {
 
 /// Accepts on `listener` until `stop` changes, relaying each connection.
 pub async fn serve(listener: TcpListener, balancer: Arc<Balancer>, counters: RelayCounters, mut stop: watch::Receiver<bool>) {
+    // Accepted connections inherit TCP_NODELAY from the listener: one system call less per connection.
+    if let Err(e) = rustix::net::sockopt::set_tcp_nodelay(&listener, true) {
+        debug!(cause = %e, "cannot set TCP_NODELAY on the listener");
+    }
     loop {
         tokio::select! {
             biased;
@@ -59,7 +63,6 @@ async fn relay(mut client: TcpStream, peer: IpAddr, balancer: Arc<Balancer>, cou
         return;
     };
     counters.relayed.inc();
-    let _ = client.set_nodelay(true);
     match tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUFFER, BUFFER).await {
         Ok((up, down)) => trace!(client = %peer, up, down, "connection closed"),
         Err(e) => trace!(client = %peer, cause = %e, "connection ended with an error"),
