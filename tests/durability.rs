@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use berth_api::Resource;
 use berth_api::pb::core::{ConfigMap, ObjectMeta};
-use berth_client::{DeleteParams, ListParams};
+use berth_client::{Client, DeleteParams, ListParams};
 use berth_e2e::{Apiserver, free_port};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -62,11 +62,7 @@ async fn should_lose_no_acknowledged_write_to_kill_9() {
 
     let server = Apiserver::start(&dir, port, &[]).await;
     let client = server.client().await;
-    let (items, _) = client.list::<ConfigMap>("default", &ListParams::default()).await.expect("list after restart");
-    let stored: BTreeMap<String, (u64, String)> = items
-        .iter()
-        .map(|c| (c.name().to_string(), (c.meta().resource_version.parse().unwrap_or(0), c.data.get("v").cloned().unwrap_or_default())))
-        .collect();
+    let stored = stored_values(&client).await;
     let mut lost = Vec::new();
     for (name, (rv, value)) in &acked {
         match stored.get(name) {
@@ -158,11 +154,7 @@ async fn should_lose_no_acknowledged_write_to_kill_9_around_store_rebuilds() {
 
         server = Apiserver::start(&dir, port, &flags).await;
         let client = server.client().await;
-        let (items, _) = client.list::<ConfigMap>("default", &ListParams::default()).await.expect("list after restart");
-        let stored: BTreeMap<String, (u64, String)> = items
-            .iter()
-            .map(|c| (c.name().to_string(), (c.meta().resource_version.parse().unwrap_or(0), c.data.get("v").cloned().unwrap_or_default())))
-            .collect();
+        let stored = stored_values(&client).await;
         let mut lost = Vec::new();
         for (name, (rv, value)) in &acked {
             match (value.as_str(), stored.get(name)) {
@@ -203,4 +195,13 @@ async fn should_lose_no_acknowledged_write_to_kill_9_around_store_rebuilds() {
     assert!(metric(port, "berth_apiserver_storage_live_bytes").await > 0.0);
     let compacted = metric(port, "berth_apiserver_storage_compacted_revision").await;
     assert!(compacted > 0.0 && metric(port, "berth_apiserver_storage_revision").await > compacted);
+}
+
+/// What a restarted server holds: each ConfigMap's resourceVersion and value `v`, by name.
+async fn stored_values(client: &Client) -> BTreeMap<String, (u64, String)> {
+    let (items, _) = client.list::<ConfigMap>("default", &ListParams::default()).await.expect("list after restart");
+    items
+        .iter()
+        .map(|c| (c.name().to_string(), (c.meta().resource_version.parse().unwrap_or(0), c.data.get("v").cloned().unwrap_or_default())))
+        .collect()
 }
