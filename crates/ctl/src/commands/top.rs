@@ -177,7 +177,10 @@ pub fn memory(bytes: u64) -> String {
 
 /// `12%` of a capacity; `<unknown>` when the capacity is not known.
 fn percent(used: u64, capacity: u64) -> String {
-    if capacity == 0 { "<unknown>".into() } else { format!("{}%", used.saturating_mul(100) / capacity) }
+    match used.saturating_mul(100).checked_div(capacity) {
+        Some(p) => format!("{p}%"),
+        None => "<unknown>".into(),
+    }
 }
 
 #[cfg(test)]
