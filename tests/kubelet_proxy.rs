@@ -7,7 +7,6 @@
 
 mod kubelet_support;
 
-use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,7 @@ use berth_api::pb::core::*;
 use berth_api::pb::kubelet::StatsRequest;
 use berth_api::pb::kubelet::kubelet_client::KubeletClient;
 use berth_client::{Client, ClientConfig};
-use berth_e2e::{Apiserver, bin, free_port};
+use berth_e2e::{Apiserver, berthctl_with_env, bin, free_port};
 use kubelet_support::*;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
@@ -38,22 +37,12 @@ fn run_of(o: Output) -> Run {
 
 /// Runs berthctl against `server` (with a token when given), feeding `stdin`.
 fn ctl_as(server: &str, token: Option<&str>, args: &[&str], stdin: Option<&str>) -> Run {
-    let mut cmd = Command::new(bin("berthctl", "berthctl"));
-    cmd.arg("--server").arg(server);
+    let mut all = vec!["--server", server];
     if let Some(t) = token {
-        cmd.arg("--token").arg(t);
+        all.extend(["--token", t]);
     }
-    let mut child = cmd
-        .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run berthctl");
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes()).expect("write stdin");
-    }
-    run_of(child.wait_with_output().expect("berthctl output"))
+    all.extend_from_slice(args);
+    run_of(berthctl_with_env(&all, &[], stdin))
 }
 
 fn ctl(cluster: &Cluster, args: &[&str]) -> Run {

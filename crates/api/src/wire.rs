@@ -129,9 +129,12 @@ pub struct EncodedWatchEvent(Bytes);
 impl EncodedWatchEvent {
     /// An event of `event_type` (ADDED, MODIFIED, DELETED) for a stored object.
     pub fn new(event_type: &str, object: &EncodedObject, revision: u64) -> EncodedWatchEvent {
-        let len = encoding::string::encoded_len(1, &event_type.to_string())
-            + object.field_len(2)
-            + if revision != 0 { encoding::uint64::encoded_len(3, &revision) } else { 0 };
+        let type_len = if event_type.is_empty() {
+            0
+        } else {
+            encoding::key_len(1) + encoding::encoded_len_varint(event_type.len() as u64) + event_type.len()
+        };
+        let len = type_len + object.field_len(2) + if revision != 0 { encoding::uint64::encoded_len(3, &revision) } else { 0 };
         let mut buf = Vec::with_capacity(len);
         if !event_type.is_empty() {
             encoding::encode_key(1, WireType::LengthDelimited, &mut buf);
