@@ -366,3 +366,94 @@ async fn should_end_watches_and_refuse_writes_after_close() {
     // Reads keep answering from memory while the server drains.
     assert!(store.get("/registry/pods/ns/a").unwrap().is_some());
 }
+
+/// Objects written long before the kept history keep their values across compactions, a
+/// restart and a later update; and the records that held replaced values go away, so the log
+/// holds the history plus one record per object, not every value ever written.
+#[tokio::test(flavor = "multi_thread")]
+async fn should_keep_old_objects_values_through_compaction_restart_and_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = 50;
+    let old: Vec<String> = (0..20).map(|i| format!("/registry/configmaps/ns/old-{i}")).collect();
+    let churn = "/registry/configmaps/ns/churn";
+    {
+        let store = open(&dir, history);
+        for (i, key) in old.iter().enumerate() {
+            store.create(key, val(&format!("old {i}"))).await.unwrap();
+        }
+        let mut rev = store.create(churn, val("0")).await.unwrap();
+        // Several compactions pass the old objects' revisions.
+        for i in 0..2_500 {
+            rev = store.update(churn, val(&i.to_string()), Some(rev)).await.unwrap();
+        }
+        assert!(store.compacted_revision() > old.len() as u64);
+    }
+
+    let store = open(&dir, history);
+    for (i, key) in old.iter().enumerate() {
+        assert_eq!(store.get(key).unwrap().expect("old object").value, val(&format!("old {i}")), "{key}");
+    }
+    // Replacing and deleting values that only old records held.
+    let first = store.get(&old[0]).unwrap().unwrap();
+    store.update(&old[0], val("new 0"), Some(first.mod_revision)).await.unwrap();
+    store.delete(&old[1], None).await.unwrap();
+    let last = store.current_revision();
+    store.close();
+    drop(store);
+
+    let db = open_raw_sled(&dir.path().join("store"));
+    let log_records = db.scan_prefix(b"l").count();
+    // The kept history, up to one compaction's worth of records not yet compacted, and one
+    // record per object whose value is older than that.
+    assert!(log_records <= history + 1_000 + old.len(), "{log_records} log records");
+    let log_record = |revision: u64| {
+        let mut key = b"l".to_vec();
+        key.extend_from_slice(&revision.to_be_bytes());
+        db.get(key).unwrap().is_some()
+    };
+    // old-0 and old-1 were written at revisions 1 and 2, replaced and deleted since; old-2's
+    // record at revision 3 still holds its value.
+    assert!(!log_record(1) && !log_record(2), "records of replaced values are left on disk");
+    assert!(log_record(3), "the record holding old-2's value is gone");
+    let format = db.get(b"m/format").unwrap().expect("m/format");
+    assert_eq!(u64::from_be_bytes(format.as_ref().try_into().unwrap()), 2);
+    drop(db);
+
+    let store = open(&dir, history);
+    assert_eq!(store.current_revision(), last);
+    assert_eq!(store.get(&old[0]).unwrap().unwrap().value, val("new 0"));
+    assert!(store.get(&old[1]).unwrap().is_none());
+    assert_eq!(store.get(&old[2]).unwrap().unwrap().value, val("old 2"));
+    assert_eq!(store.list("/registry/configmaps/").unwrap().0.len(), old.len());
+}
+
+/// A store is refused, naming the record, when an object's value record is missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn should_refuse_a_store_whose_object_lost_its_value_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let rev = {
+        let store = open(&dir, 100);
+        store.create("/registry/configmaps/ns/a", val("a")).await.unwrap()
+    };
+    {
+        let db = open_raw_sled(&dir.path().join("store"));
+        let mut key = b"l".to_vec();
+        key.extend_from_slice(&rev.to_be_bytes());
+        db.remove(key).unwrap();
+        db.flush().unwrap();
+    }
+    let mut attempts = 0;
+    let err = loop {
+        // sled may hold its lock a moment after the handle is dropped.
+        match SledStore::open(dir.path(), SledOptions::default()) {
+            Err(Error::Backend(err)) if err.to_string().contains("lock") && attempts < 300 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(err) => break err,
+            Ok(_) => panic!("a store with a missing value record opened"),
+        }
+    };
+    let message = err.to_string();
+    assert!(message.contains("/registry/configmaps/ns/a") && message.contains("missing"), "{message}");
+}

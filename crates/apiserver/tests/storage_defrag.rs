@@ -193,6 +193,17 @@ async fn should_move_a_store_written_before_the_layout_into_it() {
         record.extend_from_slice(&1u64.to_be_bytes());
         record.extend_from_slice(b"old");
         db.insert(b"k/registry/configmaps/ns/old", record).unwrap();
+        // Its history record (format 1 kept values in both).
+        let mut log = vec![1u8];
+        log.extend_from_slice(&1u64.to_be_bytes());
+        let key = b"/registry/configmaps/ns/old";
+        log.extend_from_slice(&(key.len() as u32).to_be_bytes());
+        log.extend_from_slice(key);
+        log.extend_from_slice(&3u32.to_be_bytes());
+        log.extend_from_slice(b"old");
+        let mut log_key = b"l".to_vec();
+        log_key.extend_from_slice(&1u64.to_be_bytes());
+        db.insert(log_key, log).unwrap();
         db.insert(b"m/revision", &1u64.to_be_bytes()).unwrap();
         db.flush().unwrap();
     }
@@ -212,6 +223,9 @@ async fn should_move_a_store_written_before_the_layout_into_it() {
         }
     };
     assert_eq!(store.get("/registry/configmaps/ns/old").unwrap().expect("old object").value, Bytes::from_static(b"old"));
+    // Its history came along into the new layout.
+    let mut watch = store.watch("/registry/", 0).unwrap();
+    assert_eq!(next_revision(&mut watch).await.0, 1);
     for i in 0..2_000 {
         store.create(&format!("/registry/configmaps/ns/c{i}"), Bytes::from_static(b"x")).await.expect("create");
     }
@@ -222,7 +236,7 @@ async fn should_move_a_store_written_before_the_layout_into_it() {
     drop(store);
     let store = SledStore::open(dir.path(), options).unwrap();
     assert_eq!(store.current_revision(), 2_001);
-    assert!(store.get("/registry/configmaps/ns/old").unwrap().is_some());
+    assert_eq!(store.get("/registry/configmaps/ns/old").unwrap().expect("old object").value, Bytes::from_static(b"old"));
 }
 
 /// Copies a directory tree (a sled store that is closed).

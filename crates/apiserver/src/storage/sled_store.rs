@@ -1,11 +1,20 @@
 //! The embedded sled backend: durable group-committed writes and a compacted history log.
 //!
-//! # On disk
-//! One sled tree holds three kinds of records:
-//! - `k` + key → `[mod_revision u64 BE][create_revision u64 BE][value]`: the objects;
-//! - `l` + revision (u64 BE) → a history record (event type, create revision, key, value,
-//!   previous value), so that after a restart watchers can resume from a recent revision;
-//! - `m/revision` → the current revision (u64 BE).
+//! # On disk (format 2)
+//! One sled tree holds these records:
+//! - `l` + revision (u64 BE) → a log record: what the write at that revision stored (event
+//!   type, create revision, key, value, and for a modification the previous value);
+//! - `k` + key → `[mod_revision u64 BE][create_revision u64 BE]`: the objects. An object's
+//!   value is the one in its log record at `mod_revision`, so each value is written once
+//!   (etcd keeps its values by revision the same way);
+//! - `m/revision` → the current revision; `m/horizon` → the first revision compaction has not
+//!   passed yet; `m/format` → 2.
+//!
+//! A log record is kept while it is in the watch history or while it holds some object's
+//! current value. The newest contiguous run of records is the history a restarted store
+//! serves to watchers; records written only to hold a value (restore, rebuild: type "value")
+//! end that run, since they are not events. A store of format 1 (values in the `k` records,
+//! written before this layout) is rebuilt into format 2 when it is opened.
 //!
 //! # Writes
 //! sled 0.34 is beta software whose default is to flush every 500 ms, so we flush ourselves
@@ -18,13 +27,14 @@
 //!
 //! # Giving space back
 //! Every `COMPACT_EVERY` writes the writer removes log records older than the kept history
-//! and asks [`DefragPolicy`] whether sled's file has grown far beyond the live data; if so it
+//! that no longer hold a current value (and a write that replaces a value held by such an old
+//! record removes that record in its own batch), and asks [`DefragPolicy`] whether sled's file has grown far beyond the live data; if so it
 //! rebuilds the store into a fresh directory and switches to it ([`super::defrag`] has the
 //! layout and the crash-safety argument). Writes wait meanwhile (the rebuild writes only the
 //! live data); reads and watches are served from memory throughout, and the revision sequence
 //! and the watch history carry on unchanged.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -61,8 +71,14 @@ const LIST_WAIT: Duration = Duration::from_secs(3);
 const OBJECT_PREFIX: u8 = b'k';
 const LOG_PREFIX: u8 = b'l';
 const META_REVISION: &[u8] = b"m/revision";
+const META_HORIZON: &[u8] = b"m/horizon";
+const META_FORMAT: &[u8] = b"m/format";
 
-/// Size of the object record header: mod revision and create revision.
+/// The layout this code writes (see the module documentation). Format 1 had no `m/format`.
+const FORMAT: u64 = 2;
+
+/// Size of an object record (format 2), or of the header before a format-1 value: mod
+/// revision and create revision.
 const OBJECT_HEADER: usize = 16;
 
 /// Records per batch when a whole store is written at once (restore, rebuild).
@@ -141,16 +157,24 @@ impl SledStore {
         let sled_dir = defrag::prepare(path, &locked)?;
         let db = open_waiting_for_lock(&sled_config(&sled_dir, options.cache_capacity_bytes))?;
 
-        let revision = match db.get(META_REVISION).map_err(Error::backend)? {
-            None => 0,
-            Some(raw) => read_u64(&raw).ok_or_else(|| Error::corrupt("m/revision", "not an 8-byte revision"))?,
+        let format = match read_meta(&db, META_FORMAT)? {
+            Some(format) => format,
+            None if db.is_empty() => {
+                db.insert(META_FORMAT, &FORMAT.to_be_bytes()).and_then(|_| db.flush()).map_err(Error::backend)?;
+                FORMAT
+            }
+            None => 1,
         };
+        if format > FORMAT {
+            return Err(Error::corrupt("m/format", format!("the store has format {format}; this apiserver reads formats 1 and {FORMAT}")));
+        }
+        let revision = read_meta(&db, META_REVISION)?.unwrap_or(0);
 
         let mut objects = BTreeMap::new();
         for item in db.scan_prefix([OBJECT_PREFIX]) {
             let (raw_key, raw) = item.map_err(Error::backend)?;
             let key = decode_key(&raw_key[1..])?;
-            let entry = decode_object(&key, &raw)?;
+            let entry = if format == 1 { decode_inline_object(&key, &raw)? } else { load_object(&db, &key, &raw)? };
             if entry.mod_revision > revision {
                 return Err(Error::corrupt(key, format!("mod revision {} is newer than the store's {revision}", entry.mod_revision)));
             }
@@ -158,12 +182,15 @@ impl SledStore {
         }
 
         let (history, compacted) = load_history(&db, revision, options.history)?;
-        let log_oldest = match db.scan_prefix([LOG_PREFIX]).next() {
-            Some(item) => {
-                let (raw_key, _) = item.map_err(Error::backend)?;
-                log_revision(&raw_key)?
-            }
-            None => revision + 1,
+        let horizon = match read_meta(&db, META_HORIZON)? {
+            Some(horizon) => horizon,
+            None => match db.scan_prefix([LOG_PREFIX]).next() {
+                Some(item) => {
+                    let (raw_key, _) = item.map_err(Error::backend)?;
+                    log_revision(&raw_key)?
+                }
+                None => revision + 1,
+            },
         };
 
         info!(
@@ -179,7 +206,7 @@ impl SledStore {
         let counters = Arc::new(Counters::default());
         counters.disk_bytes.store(db.size_on_disk().unwrap_or(0), Ordering::Relaxed);
         let (requests, queue) = mpsc::channel();
-        let writer = Writer {
+        let mut writer = Writer {
             db,
             data_dir: path.to_path_buf(),
             _locked: locked,
@@ -188,12 +215,17 @@ impl SledStore {
             cache: Arc::clone(&cache),
             counters: Arc::clone(&counters),
             history: options.history as u64,
-            log_oldest,
+            horizon,
             since_compaction: 0,
             defrag: options.defrag,
             defrag_check_due: false,
             defrag_floor: 0,
         };
+        if format == 1 {
+            // Everything is in memory now; write it again in the current layout.
+            writer.rebuild()?;
+            info!(path = %writer.sled_dir.display(), "moved the store from format 1 to format {FORMAT}");
+        }
         let handle = thread::Builder::new().name("berth-sled-writer".into()).spawn(move || writer.run(queue)).map_err(Error::backend)?;
 
         Ok(SledStore { cache, requests, writer: Mutex::new(Some(handle)), counters })
@@ -233,7 +265,9 @@ impl SledStore {
         let _locked = defrag::lock(path)?;
         let objects = snapshot.records.iter().map(|r| (r.key.as_str(), r.mod_revision, r.create_revision, r.value.as_ref()));
         let history = std::iter::empty::<Result<(sled::IVec, sled::IVec)>>();
-        let (_, db) = defrag::install(path, path, |dir| write_fresh(sled_config(dir, 0), objects, history, snapshot.revision))?;
+        let (_, db) = defrag::install(path, path, |dir| {
+            write_fresh(sled_config(dir, 0), objects, history, snapshot.revision, snapshot.revision + 1)
+        })?;
         drop(db);
         info!(path = %path.display(), objects = snapshot.records.len(), revision = snapshot.revision, "restored a snapshot");
         Ok(())
@@ -333,8 +367,10 @@ struct Writer {
     cache: Arc<WatchCache>,
     counters: Arc<Counters>,
     history: u64,
-    /// The oldest log revision that may still be on disk; compaction removes from here.
-    log_oldest: Revision,
+    /// The first revision compaction has not passed: log records from here on are kept (the
+    /// history and what is not yet compacted); older ones exist only while they hold an
+    /// object's current value.
+    horizon: Revision,
     since_compaction: u64,
     defrag: DefragPolicy,
     /// Set with each compaction: the next quiet moment checks whether a rebuild is due.
@@ -391,7 +427,8 @@ impl Writer {
 
     /// Checks, writes, flushes and publishes one group, then answers its requests.
     fn commit(&mut self, group: &mut Vec<WriteRequest>) -> Result<()> {
-        let mut revision = self.cache.current_revision();
+        let committed = self.cache.current_revision();
+        let mut revision = committed;
         // Keys written earlier in this group: their state is not in the cache yet.
         let mut overlay: HashMap<String, Option<KeyValue>> = HashMap::new();
         let mut batch = sled::Batch::default();
@@ -404,6 +441,7 @@ impl Writer {
                 None => self.cache.get(&request.key),
             };
             let key = request.key;
+            let replaced = current.as_ref().map(|kv| kv.mod_revision);
             let planned = plan(&key, request.op, current, revision + 1);
             let event = match planned {
                 Ok((event, outcome)) => {
@@ -419,13 +457,20 @@ impl Writer {
             };
             revision = event.revision;
             let object_key = prefixed(OBJECT_PREFIX, key.as_bytes());
+            if let Some(replaced) = replaced
+                && replaced < self.horizon
+            {
+                // Compaction has passed the record holding the value this write replaces; it
+                // was kept only for that value.
+                batch.remove(log_key(replaced).to_vec());
+            }
             match event.event_type {
                 EventType::Deleted => {
                     batch.remove(object_key);
                     overlay.insert(key, None);
                 }
                 EventType::Added | EventType::Modified => {
-                    batch.insert(object_key, encode_object(event.revision, event.create_revision, &event.value));
+                    batch.insert(object_key, encode_object(event.revision, event.create_revision).to_vec());
                     overlay.insert(
                         key,
                         Some(KeyValue {
@@ -444,8 +489,9 @@ impl Writer {
         if !events.is_empty() {
             let written = events.len() as u64;
             batch.insert(META_REVISION, revision.to_be_bytes().to_vec());
-            self.compact_into(&mut batch, revision, written);
-            let durable = self.db.apply_batch(batch).and_then(|()| self.db.flush()).map_err(Error::backend);
+            let durable = self
+                .compact_into(&mut batch, committed, revision, written, &overlay)
+                .and_then(|()| self.db.apply_batch(batch).and_then(|()| self.db.flush()).map_err(Error::backend));
             if let Err(err) = durable {
                 for (reply, _) in replies {
                     let _ = reply.send(Err(err.clone()));
@@ -466,25 +512,44 @@ impl Writer {
         Ok(())
     }
 
-    /// Every `COMPACT_EVERY` writes, adds removals of log records older than the retained
-    /// history to `batch`, so disk use stays bounded.
-    fn compact_into(&mut self, batch: &mut sled::Batch, revision: Revision, written: u64) {
+    /// Every `COMPACT_EVERY` writes, adds to `batch` the removal of the log records older than
+    /// the retained history that hold no current value, so disk use stays bounded. Only
+    /// records up to `committed` (the revision before this group) are on disk to look at;
+    /// `overlay` has the keys this group writes.
+    fn compact_into(
+        &mut self,
+        batch: &mut sled::Batch,
+        committed: Revision,
+        revision: Revision,
+        written: u64,
+        overlay: &HashMap<String, Option<KeyValue>>,
+    ) -> Result<()> {
         self.since_compaction += written;
         if self.since_compaction < COMPACT_EVERY {
-            return;
+            return Ok(());
         }
         self.since_compaction = 0;
-        let cutoff = revision.saturating_sub(self.history).min(self.log_oldest.saturating_add(COMPACT_MAX_REMOVALS - 1));
-        if cutoff < self.log_oldest {
-            return;
+        let cutoff = revision.saturating_sub(self.history).min(self.horizon.saturating_add(COMPACT_MAX_REMOVALS - 1)).min(committed);
+        if cutoff < self.horizon {
+            return Ok(());
         }
-        for old in self.log_oldest..=cutoff {
-            batch.remove(log_key(old).to_vec());
+        let mut removed = 0u64;
+        for item in self.db.range(log_key(self.horizon)..=log_key(cutoff)) {
+            let (raw_key, raw) = item.map_err(Error::backend)?;
+            let old = log_revision(&raw_key)?;
+            let record = LogRecord::parse(old, &raw)?;
+            let holds_current = record.holds_value() && current_revision_of(overlay, &self.cache, record.key) == Some(old);
+            if !holds_current {
+                batch.remove(raw_key);
+                removed += 1;
+            }
         }
-        debug!(from = self.log_oldest, to = cutoff, "compacting sled history log");
-        self.log_oldest = cutoff + 1;
+        debug!(from = self.horizon, to = cutoff, removed, "compacting sled history log");
+        self.horizon = cutoff + 1;
+        batch.insert(META_HORIZON, self.horizon.to_be_bytes().to_vec());
         self.counters.compactions.fetch_add(1, Ordering::Relaxed);
         self.defrag_check_due = true;
+        Ok(())
     }
 
     fn measure_disk(&self) -> u64 {
@@ -533,16 +598,17 @@ impl Writer {
     /// memory and disk agree on everything up to the current revision.
     fn rebuild(&mut self) -> Result<()> {
         let (objects, revision) = self.cache.list("");
-        let keep_from = self.log_oldest.max(revision.saturating_sub(self.history) + 1);
+        let keep_from = self.horizon.max(revision.saturating_sub(self.history) + 1);
         let history = self.db.range(log_key(keep_from)..=log_key(revision)).map(|item| item.map_err(Error::backend));
         let objects = objects.iter().map(|kv| (kv.key.as_str(), kv.mod_revision, kv.create_revision, kv.value.as_ref()));
         let config = |dir: &Path| sled_config(dir, self.cache_capacity_bytes);
-        let (dir, db) = defrag::install(&self.data_dir, &self.sled_dir, |dir| write_fresh(config(dir), objects, history, revision))?;
+        let (dir, db) =
+            defrag::install(&self.data_dir, &self.sled_dir, |dir| write_fresh(config(dir), objects, history, revision, keep_from))?;
         let replaced = std::mem::replace(&mut self.sled_dir, dir);
         // sled's files close when its last handle goes; deleting them first is fine on Unix.
         drop(std::mem::replace(&mut self.db, db));
         defrag::remove_replaced(&self.data_dir, &replaced);
-        self.log_oldest = keep_from;
+        self.horizon = keep_from;
         Ok(())
     }
 }
@@ -556,14 +622,16 @@ fn sled_config(dir: &Path, cache_capacity_bytes: u64) -> sled::Config {
     if cache_capacity_bytes > 0 { config.cache_capacity(cache_capacity_bytes) } else { config }
 }
 
-/// Writes a whole store (objects, raw history log records, revision) into the empty sled
-/// directory of `config` and flushes it: what a snapshot restore and a rebuild both do.
-/// Returns the open database.
+/// Writes a whole store in the current format (objects, raw history log records, revision,
+/// horizon) into the empty sled directory of `config` and flushes it: what a snapshot restore
+/// and a rebuild both do. An object whose value is not in a copied history record gets a
+/// "value" record at its mod revision. Returns the open database.
 fn write_fresh<'a>(
     config: sled::Config,
     objects: impl Iterator<Item = (&'a str, Revision, Revision, &'a [u8])>,
     history: impl Iterator<Item = Result<(sled::IVec, sled::IVec)>>,
     revision: Revision,
+    horizon: Revision,
 ) -> Result<sled::Db> {
     let db = open_waiting_for_lock(&config)?;
     let mut batch = sled::Batch::default();
@@ -572,21 +640,29 @@ fn write_fresh<'a>(
         *pending = 0;
         db.apply_batch(std::mem::take(batch)).map_err(Error::backend)
     };
-    for (key, mod_revision, create_revision, value) in objects {
-        batch.insert(prefixed(OBJECT_PREFIX, key.as_bytes()), encode_object(mod_revision, create_revision, value));
-        pending += 1;
-        if pending == FRESH_BATCH {
-            apply(&mut batch, &mut pending)?;
-        }
-    }
+    let mut copied = HashSet::new();
     for record in history {
         let (key, value) = record?;
+        copied.insert(log_revision(&key)?);
         batch.insert(key, value);
         pending += 1;
         if pending == FRESH_BATCH {
             apply(&mut batch, &mut pending)?;
         }
     }
+    for (key, mod_revision, create_revision, value) in objects {
+        batch.insert(prefixed(OBJECT_PREFIX, key.as_bytes()), encode_object(mod_revision, create_revision).to_vec());
+        pending += 1;
+        if !copied.contains(&mod_revision) {
+            batch.insert(log_key(mod_revision).to_vec(), encode_value_record(key, create_revision, value));
+            pending += 1;
+        }
+        if pending >= FRESH_BATCH {
+            apply(&mut batch, &mut pending)?;
+        }
+    }
+    batch.insert(META_FORMAT, &FORMAT.to_be_bytes());
+    batch.insert(META_HORIZON, &horizon.to_be_bytes());
     batch.insert(META_REVISION, &revision.to_be_bytes());
     apply(&mut batch, &mut pending)?;
     db.flush().map_err(Error::backend)?;
@@ -690,8 +766,8 @@ pub struct RecordTooLarge {
 }
 
 /// Reads the newest `keep` log records, returning them in revision order with the compacted
-/// revision they imply. Only the contiguous tail ending at `revision` is usable: a watch must
-/// never silently skip a revision.
+/// revision they imply. Only the contiguous run of events ending at `revision` is usable: a
+/// watch must never silently skip a revision.
 fn load_history(db: &sled::Db, revision: Revision, keep: usize) -> Result<(Vec<Event>, Revision)> {
     let mut newest_first = Vec::with_capacity(keep.min(1 << 16));
     let mut expected = revision;
@@ -705,10 +781,15 @@ fn load_history(db: &sled::Db, revision: Revision, keep: usize) -> Result<(Vec<E
             return Err(Error::corrupt(format!("log/{log_rev}"), format!("history record outside the store's revisions 1..={revision}")));
         }
         if log_rev != expected {
-            warn!(missing = expected, found = log_rev, "gap in sled history log; older history is unavailable");
+            // Compaction leaves gaps below the history; they end it.
+            debug!(missing = expected, found = log_rev, "gap in sled history log; older history is unavailable");
             break;
         }
-        newest_first.push(decode_log(log_rev, &raw)?);
+        let Some(event) = LogRecord::parse(log_rev, &raw)?.event() else {
+            // A value written by a restore or rebuild, not an event: the history starts after it.
+            break;
+        };
+        newest_first.push(event);
         expected -= 1;
     }
     newest_first.reverse();
@@ -741,33 +822,67 @@ fn decode_key(raw: &[u8]) -> Result<String> {
     String::from_utf8(raw.to_vec()).map_err(|_| Error::corrupt(String::from_utf8_lossy(raw), "key is not UTF-8"))
 }
 
-fn encode_object(mod_revision: Revision, create_revision: Revision, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(OBJECT_HEADER + value.len());
-    out.extend_from_slice(&mod_revision.to_be_bytes());
-    out.extend_from_slice(&create_revision.to_be_bytes());
-    out.extend_from_slice(value);
+fn read_meta(db: &sled::Db, name: &[u8]) -> Result<Option<u64>> {
+    let Some(raw) = db.get(name).map_err(Error::backend)? else { return Ok(None) };
+    read_u64(&raw).map(Some).ok_or_else(|| Error::corrupt(String::from_utf8_lossy(name), "not an 8-byte number"))
+}
+
+/// An object record: its mod and create revisions.
+fn encode_object(mod_revision: Revision, create_revision: Revision) -> [u8; OBJECT_HEADER] {
+    let mut out = [0; OBJECT_HEADER];
+    out[..8].copy_from_slice(&mod_revision.to_be_bytes());
+    out[8..].copy_from_slice(&create_revision.to_be_bytes());
     out
 }
 
-fn decode_object(key: &str, raw: &[u8]) -> Result<Entry> {
-    if raw.len() < OBJECT_HEADER {
-        return Err(Error::corrupt(key, "object record shorter than its header"));
-    }
-    let (mod_raw, rest) = raw.split_at(8);
-    let (create_raw, value) = rest.split_at(8);
-    let (Some(mod_revision), Some(create_revision)) = (read_u64(mod_raw), read_u64(create_raw)) else {
+/// The mod and create revisions at the start of an object record.
+fn decode_object_header(key: &str, raw: &[u8]) -> Result<(Revision, Revision, usize)> {
+    let header = raw.get(..OBJECT_HEADER).ok_or_else(|| Error::corrupt(key, "object record shorter than its header"))?;
+    let (Some(mod_revision), Some(create_revision)) = (read_u64(&header[..8]), read_u64(&header[8..])) else {
         return Err(Error::corrupt(key, "object record header unreadable"));
     };
-    Ok(Entry { value: Bytes::copy_from_slice(value), mod_revision, create_revision })
+    Ok((mod_revision, create_revision, OBJECT_HEADER))
 }
 
-// History record layout:
-//   [event type u8][create_revision u64 BE][key len u32 BE][key][value len u32 BE][value][prev]
+/// A format-1 object record, with its value after the header.
+fn decode_inline_object(key: &str, raw: &[u8]) -> Result<Entry> {
+    let (mod_revision, create_revision, header) = decode_object_header(key, raw)?;
+    Ok(Entry { value: Bytes::copy_from_slice(&raw[header..]), mod_revision, create_revision })
+}
+
+/// A format-2 object record, with its value read from the log record at its mod revision.
+fn load_object(db: &sled::Db, key: &str, raw: &[u8]) -> Result<Entry> {
+    let (mod_revision, create_revision, header) = decode_object_header(key, raw)?;
+    if raw.len() != header {
+        return Err(Error::corrupt(key, format!("object record of {} bytes, expected {header}", raw.len())));
+    }
+    let missing = || Error::corrupt(key, format!("the log record at its revision {mod_revision} holding its value is missing"));
+    let log = db.get(log_key(mod_revision)).map_err(Error::backend)?.ok_or_else(missing)?;
+    let record = LogRecord::parse(mod_revision, &log)?;
+    if record.key != key || !record.holds_value() {
+        return Err(Error::corrupt(key, format!("the log record at its revision {mod_revision} is not a write of it")));
+    }
+    Ok(Entry { value: Bytes::copy_from_slice(record.value), mod_revision, create_revision })
+}
+
+/// The current revision of `key` as a group being committed sees it: its own earlier writes
+/// first, then the cache.
+fn current_revision_of(overlay: &HashMap<String, Option<KeyValue>>, cache: &WatchCache, key: &str) -> Option<Revision> {
+    match overlay.get(key) {
+        Some(state) => state.as_ref().map(|kv| kv.mod_revision),
+        None => cache.get(key).map(|kv| kv.mod_revision),
+    }
+}
+
+// Log record layout:
+//   [type u8][create_revision u64 BE][key len u32 BE][key][value len u32 BE][value][prev]
 // `prev` (the rest of the record) is present only for Modified; a Deleted event's previous
-// value is its value, and an Added event has none, so neither is stored twice.
+// value is its value, and an Added event has none, so neither is stored twice. A "value"
+// record holds an object's value without being an event (restore, rebuild).
 const TYPE_ADDED: u8 = 1;
 const TYPE_MODIFIED: u8 = 2;
 const TYPE_DELETED: u8 = 3;
+const TYPE_VALUE: u8 = 4;
 
 fn encode_log(event: &Event) -> Vec<u8> {
     let prev = match event.event_type {
@@ -790,27 +905,62 @@ fn encode_log(event: &Event) -> Vec<u8> {
     out
 }
 
-fn decode_log(revision: Revision, raw: &[u8]) -> Result<Event> {
-    let name = || format!("log/{revision}");
-    let corrupt = |reason: &str| Error::corrupt(name(), reason);
-    let mut reader = Reader(raw);
-    let event_type = match reader.take(1).ok_or_else(|| corrupt("empty history record"))?[0] {
-        TYPE_ADDED => EventType::Added,
-        TYPE_MODIFIED => EventType::Modified,
-        TYPE_DELETED => EventType::Deleted,
-        other => return Err(corrupt(&format!("unknown event type {other}"))),
-    };
-    let create_revision = reader.take(8).and_then(read_u64).ok_or_else(|| corrupt("truncated create revision"))?;
-    let key = reader.take_sized().ok_or_else(|| corrupt("truncated key"))?;
-    let key = String::from_utf8(key.to_vec()).map_err(|_| corrupt("key is not UTF-8"))?;
-    let value = reader.take_sized().ok_or_else(|| Error::corrupt(format!("{} ({key})", name()), "truncated value"))?;
-    let value = Bytes::copy_from_slice(value);
-    let prev_value = match event_type {
-        EventType::Added => None,
-        EventType::Modified => Some(Bytes::copy_from_slice(reader.0)),
-        EventType::Deleted => Some(value.clone()),
-    };
-    Ok(Event::new(revision, event_type, key, value, prev_value, create_revision))
+/// A "value" record: `key`'s value, written at its mod revision by a restore or rebuild.
+fn encode_value_record(key: &str, create_revision: Revision, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 8 + 4 + key.len() + 4 + value.len());
+    out.push(TYPE_VALUE);
+    out.extend_from_slice(&create_revision.to_be_bytes());
+    // Keys and values were checked against MAX_FIELD_BYTES when they were written.
+    out.extend_from_slice(&(key.len() as u32).to_be_bytes());
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// One log record, borrowed from its raw bytes.
+struct LogRecord<'a> {
+    revision: Revision,
+    record_type: u8,
+    create_revision: Revision,
+    key: &'a str,
+    value: &'a [u8],
+    /// The previous value of a Modified record; empty otherwise.
+    prev: &'a [u8],
+}
+
+impl<'a> LogRecord<'a> {
+    fn parse(revision: Revision, raw: &'a [u8]) -> Result<LogRecord<'a>> {
+        let name = || format!("log/{revision}");
+        let corrupt = |reason: &str| Error::corrupt(name(), reason);
+        let mut reader = Reader(raw);
+        let record_type = reader.take(1).ok_or_else(|| corrupt("empty log record"))?[0];
+        if !matches!(record_type, TYPE_ADDED | TYPE_MODIFIED | TYPE_DELETED | TYPE_VALUE) {
+            return Err(corrupt(&format!("unknown record type {record_type}")));
+        }
+        let create_revision = reader.take(8).and_then(read_u64).ok_or_else(|| corrupt("truncated create revision"))?;
+        let key = reader.take_sized().ok_or_else(|| corrupt("truncated key"))?;
+        let key = std::str::from_utf8(key).map_err(|_| corrupt("key is not UTF-8"))?;
+        let value = reader.take_sized().ok_or_else(|| Error::corrupt(format!("{} ({key})", name()), "truncated value"))?;
+        Ok(LogRecord { revision, record_type, create_revision, key, value, prev: reader.0 })
+    }
+
+    /// Whether the write this record describes left a value (everything but a deletion).
+    fn holds_value(&self) -> bool {
+        self.record_type != TYPE_DELETED
+    }
+
+    /// The watch event this record describes; None for a "value" record.
+    fn event(&self) -> Option<Event> {
+        let value = Bytes::copy_from_slice(self.value);
+        let (event_type, prev_value) = match self.record_type {
+            TYPE_ADDED => (EventType::Added, None),
+            TYPE_MODIFIED => (EventType::Modified, Some(Bytes::copy_from_slice(self.prev))),
+            TYPE_DELETED => (EventType::Deleted, Some(value.clone())),
+            _ => return None,
+        };
+        Some(Event::new(self.revision, event_type, self.key.to_owned(), value, prev_value, self.create_revision))
+    }
 }
 
 /// A cursor over a record that returns None instead of panicking on short input.
@@ -848,7 +998,8 @@ mod tests {
             Some(Bytes::from_static(b"old")),
             3,
         );
-        let decoded = decode_log(7, &encode_log(&event)).unwrap();
+        let raw = encode_log(&event);
+        let decoded = LogRecord::parse(7, &raw).unwrap().event().expect("an event");
         assert_eq!(decoded.key, event.key);
         assert_eq!(decoded.value, event.value);
         assert_eq!(decoded.prev_value, event.prev_value);
@@ -857,7 +1008,7 @@ mod tests {
 
     #[test]
     fn should_name_the_key_of_a_corrupt_object() {
-        let err = decode_object("/registry/pods/ns/a", b"short").unwrap_err();
+        let err = decode_inline_object("/registry/pods/ns/a", b"short").unwrap_err();
         let Error::Backend(source) = err else { panic!("expected a backend error") };
         assert!(source.to_string().contains("/registry/pods/ns/a"));
     }
@@ -866,6 +1017,15 @@ mod tests {
     fn should_reject_truncated_history_records() {
         let mut raw = encode_log(&Event::new(2, EventType::Added, "/k".into(), Bytes::from_static(b"value"), None, 2));
         raw.truncate(raw.len() - 2);
-        assert!(matches!(decode_log(2, &raw), Err(Error::Backend(_))));
+        assert!(matches!(LogRecord::parse(2, &raw), Err(Error::Backend(_))));
+    }
+
+    #[test]
+    fn should_read_a_value_record_as_a_value_and_not_as_an_event() {
+        let raw = encode_value_record("/registry/pods/ns/a", 3, b"value");
+        let record = LogRecord::parse(9, &raw).unwrap();
+        assert_eq!((record.key, record.value, record.create_revision), ("/registry/pods/ns/a", &b"value"[..], 3));
+        assert!(record.holds_value());
+        assert!(record.event().is_none(), "a value record must end the history, not join it");
     }
 }
