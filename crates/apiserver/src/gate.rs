@@ -68,6 +68,11 @@ impl Gate {
         }
     }
 
+    /// Whether requests' objects go anywhere (an audit log is configured).
+    pub fn records_objects(&self) -> bool {
+        self.audit.is_some()
+    }
+
     /// Writes the request's audit line, when auditing is on.
     pub fn audit(&self, who: Option<&Authenticated>, attributes: &Attributes, kind: &str, code: tonic::Code, object: Option<&Object>) {
         let Some(log) = &self.audit else { return };

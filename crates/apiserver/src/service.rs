@@ -207,6 +207,13 @@ impl ApiService {
         }
     }
 
+    /// A write's object, and a copy for the audit log if there is one (the registry consumes
+    /// the object; copying it for nothing cost about 2% of a create).
+    fn audit_copy(&self, object: Option<Object>) -> (Option<Object>, Option<Object>) {
+        let copy = if self.gate.records_objects() { object.clone() } else { None };
+        (object, copy)
+    }
+
     /// The user a request comes from, or Unauthenticated.
     fn caller<R>(&self, req: &Request<R>) -> Result<UserInfo, Error> {
         self.gate.authenticate(req.extensions().get::<Authenticated>())
@@ -246,9 +253,9 @@ impl Api for ApiService {
         let call = Call::new(&req, "create", object_kind(&self.gate, &req.get_ref().object));
         let (ns, name) = object_at(&req.get_ref().object);
         let r = req.into_inner();
-        let call = call.at(&ns, &name).sending(r.object.as_ref());
         let dry_run = r.dry_run;
-        let object = r.object.clone();
+        let (object, audited) = self.audit_copy(r.object);
+        let call = call.at(&ns, &name).sending(audited.as_ref());
         self.observe(call, |_, registry| async move {
             let o = object.ok_or_else(|| Error::BadRequest("object: Required value".into()))?;
             let created = registry.create(o, dry_run).await?;
@@ -283,8 +290,9 @@ impl Api for ApiService {
         let call = Call::new(&req, "update", object_kind(&self.gate, &req.get_ref().object));
         let (ns, name) = object_at(&req.get_ref().object);
         let r = req.into_inner();
-        let call = call.at(&ns, &name).sending(r.object.as_ref());
-        let (object, dry_run) = (r.object.clone(), r.dry_run);
+        let dry_run = r.dry_run;
+        let (object, audited) = self.audit_copy(r.object);
+        let call = call.at(&ns, &name).sending(audited.as_ref());
         self.observe(call, |_, registry| async move {
             let o = object.ok_or_else(|| Error::BadRequest("object: Required value".into()))?;
             registry.update(o, false, dry_run).await
@@ -296,8 +304,9 @@ impl Api for ApiService {
         let call = Call::new(&req, "update_status", object_kind(&self.gate, &req.get_ref().object));
         let (ns, name) = object_at(&req.get_ref().object);
         let r = req.into_inner();
-        let call = call.at(&ns, &name).sub("status").sending(r.object.as_ref());
-        let (object, dry_run) = (r.object.clone(), r.dry_run);
+        let dry_run = r.dry_run;
+        let (object, audited) = self.audit_copy(r.object);
+        let call = call.at(&ns, &name).sub("status").sending(audited.as_ref());
         self.observe(call, |_, registry| async move {
             let o = object.ok_or_else(|| Error::BadRequest("object: Required value".into()))?;
             registry.update(o, true, dry_run).await

@@ -349,6 +349,7 @@ async fn should_audit_every_request_without_secret_data() {
     assert_eq!(create["name"], "db");
     assert_eq!(create["code"], 200);
     assert_eq!(create["level"], "Request");
+    assert_eq!(create["requestObject"]["metadata"]["name"], "db", "the Request level carries the object sent: {create}");
     assert_eq!(create["sourceIP"], "127.0.0.1");
     assert!(create["groups"].as_array().is_some_and(|g| g.iter().any(|g| g == "system:masters")));
     let denied = lines.iter().find(|l| l["verb"] == "get" && l["user"] == "alice").expect("the refused read is audited");
