@@ -3,14 +3,14 @@
 //! unit, as a table or as one JSON object (DESIGN.md §7).
 //!
 //! # Layout
-//! - [`scenarios`]: one module per scenario (`api`, `watch`), each turning its
+//! - [`scenarios`]: one module per scenario (`api`, `watch`, `store`, ...), each turning its
 //!   flags into one run's [`report::Figures`].
 //! - [`phase`]: runs N operations with C concurrent workers under a deadline
 //!   and records their latencies in an HdrHistogram.
 //! - [`report`]: medians (and min/max) over `--repeat` runs, printed as a
 //!   table or JSON.
 //! - [`etcd`]: the generated etcd `KV.Put` client.
-//! - [`procfs`]: the apiserver's resident memory from `/proc/PID/status`.
+//! - [`procfs`]: a process's resident memory and CPU time from `/proc`.
 
 pub mod etcd;
 pub mod phase;
@@ -59,6 +59,9 @@ pub enum Scenario {
     /// berth-proxy per mode: throughput and latency against direct, and
     /// the time to sync thousands of services.
     Proxy(scenarios::proxy::Args),
+    /// Durable creates straight into the sled store (no server) at several
+    /// numbers of concurrent writers: CPU per create and writes per flush.
+    Store(scenarios::store::Args),
 }
 
 impl Scenario {
@@ -70,6 +73,7 @@ impl Scenario {
             Scenario::PodStartup(_) => "pod-startup",
             Scenario::Converge(_) => "converge",
             Scenario::Proxy(_) => "proxy",
+            Scenario::Store(_) => "store",
         }
     }
 }
@@ -152,6 +156,7 @@ async fn measure(ctx: &Ctx, scenario: &Scenario) -> anyhow::Result<Report> {
             Scenario::PodStartup(a) => scenarios::pod_startup::run(ctx, a).await,
             Scenario::Converge(a) => scenarios::converge::run(ctx, a).await,
             Scenario::Proxy(a) => scenarios::proxy::run(ctx, a).await,
+            Scenario::Store(a) => scenarios::store::run(ctx, a).await,
         }
         .with_context(|| format!("run {i} of {repeat} of the {} scenario failed", scenario.name()))?;
         // Other work on the host skews every figure; say how busy it was.

@@ -190,6 +190,7 @@ async fn berth_phases(
     // What the server held before this run: a fresh server's own size, or
     // what earlier runs left behind (the allocator keeps freed memory).
     let rss_before = args.pid.map(rss_mib).transpose()?;
+    let cpu_before = args.pid.map(procfs::cpu_seconds).transpose()?;
 
     // create
     let create = {
@@ -207,6 +208,12 @@ async fn berth_phases(
     };
     create.ensure_finished()?;
     create.add_to(&mut f, "creates", "create");
+    if let (Some(pid), Some(before)) = (args.pid, cpu_before) {
+        // The apiserver's CPU time per create: what the throughput costs it, less
+        // sensitive than the rate to what else the host is doing.
+        let used = procfs::cpu_seconds(pid)? - before;
+        f.measure("apiserver_cpu_us_per_create", used * 1e6 / (create.done.max(1) as f64));
+    }
     info!(per_s = create.per_s(), "api: create phase done");
     if let (Some(pid), Some(before)) = (args.pid, rss_before) {
         f.measure("apiserver_rss_mib_before", before);

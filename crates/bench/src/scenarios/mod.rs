@@ -9,6 +9,7 @@ pub mod converge;
 pub mod pod_startup;
 pub mod proxy;
 pub mod schedule;
+pub mod store;
 pub mod watch;
 
 use anyhow::Context as _;
