@@ -96,7 +96,7 @@ impl ServiceAccounts {
     /// a new account its token secret.
     pub async fn created(&self, object: &Object) {
         // Boxed: these futures hold whole writes and are rarely taken; inline, they made every
-        // create's future (and each move of it) about 17 KB larger.
+        // create's future (and each move of it) about 9 KB larger (22.5 KB instead of 13.5).
         let result = match &object.kind {
             Some(Kind::Namespace(ns)) => Box::pin(self.ensure_default(ns.name())).await,
             Some(Kind::ServiceAccount(sa)) => Box::pin(self.ensure_token_secret(sa)).await,

@@ -28,9 +28,10 @@
 //! # Giving space back
 //! Every `COMPACT_EVERY` writes the writer removes log records older than the kept history
 //! that no longer hold a current value (and a write that replaces a value held by such an old
-//! record removes that record in its own batch), and asks [`DefragPolicy`] whether sled's file has grown far beyond the live data; if so it
-//! rebuilds the store into a fresh directory and switches to it ([`super::defrag`] has the
-//! layout and the crash-safety argument). Writes wait meanwhile (the rebuild writes only the
+//! record removes that record in its own batch), and asks [`DefragPolicy`] whether sled's
+//! file has grown far beyond the live data; if so it rebuilds the store into a fresh
+//! directory and switches to it ([`super::defrag`] has the layout and the crash-safety
+//! argument). Writes wait meanwhile (the rebuild writes only the
 //! live data); reads and watches are served from memory throughout, and the revision sequence
 //! and the watch history carry on unchanged.
 
@@ -836,25 +837,25 @@ fn encode_object(mod_revision: Revision, create_revision: Revision) -> [u8; OBJE
 }
 
 /// The mod and create revisions at the start of an object record.
-fn decode_object_header(key: &str, raw: &[u8]) -> Result<(Revision, Revision, usize)> {
+fn decode_object_header(key: &str, raw: &[u8]) -> Result<(Revision, Revision)> {
     let header = raw.get(..OBJECT_HEADER).ok_or_else(|| Error::corrupt(key, "object record shorter than its header"))?;
     let (Some(mod_revision), Some(create_revision)) = (read_u64(&header[..8]), read_u64(&header[8..])) else {
         return Err(Error::corrupt(key, "object record header unreadable"));
     };
-    Ok((mod_revision, create_revision, OBJECT_HEADER))
+    Ok((mod_revision, create_revision))
 }
 
 /// A format-1 object record, with its value after the header.
 fn decode_inline_object(key: &str, raw: &[u8]) -> Result<Entry> {
-    let (mod_revision, create_revision, header) = decode_object_header(key, raw)?;
-    Ok(Entry { value: Bytes::copy_from_slice(&raw[header..]), mod_revision, create_revision })
+    let (mod_revision, create_revision) = decode_object_header(key, raw)?;
+    Ok(Entry { value: Bytes::copy_from_slice(&raw[OBJECT_HEADER..]), mod_revision, create_revision })
 }
 
 /// A format-2 object record, with its value read from the log record at its mod revision.
 fn load_object(db: &sled::Db, key: &str, raw: &[u8]) -> Result<Entry> {
-    let (mod_revision, create_revision, header) = decode_object_header(key, raw)?;
-    if raw.len() != header {
-        return Err(Error::corrupt(key, format!("object record of {} bytes, expected {header}", raw.len())));
+    let (mod_revision, create_revision) = decode_object_header(key, raw)?;
+    if raw.len() != OBJECT_HEADER {
+        return Err(Error::corrupt(key, format!("object record of {} bytes, expected {OBJECT_HEADER}", raw.len())));
     }
     let missing = || Error::corrupt(key, format!("the log record at its revision {mod_revision} holding its value is missing"));
     let log = db.get(log_key(mod_revision)).map_err(Error::backend)?.ok_or_else(missing)?;
@@ -884,37 +885,31 @@ const TYPE_MODIFIED: u8 = 2;
 const TYPE_DELETED: u8 = 3;
 const TYPE_VALUE: u8 = 4;
 
+/// The log record of a write.
 fn encode_log(event: &Event) -> Vec<u8> {
-    let prev = match event.event_type {
-        EventType::Modified => event.prev_value.as_deref().unwrap_or_default(),
-        EventType::Added | EventType::Deleted => &[],
+    let (record_type, prev) = match event.event_type {
+        EventType::Added => (TYPE_ADDED, &[][..]),
+        EventType::Modified => (TYPE_MODIFIED, event.prev_value.as_deref().unwrap_or_default()),
+        EventType::Deleted => (TYPE_DELETED, &[][..]),
     };
-    let mut out = Vec::with_capacity(1 + 8 + 4 + event.key.len() + 4 + event.value.len() + prev.len());
-    out.push(match event.event_type {
-        EventType::Added => TYPE_ADDED,
-        EventType::Modified => TYPE_MODIFIED,
-        EventType::Deleted => TYPE_DELETED,
-    });
-    out.extend_from_slice(&event.create_revision.to_be_bytes());
-    // `plan` refused keys and values over u32::MAX bytes, so these casts do not truncate.
-    out.extend_from_slice(&(event.key.len() as u32).to_be_bytes());
-    out.extend_from_slice(event.key.as_bytes());
-    out.extend_from_slice(&(event.value.len() as u32).to_be_bytes());
-    out.extend_from_slice(&event.value);
-    out.extend_from_slice(prev);
-    out
+    encode_record(record_type, event.create_revision, &event.key, &event.value, prev)
 }
 
 /// A "value" record: `key`'s value, written at its mod revision by a restore or rebuild.
 fn encode_value_record(key: &str, create_revision: Revision, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + 8 + 4 + key.len() + 4 + value.len());
-    out.push(TYPE_VALUE);
+    encode_record(TYPE_VALUE, create_revision, key, value, &[])
+}
+
+fn encode_record(record_type: u8, create_revision: Revision, key: &str, value: &[u8], prev: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 8 + 4 + key.len() + 4 + value.len() + prev.len());
+    out.push(record_type);
     out.extend_from_slice(&create_revision.to_be_bytes());
-    // Keys and values were checked against MAX_FIELD_BYTES when they were written.
+    // `plan` refused keys and values over u32::MAX bytes, so these casts do not truncate.
     out.extend_from_slice(&(key.len() as u32).to_be_bytes());
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(&(value.len() as u32).to_be_bytes());
     out.extend_from_slice(value);
+    out.extend_from_slice(prev);
     out
 }
 
@@ -952,12 +947,17 @@ impl<'a> LogRecord<'a> {
 
     /// The watch event this record describes; None for a "value" record.
     fn event(&self) -> Option<Event> {
-        let value = Bytes::copy_from_slice(self.value);
-        let (event_type, prev_value) = match self.record_type {
-            TYPE_ADDED => (EventType::Added, None),
-            TYPE_MODIFIED => (EventType::Modified, Some(Bytes::copy_from_slice(self.prev))),
-            TYPE_DELETED => (EventType::Deleted, Some(value.clone())),
+        let event_type = match self.record_type {
+            TYPE_ADDED => EventType::Added,
+            TYPE_MODIFIED => EventType::Modified,
+            TYPE_DELETED => EventType::Deleted,
             _ => return None,
+        };
+        let value = Bytes::copy_from_slice(self.value);
+        let prev_value = match event_type {
+            EventType::Added => None,
+            EventType::Modified => Some(Bytes::copy_from_slice(self.prev)),
+            EventType::Deleted => Some(value.clone()),
         };
         Some(Event::new(self.revision, event_type, self.key.to_owned(), value, prev_value, self.create_revision))
     }

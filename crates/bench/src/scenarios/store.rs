@@ -10,7 +10,7 @@ use berth_apiserver::storage::{SledOptions, SledStore, Store};
 use bytes::Bytes;
 use tracing::info;
 
-use super::{random_namespace, random_text};
+use super::random_text;
 use crate::Ctx;
 use crate::phase;
 use crate::procfs;
@@ -43,12 +43,13 @@ pub async fn run(ctx: &Ctx, args: &Args) -> anyhow::Result<Figures> {
     f.count("value_bytes", args.value_bytes as u64);
     let value = Bytes::from(random_text(args.value_bytes));
     for &writers in &args.writers {
-        let dir = args.dir.clone().unwrap_or_else(std::env::temp_dir).join(format!("berth-bench-{}", random_namespace()));
-        let measured = measure(ctx, &dir, writers, args.objects, value.clone()).await;
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove the benchmark store");
-        }
-        let (phase, cpu_seconds, writes, flushes) = measured?;
+        // Removed when dropped, after the store has closed.
+        let parent = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = tempfile::Builder::new()
+            .prefix("berth-bench-store-")
+            .tempdir_in(&parent)
+            .with_context(|| format!("cannot make a directory in {}", parent.display()))?;
+        let (phase, cpu_seconds, writes, flushes) = measure(ctx, dir.path(), writers, args.objects, value.clone()).await?;
         phase.ensure_finished()?;
         info!(writers, per_s = phase.per_s(), "store: measured");
         phase.add_to(&mut f, &format!("w{writers}_creates"), &format!("w{writers}_create"));
