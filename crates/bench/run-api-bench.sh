@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the `api` benchmark on a fresh berth-apiserver and a fresh etcd:
 # starts both on loopback in a temporary directory, runs
-#   berth-bench api --server ... --etcd ... --pid ... --repeat 3 --json
+#   berth-bench api --server ... --etcd ... --pid ... --etcd-pid ... --repeat 3 --json
 # (the figures the README quotes are the medians it prints), then stops both
 # and removes the directory. Extra arguments go to berth-bench, e.g.
 #   crates/bench/run-api-bench.sh --objects 5000
@@ -82,4 +82,4 @@ if [[ -n "${TABLE:-}" ]]; then
 fi
 "$BIN/berth-bench" api \
     --server "http://127.0.0.1:$API_PORT" --etcd "http://127.0.0.1:$ETCD_PORT" \
-    --pid "$API_PID" --repeat "$REPEAT" ${format[@]+"${format[@]}"} "$@"
+    --pid "$API_PID" --etcd-pid "$ETCD_PID" --repeat "$REPEAT" ${format[@]+"${format[@]}"} "$@"

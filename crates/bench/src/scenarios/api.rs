@@ -52,9 +52,13 @@ pub struct Args {
     /// (e.g. http://127.0.0.1:2379) and report ratio_to_etcd.
     #[arg(long)]
     pub etcd: Option<String>,
-    /// The apiserver's process id: report its resident memory.
+    /// The apiserver's process id: report its resident memory and its CPU
+    /// time per create.
     #[arg(long, visible_alias = "apiserver-pid")]
     pub pid: Option<u32>,
+    /// etcd's process id (with --etcd): report its CPU time per put.
+    #[arg(long)]
+    pub etcd_pid: Option<u32>,
     /// After the phases, create this many pods and report the memory they
     /// add (needs --pid to report memory).
     #[arg(long, default_value_t = 0)]
@@ -147,6 +151,33 @@ fn pod(namespace: &str, i: usize) -> Pod {
     }
 }
 
+/// CPU time of a server (when its pid is known) and of this benchmark
+/// process since `start`: what a phase's throughput costs each side, less
+/// sensitive than the rate to what else the host is doing. The two sides
+/// share the host's cores, so a cheaper client leaves more to its server.
+struct CpuMeter {
+    server: Option<(u32, f64)>,
+    client: f64,
+}
+
+impl CpuMeter {
+    fn start(server_pid: Option<u32>) -> anyhow::Result<Self> {
+        let server = server_pid.map(|pid| procfs::cpu_seconds(pid).map(|s| (pid, s))).transpose()?;
+        Ok(Self { server, client: procfs::cpu_seconds(std::process::id())? })
+    }
+
+    /// Adds the microseconds of CPU per operation, for `ops` operations, of the server (if
+    /// known) as `server_figure` and of this process as `client_figure`.
+    fn add_to(&self, f: &mut Figures, ops: u64, server_figure: &str, client_figure: &str) -> anyhow::Result<()> {
+        let per_op = |seconds: f64| seconds * 1e6 / ops.max(1) as f64;
+        if let Some((pid, before)) = self.server {
+            f.measure(server_figure, per_op(procfs::cpu_seconds(pid)? - before));
+        }
+        f.measure(client_figure, per_op(procfs::cpu_seconds(std::process::id())? - self.client));
+        Ok(())
+    }
+}
+
 fn rss_mib(pid: u32) -> anyhow::Result<f64> {
     procfs::rss_kib(pid).map(procfs::mib)
 }
@@ -190,7 +221,7 @@ async fn berth_phases(
     // What the server held before this run: a fresh server's own size, or
     // what earlier runs left behind (the allocator keeps freed memory).
     let rss_before = args.pid.map(rss_mib).transpose()?;
-    let cpu_before = args.pid.map(procfs::cpu_seconds).transpose()?;
+    let cpu_before = CpuMeter::start(args.pid)?;
 
     // create
     let create = {
@@ -208,12 +239,7 @@ async fn berth_phases(
     };
     create.ensure_finished()?;
     create.add_to(&mut f, "creates", "create");
-    if let (Some(pid), Some(before)) = (args.pid, cpu_before) {
-        // The apiserver's CPU time per create: what the throughput costs it, less
-        // sensitive than the rate to what else the host is doing.
-        let used = procfs::cpu_seconds(pid)? - before;
-        f.measure("apiserver_cpu_us_per_create", used * 1e6 / (create.done.max(1) as f64));
-    }
+    cpu_before.add_to(&mut f, create.done, "apiserver_cpu_us_per_create", "client_cpu_us_per_create")?;
     info!(per_s = create.per_s(), "api: create phase done");
     if let (Some(pid), Some(before)) = (args.pid, rss_before) {
         f.measure("apiserver_rss_mib_before", before);
@@ -318,6 +344,7 @@ async fn berth_phases(
 async fn run_etcd(ctx: &Ctx, args: &Args, url: &str, value: Arc<str>) -> anyhow::Result<Figures> {
     let pool = etcd::connect(url, args.connections()).await?;
     let ns: Arc<str> = random_namespace().into();
+    let cpu_before = CpuMeter::start(args.etcd_pid)?;
     info!(etcd = url, prefix = %format!("/registry/configmaps/{ns}/"), clients = args.clients, connections = pool.len(), objects = args.objects, "api: running against etcd");
     let put = phase::run("etcd put", args.clients, args.objects, ctx.deadline, move |w, i| {
         let mut client = pool[w % pool.len()].clone();
@@ -332,6 +359,7 @@ async fn run_etcd(ctx: &Ctx, args: &Args, url: &str, value: Arc<str>) -> anyhow:
     put.ensure_finished().context("etcd")?;
     let mut f = Figures::new();
     put.add_to(&mut f, "etcd_puts", "etcd_put");
+    cpu_before.add_to(&mut f, put.done, "etcd_cpu_us_per_put", "etcd_client_cpu_us_per_put")?;
     f.count("etcd_errors", put.errors);
     info!(per_s = put.per_s(), "api: etcd put phase done");
     Ok(f)
