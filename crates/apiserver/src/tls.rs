@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use berth_client::coalesce::Coalesce;
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -33,10 +34,11 @@ pub struct ConnInfo {
     pub peer_certs: Option<Arc<Vec<CertificateDer<'static>>>>,
 }
 
-/// One accepted connection, plaintext or TLS.
+/// One accepted connection, plaintext or TLS; its socket writes are coalesced (see
+/// [`Coalesce`]: one `writev` for the replies that become ready together).
 pub enum Conn {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Plain(Coalesce<TcpStream>),
+    Tls(Box<tokio_rustls::server::TlsStream<Coalesce<TcpStream>>>),
 }
 
 impl Connected for Conn {
@@ -44,11 +46,11 @@ impl Connected for Conn {
 
     fn connect_info(&self) -> ConnInfo {
         match self {
-            Conn::Plain(s) => ConnInfo { remote: s.peer_addr().ok(), peer_certs: None },
+            Conn::Plain(s) => ConnInfo { remote: s.get_ref().peer_addr().ok(), peer_certs: None },
             Conn::Tls(s) => {
                 let (tcp, session) = s.get_ref();
                 let certs = session.peer_certificates().map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect()));
-                ConnInfo { remote: tcp.peer_addr().ok(), peer_certs: certs }
+                ConnInfo { remote: tcp.get_ref().peer_addr().ok(), peer_certs: certs }
             }
         }
     }
@@ -128,6 +130,7 @@ pub fn incoming(
                 continue;
             }
             let _ = stream.set_nodelay(true);
+            let stream = Coalesce::new(stream);
             match &acceptor {
                 None => {
                     if tx.send(Ok(Conn::Plain(stream))).await.is_err() {

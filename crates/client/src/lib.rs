@@ -20,6 +20,7 @@
 //! - [`duration`]: `40s`/`5m`/`500ms` durations in flags.
 
 pub mod client;
+pub mod coalesce;
 pub mod config;
 pub mod duration;
 pub mod events;
