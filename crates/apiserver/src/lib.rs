@@ -62,6 +62,9 @@ pub struct Config {
     pub bookmark_interval: Duration,
     /// sled's page cache.
     pub cache_capacity_bytes: u64,
+    /// How long a group commit waits for more writes under concurrent load
+    /// (`--storage-commit-delay`).
+    pub commit_delay: Duration,
     /// When the store rebuilds itself to give disk space back (`--storage-defrag-ratio`,
     /// `--storage-defrag-min-mib`).
     pub defrag: storage::DefragPolicy,
@@ -166,6 +169,7 @@ impl Default for Config {
             history: 10_000,
             bookmark_interval: Duration::from_secs(10),
             cache_capacity_bytes: 64 * 1024 * 1024,
+            commit_delay: storage::DEFAULT_COMMIT_DELAY,
             defrag: storage::DefragPolicy::default(),
             service_cidr: registry::DEFAULT_SERVICE_CIDR.into(),
             node_port_range: "30000-32767".into(),
@@ -229,7 +233,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         None => None,
     };
 
-    let options = SledOptions { history: config.history, cache_capacity_bytes: config.cache_capacity_bytes, defrag: config.defrag };
+    let options = SledOptions {
+        history: config.history,
+        cache_capacity_bytes: config.cache_capacity_bytes,
+        defrag: config.defrag,
+        commit_delay: config.commit_delay,
+    };
     let dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || SledStore::open(&dir, options))
         .await

@@ -34,6 +34,10 @@ struct Args {
     /// sled's page cache, in MiB.
     #[arg(long, default_value_t = 64)]
     storage_cache_mib: u64,
+    /// Under concurrent writes, how long the store waits for more of them before a group
+    /// commit (fewer, larger flushes for a little latency); 0 commits at once.
+    #[arg(long, default_value = "200us", value_parser = parse_duration)]
+    storage_commit_delay: Duration,
     /// Rebuild the store into a fresh directory, giving disk space back, when its size on disk
     /// exceeds this many times the live data (objects and kept history); 0 turns it off, else at least 1.5.
     #[arg(long, default_value_t = 4.0)]
@@ -113,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
         history: args.watch_history,
         bookmark_interval: args.watch_bookmark_interval,
         cache_capacity_bytes: args.storage_cache_mib * 1024 * 1024,
+        commit_delay: args.storage_commit_delay,
         defrag: berth_apiserver::storage::DefragPolicy {
             ratio: args.storage_defrag_ratio,
             min_bytes: args.storage_defrag_min_mib.saturating_mul(1024 * 1024),

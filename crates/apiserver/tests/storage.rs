@@ -389,11 +389,16 @@ async fn should_keep_old_objects_values_through_compaction_restart_and_update() 
     let history = 50;
     let old: Vec<String> = (0..20).map(|i| format!("/registry/configmaps/ns/old-{i}")).collect();
     let churn = "/registry/configmaps/ns/churn";
+    let short_lived = "/registry/configmaps/ns/short-lived";
     {
         let store = open(&dir, history);
         for (i, key) in old.iter().enumerate() {
             store.create(key, val(&format!("old {i}"))).await.unwrap();
         }
+        // Created and deleted before the compactions, which remove both its records: the
+        // replay on reopening must not bring it back.
+        store.create(short_lived, val("brief")).await.unwrap();
+        store.delete(short_lived, None).await.unwrap();
         let mut rev = store.create(churn, val("0")).await.unwrap();
         // Several compactions pass the old objects' revisions.
         for i in 0..2_500 {
@@ -406,6 +411,7 @@ async fn should_keep_old_objects_values_through_compaction_restart_and_update() 
     for (i, key) in old.iter().enumerate() {
         assert_eq!(store.get(key).unwrap().expect("old object").value, val(&format!("old {i}")), "{key}");
     }
+    assert!(store.get(short_lived).unwrap().is_none(), "a deleted object came back");
     // Replacing and deleting values that only old records held.
     let first = store.get(&old[0]).unwrap().unwrap();
     store.update(&old[0], val("new 0"), Some(first.mod_revision)).await.unwrap();
@@ -419,17 +425,12 @@ async fn should_keep_old_objects_values_through_compaction_restart_and_update() 
     // The kept history, up to one compaction's worth of records not yet compacted, and one
     // record per object whose value is older than that.
     assert!(log_records <= history + 1_000 + old.len(), "{log_records} log records");
-    let log_record = |revision: u64| {
-        let mut key = b"l".to_vec();
-        key.extend_from_slice(&revision.to_be_bytes());
-        db.get(key).unwrap().is_some()
-    };
+    let log_record = |revision: u64| db.get(log_key(revision)).unwrap().is_some();
     // old-0 and old-1 were written at revisions 1 and 2, replaced and deleted since; old-2's
     // record at revision 3 still holds its value.
     assert!(!log_record(1) && !log_record(2), "records of replaced values are left on disk");
     assert!(log_record(3), "the record holding old-2's value is gone");
-    let format = db.get(b"m/format").unwrap().expect("m/format");
-    assert_eq!(u64::from_be_bytes(format.as_ref().try_into().unwrap()), 2);
+    assert_eq!(format_of(&db), 3);
     drop(db);
 
     let store = open(&dir, history);
@@ -440,19 +441,80 @@ async fn should_keep_old_objects_values_through_compaction_restart_and_update() 
     assert_eq!(store.list("/registry/configmaps/").unwrap().0.len(), old.len());
 }
 
-/// A store is refused, naming the record, when an object's value record is missing.
+fn format_of(db: &sled::Db) -> u64 {
+    let format = db.get(b"m/format").unwrap().expect("m/format");
+    u64::from_be_bytes(format.as_ref().try_into().unwrap())
+}
+
+fn log_key(revision: u64) -> Vec<u8> {
+    let mut key = b"l".to_vec();
+    key.extend_from_slice(&revision.to_be_bytes());
+    key
+}
+
+/// Turns the store in `dir` (format 3: the log alone) into what format 2 wrote: the same log
+/// plus a `k` record per object (its mod and create revisions).
+fn downgrade_to_format_2(dir: &tempfile::TempDir, objects: &[(&str, u64, u64)]) {
+    let db = open_raw_sled(&dir.path().join("store"));
+    for (key, mod_revision, create_revision) in objects {
+        let mut record = mod_revision.to_be_bytes().to_vec();
+        record.extend_from_slice(&create_revision.to_be_bytes());
+        db.insert([b"k".as_slice(), key.as_bytes()].concat(), record).unwrap();
+    }
+    db.insert(b"m/format", &2u64.to_be_bytes()).unwrap();
+    db.flush().unwrap();
+}
+
+/// A format-2 store (an index of objects beside the log) opens with its objects, revisions and
+/// history, and is rewritten as format 3: the index is gone.
 #[tokio::test(flavor = "multi_thread")]
-async fn should_refuse_a_store_whose_object_lost_its_value_record() {
+async fn should_move_a_format_2_store_to_format_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, b2, c, gone) = {
+        let store = open(&dir, 100);
+        let a = store.create("/registry/configmaps/ns/a", val("a")).await.unwrap();
+        let b = store.create("/registry/configmaps/ns/b", val("b")).await.unwrap();
+        let b2 = store.update("/registry/configmaps/ns/b", val("b2"), Some(b)).await.unwrap();
+        let c = store.create("/registry/configmaps/ns/c", val("c")).await.unwrap();
+        let (gone, _) = store.delete("/registry/configmaps/ns/c", None).await.unwrap();
+        (a, b, b2, c, gone)
+    };
+    downgrade_to_format_2(&dir, &[("/registry/configmaps/ns/a", a, a), ("/registry/configmaps/ns/b", b2, b)]);
+
+    let store = open(&dir, 100);
+    assert_eq!(store.current_revision(), gone);
+    let (items, _) = store.list("/registry/configmaps/").unwrap();
+    let got: Vec<(&str, &[u8], u64, u64)> =
+        items.iter().map(|kv| (kv.key.as_str(), kv.value.as_ref(), kv.mod_revision, kv.create_revision)).collect();
+    assert_eq!(got, vec![("/registry/configmaps/ns/a", &b"a"[..], a, a), ("/registry/configmaps/ns/b", &b"b2"[..], b2, b)]);
+    // The history came along: a watch from before the first write sees every change.
+    let mut watch = store.watch("/registry/", 0).unwrap();
+    let mut revisions = Vec::new();
+    for _ in 0..5 {
+        revisions.push(next_event(&mut watch).await.revision);
+    }
+    assert_eq!(revisions, vec![a, b, b2, c, gone]);
+    drop(watch);
+    store.close();
+    drop(store);
+    let db = open_raw_sled(&dir.path().join("store"));
+    assert_eq!(format_of(&db), 3);
+    assert_eq!(db.scan_prefix(b"k").count(), 0, "the format-2 index is still there");
+}
+
+/// A format-2 store is refused, naming the object, when the log record holding an object's
+/// value is missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn should_refuse_a_format_2_store_whose_object_lost_its_value_record() {
     let dir = tempfile::tempdir().unwrap();
     let rev = {
         let store = open(&dir, 100);
         store.create("/registry/configmaps/ns/a", val("a")).await.unwrap()
     };
+    downgrade_to_format_2(&dir, &[("/registry/configmaps/ns/a", rev, rev)]);
     {
         let db = open_raw_sled(&dir.path().join("store"));
-        let mut key = b"l".to_vec();
-        key.extend_from_slice(&rev.to_be_bytes());
-        db.remove(key).unwrap();
+        db.remove(log_key(rev)).unwrap();
         db.flush().unwrap();
     }
     let err = open_refused(&dir);
@@ -471,12 +533,13 @@ async fn should_refuse_a_store_of_a_newer_format() {
     }
     {
         let db = open_raw_sled(&dir.path().join("store"));
-        db.insert(b"m/format", &3u64.to_be_bytes()).unwrap();
+        db.insert(b"m/format", &4u64.to_be_bytes()).unwrap();
         db.flush().unwrap();
     }
     let err = open_refused(&dir);
     let message = err.to_string();
-    assert!(message.contains("m/format") && message.contains("format 3"), "{message}");
+    assert!(message.contains("m/format") && message.contains("format 4"), "{message}");
     let db = open_raw_sled(&dir.path().join("store"));
-    assert!(db.get(b"k/registry/configmaps/ns/a").unwrap().is_some(), "the refused store was changed");
+    assert_eq!(format_of(&db), 4, "the refused store was changed");
+    assert!(db.get(log_key(1)).unwrap().is_some(), "the refused store was changed");
 }

@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 
 pub use defrag::DefragPolicy;
-pub use sled_store::{SledOptions, SledStore};
+pub use sled_store::{DEFAULT_COMMIT_DELAY, SledOptions, SledStore};
 pub use watch_cache::{WatchCache, WatchStream};
 
 /// A cluster-wide, strictly increasing revision (etcd's model); 0 means "nothing written yet".

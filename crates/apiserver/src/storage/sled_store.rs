@@ -1,20 +1,26 @@
 //! The embedded sled backend: durable group-committed writes and a compacted history log.
 //!
-//! # On disk (format 2)
+//! # On disk (format 3)
 //! One sled tree holds these records:
 //! - `l` + revision (u64 BE) → a log record: what the write at that revision stored (event
 //!   type, create revision, key, value, and for a modification the previous value);
-//! - `k` + key → `[mod_revision u64 BE][create_revision u64 BE]`: the objects. An object's
-//!   value is the one in its log record at `mod_revision`, so each value is written once
-//!   (etcd keeps its values by revision the same way);
 //! - `m/revision` → the current revision; `m/horizon` → the first revision compaction has not
-//!   passed yet; `m/format` → 2.
+//!   passed yet; `m/format` → 3.
+//!
+//! The log is the whole state: replaying its records in revision order (a write sets its
+//! key's value, a deletion removes it) gives every object with its revisions, which is how a
+//! store opens. Each value is written once, in the record of its write (etcd keeps its values
+//! by revision the same way), and a write is one insert into sled.
 //!
 //! A log record is kept while it is in the watch history or while it holds some object's
-//! current value. The newest contiguous run of records is the history a restarted store
-//! serves to watchers; records written only to hold a value (restore, rebuild: type "value")
-//! end that run, since they are not events. A store of format 1 (values in the `k` records,
-//! written before this layout) is rebuilt into format 2 when it is opened.
+//! current value; so a record older than the horizon is always its key's latest write, and
+//! the records compaction removes (replaced values, deletions) are never needed by the replay.
+//! The newest contiguous run of records is the history a restarted store serves to watchers;
+//! records written only to hold a value (restore, rebuild: type "value") end that run, since
+//! they are not events. Older formats are rebuilt into this one when opened: format 1 kept
+//! each value in a `k` + key record as well as in the log, format 2 kept there a
+//! `[mod_revision][create_revision]` index into the log, an insert per write that cost the
+//! writer more than a third of its CPU (`berth-bench store`).
 //!
 //! # Writes
 //! sled 0.34 is beta software whose default is to flush every 500 ms, so we flush ourselves
@@ -23,7 +29,10 @@
 //! against the cache plus the earlier writes of the same group, writes the group as one atomic
 //! `sled::Batch`, flushes once, publishes the events to the watch cache and only then replies.
 //! So a write is visible to readers before its writer hears about it, and concurrent writes
-//! share one fsync.
+//! share one fsync. Each flush has a fixed cost (sled hands the write to its I/O thread pool
+//! and wakes every idle thread of it), so under concurrent load (the previous group held at
+//! least `COMMIT_SIBLINGS` writes) the writer first waits `commit_delay` for more writes to
+//! queue, as PostgreSQL's `commit_delay` does: fewer, larger groups, for a little latency.
 //!
 //! # Giving space back
 //! Every `COMPACT_EVERY` writes the writer removes log records older than the kept history
@@ -66,9 +75,14 @@ const COMPACT_MAX_REMOVALS: u64 = 16 * COMPACT_EVERY;
 /// `open_waiting_for_lock`).
 const OPEN_LOCK_WAIT: Duration = Duration::from_secs(3);
 
+/// The disk-size gauge is refreshed after a commit at most this often: sled measures it by
+/// walking its directory, a dozen system calls that every group paid for before.
+const DISK_MEASURE_EVERY: Duration = Duration::from_secs(1);
+
 /// How long `list_at_least` waits for the store to catch up.
 const LIST_WAIT: Duration = Duration::from_secs(3);
 
+/// The object records of formats 1 and 2, read only to move such a store to format 3.
 const OBJECT_PREFIX: u8 = b'k';
 const LOG_PREFIX: u8 = b'l';
 const META_REVISION: &[u8] = b"m/revision";
@@ -76,10 +90,10 @@ const META_HORIZON: &[u8] = b"m/horizon";
 const META_FORMAT: &[u8] = b"m/format";
 
 /// The layout this code writes (see the module documentation). Format 1 had no `m/format`.
-const FORMAT: u64 = 2;
+const FORMAT: u64 = 3;
 
-/// Size of an object record (format 2), or of the header before a format-1 value: mod
-/// revision and create revision.
+/// Size of a format-2 object record, or of the header before a format-1 value: mod revision
+/// and create revision.
 const OBJECT_HEADER: usize = 16;
 
 /// Records per batch when a whole store is written at once (restore, rebuild).
@@ -94,11 +108,30 @@ pub struct SledOptions {
     pub cache_capacity_bytes: u64,
     /// When to rebuild the store to give disk space back.
     pub defrag: DefragPolicy,
+    /// Under concurrent load, how long the writer waits for more writes before committing a
+    /// group (see "Writes" above; default 200 µs; zero commits at once).
+    pub commit_delay: Duration,
 }
+
+/// The default [`SledOptions::commit_delay`]. Measured with `berth-bench api` (64 clients,
+/// README: Performance): 200 µs grew groups from 18 to 28 writes per flush and cut the
+/// apiserver's CPU per create by a tenth; 400 µs grew them further but lost throughput to the
+/// added latency.
+pub const DEFAULT_COMMIT_DELAY: Duration = Duration::from_micros(200);
+
+/// The commit delay applies only after a group of at least this many writes: a sign of
+/// enough concurrent writers that waiting fills the next group. A lone writer, or a few,
+/// never wait (PostgreSQL's `commit_siblings` plays the same part).
+const COMMIT_SIBLINGS: usize = 8;
 
 impl Default for SledOptions {
     fn default() -> Self {
-        Self { history: DEFAULT_HISTORY, cache_capacity_bytes: 64 * 1024 * 1024, defrag: DefragPolicy::default() }
+        Self {
+            history: DEFAULT_HISTORY,
+            cache_capacity_bytes: 64 * 1024 * 1024,
+            defrag: DefragPolicy::default(),
+            commit_delay: DEFAULT_COMMIT_DELAY,
+        }
     }
 }
 
@@ -167,20 +200,10 @@ impl SledStore {
             None => 1,
         };
         if format > FORMAT {
-            return Err(Error::corrupt("m/format", format!("the store has format {format}; this apiserver reads formats 1 and {FORMAT}")));
+            return Err(Error::corrupt("m/format", format!("the store has format {format}; this apiserver reads formats 1 to {FORMAT}")));
         }
         let revision = read_meta(&db, META_REVISION)?.unwrap_or(0);
-
-        let mut objects = BTreeMap::new();
-        for item in db.scan_prefix([OBJECT_PREFIX]) {
-            let (raw_key, raw) = item.map_err(Error::backend)?;
-            let key = decode_key(&raw_key[1..])?;
-            let entry = if format == 1 { decode_inline_object(&key, &raw)? } else { load_object(&db, &key, &raw)? };
-            if entry.mod_revision > revision {
-                return Err(Error::corrupt(key, format!("mod revision {} is newer than the store's {revision}", entry.mod_revision)));
-            }
-            objects.insert(key, entry);
-        }
+        let objects = if format < FORMAT { load_indexed_objects(&db, format, revision)? } else { replay_log(&db, revision)? };
 
         let (history, compacted) = load_history(&db, revision, options.history)?;
         let horizon = match read_meta(&db, META_HORIZON)? {
@@ -221,11 +244,13 @@ impl SledStore {
             defrag: options.defrag,
             defrag_check_due: false,
             defrag_floor: 0,
+            disk_measured: Instant::now(),
+            commit_delay: options.commit_delay,
         };
-        if format == 1 {
+        if format < FORMAT {
             // Everything is in memory now; write it again in the current layout.
             writer.rebuild()?;
-            info!(path = %writer.sled_dir.display(), "moved the store from format 1 to format {FORMAT}");
+            info!(path = %writer.sled_dir.display(), "moved the store from format {format} to format {FORMAT}");
         }
         let handle = thread::Builder::new().name("berth-sled-writer".into()).spawn(move || writer.run(queue)).map_err(Error::backend)?;
 
@@ -379,12 +404,16 @@ struct Writer {
     /// No rebuild below this size: set after a failed attempt, or after a rebuild whose fresh
     /// store was itself over the ratio, so such a store does not rebuild over and over.
     defrag_floor: u64,
+    /// When the disk-size gauge was last refreshed.
+    disk_measured: Instant,
+    commit_delay: Duration,
 }
 
 impl Writer {
     fn run(mut self, queue: mpsc::Receiver<Command>) {
         let mut group = Vec::with_capacity(MAX_GROUP);
         let mut stopping = false;
+        let mut last_group = 0;
         while !stopping {
             // Block for the first request, then take whatever else is already queued: under
             // load the queue fills while the previous group flushes, so groups grow by
@@ -392,6 +421,11 @@ impl Writer {
             match queue.recv() {
                 Ok(Command::Write(request)) => group.push(request),
                 Ok(Command::Shutdown) | Err(_) => break,
+            }
+            if last_group >= COMMIT_SIBLINGS && !self.commit_delay.is_zero() {
+                // A sleep, not a timed receive: the writers that queue meanwhile need not
+                // wake this thread, one by one.
+                thread::sleep(self.commit_delay);
             }
             while group.len() < MAX_GROUP {
                 match queue.try_recv() {
@@ -403,6 +437,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            last_group = group.len();
             if let Err(err) = self.commit(&mut group) {
                 // Memory and disk may now disagree about this group, so take no more writes;
                 // a restart reloads the truth from disk.
@@ -457,7 +492,6 @@ impl Writer {
                 }
             };
             revision = event.revision;
-            let object_key = prefixed(OBJECT_PREFIX, key.as_bytes());
             if let Some(replaced) = replaced
                 && replaced < self.horizon
             {
@@ -467,11 +501,9 @@ impl Writer {
             }
             match event.event_type {
                 EventType::Deleted => {
-                    batch.remove(object_key);
                     overlay.insert(key, None);
                 }
                 EventType::Added | EventType::Modified => {
-                    batch.insert(object_key, encode_object(event.revision, event.create_revision).to_vec());
                     overlay.insert(
                         key,
                         Some(KeyValue {
@@ -501,7 +533,9 @@ impl Writer {
             }
             self.counters.flushes.fetch_add(1, Ordering::Relaxed);
             self.counters.writes.fetch_add(written, Ordering::Relaxed);
-            self.measure_disk();
+            if self.disk_measured.elapsed() >= DISK_MEASURE_EVERY {
+                self.measure_disk();
+            }
             // Publish before replying, so a writer that reads back sees its own write.
             self.cache.apply(events);
         }
@@ -553,7 +587,8 @@ impl Writer {
         Ok(())
     }
 
-    fn measure_disk(&self) -> u64 {
+    fn measure_disk(&mut self) -> u64 {
+        self.disk_measured = Instant::now();
         let bytes = self.db.size_on_disk().unwrap_or_else(|err| {
             debug!(cause = %err, "cannot measure sled size on disk");
             0
@@ -652,8 +687,6 @@ fn write_fresh<'a>(
         }
     }
     for (key, mod_revision, create_revision, value) in objects {
-        batch.insert(prefixed(OBJECT_PREFIX, key.as_bytes()), encode_object(mod_revision, create_revision).to_vec());
-        pending += 1;
         if !copied.contains(&mod_revision) {
             batch.insert(log_key(mod_revision).to_vec(), encode_value_record(key, create_revision, value));
             pending += 1;
@@ -798,13 +831,6 @@ fn load_history(db: &sled::Db, revision: Revision, keep: usize) -> Result<(Vec<E
     Ok((newest_first, expected))
 }
 
-fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + rest.len());
-    out.push(prefix);
-    out.extend_from_slice(rest);
-    out
-}
-
 fn log_key(revision: Revision) -> [u8; 9] {
     let mut key = [LOG_PREFIX; 9];
     key[1..].copy_from_slice(&revision.to_be_bytes());
@@ -828,12 +854,40 @@ fn read_meta(db: &sled::Db, name: &[u8]) -> Result<Option<u64>> {
     read_u64(&raw).map(Some).ok_or_else(|| Error::corrupt(String::from_utf8_lossy(name), "not an 8-byte number"))
 }
 
-/// An object record: its mod and create revisions.
-fn encode_object(mod_revision: Revision, create_revision: Revision) -> [u8; OBJECT_HEADER] {
-    let mut out = [0; OBJECT_HEADER];
-    out[..8].copy_from_slice(&mod_revision.to_be_bytes());
-    out[8..].copy_from_slice(&create_revision.to_be_bytes());
-    out
+/// The objects of a format-3 store: its log replayed in revision order.
+fn replay_log(db: &sled::Db, revision: Revision) -> Result<BTreeMap<String, Entry>> {
+    let mut objects = BTreeMap::new();
+    for item in db.scan_prefix([LOG_PREFIX]) {
+        let (raw_key, raw) = item.map_err(Error::backend)?;
+        let log_rev = log_revision(&raw_key)?;
+        if log_rev == 0 || log_rev > revision {
+            return Err(Error::corrupt(format!("log/{log_rev}"), format!("log record outside the store's revisions 1..={revision}")));
+        }
+        let record = LogRecord::parse(log_rev, &raw)?;
+        if record.holds_value() {
+            let entry =
+                Entry { value: Bytes::copy_from_slice(record.value), mod_revision: log_rev, create_revision: record.create_revision };
+            objects.insert(record.key.to_owned(), entry);
+        } else {
+            objects.remove(record.key);
+        }
+    }
+    Ok(objects)
+}
+
+/// The objects of a format-1 or format-2 store, from its `k` records.
+fn load_indexed_objects(db: &sled::Db, format: u64, revision: Revision) -> Result<BTreeMap<String, Entry>> {
+    let mut objects = BTreeMap::new();
+    for item in db.scan_prefix([OBJECT_PREFIX]) {
+        let (raw_key, raw) = item.map_err(Error::backend)?;
+        let key = decode_key(&raw_key[1..])?;
+        let entry = if format == 1 { decode_inline_object(&key, &raw)? } else { load_object(db, &key, &raw)? };
+        if entry.mod_revision > revision {
+            return Err(Error::corrupt(key, format!("mod revision {} is newer than the store's {revision}", entry.mod_revision)));
+        }
+        objects.insert(key, entry);
+    }
+    Ok(objects)
 }
 
 /// The mod and create revisions at the start of an object record.
