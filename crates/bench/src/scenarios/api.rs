@@ -34,10 +34,13 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     pub clients: usize,
     /// HTTP/2 connections the clients share, round-robin (0: one per
-    /// client). One shared connection measured fastest on a 2-core machine,
-    /// for Berth and etcd alike (fewer syscalls: frames of concurrent
-    /// requests share writes); one per client was the slowest.
-    #[arg(long, default_value_t = 1)]
+    /// client). On the 2-core machine (medians of 4 alternating runs, 64
+    /// clients) etcd put 22,466/s on one connection, 22,230/s on two and
+    /// 21,294/s on four; Berth created 21,990/s, 24,838/s and 23,723/s (one
+    /// connection is one HTTP/2 task in the apiserver, on one core). Two is
+    /// the best for Berth and within noise of the best for etcd; one per
+    /// client was the slowest for both.
+    #[arg(long, default_value_t = 2)]
     pub connections: usize,
     /// ConfigMaps to create, get and update.
     #[arg(long, default_value_t = 20_000)]
