@@ -543,3 +543,57 @@ async fn should_refuse_a_store_of_a_newer_format() {
     assert_eq!(format_of(&db), 4, "the refused store was changed");
     assert!(db.get(log_key(1)).unwrap().is_some(), "the refused store was changed");
 }
+
+/// Under a commit delay, busy concurrent writers share flushes: once a group is large, the
+/// writer waits for the rest before flushing, so 32 writers whose next writes come a few
+/// milliseconds apart still write in one group per round. With no delay each round is cut
+/// into many groups. (The delay here is long so that the outcome does not hang on the host's
+/// speed; the default is 200 µs.)
+#[tokio::test(flavor = "multi_thread")]
+async fn should_gather_busy_writers_into_large_groups_under_a_commit_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SledOptions { history: 1_000, commit_delay: Duration::from_millis(300), ..SledOptions::default() };
+    let store = Arc::new(SledStore::open(dir.path(), options).expect("open store"));
+    let (writers, each) = (32, 6);
+    let tasks: Vec<_> = (0..writers)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for i in 0..each {
+                    if i > 0 {
+                        // The writers come back spread over 35 ms, as clients would.
+                        tokio::time::sleep(Duration::from_millis(5 * (t % 8))).await;
+                    }
+                    store.create(&format!("/registry/pods/ns{t}/p{i}"), val("pod")).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        tokio::time::timeout(HANG_GUARD, task).await.expect("writers finish").unwrap();
+    }
+    let stats = store.stats();
+    assert_eq!(stats.writes, writers * each);
+    // At most a couple of small groups before the first large one; after it, each group waits
+    // for all the writers.
+    assert!(stats.flushes <= each + 3, "{} flushes for {} writes", stats.flushes, stats.writes);
+}
+
+/// The disk-size gauge is refreshed at most once a second while writes go on, and catches up
+/// with the last of them once the store is quiet.
+#[tokio::test(flavor = "multi_thread")]
+async fn should_bring_the_disk_size_gauge_up_to_date_after_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir, 100);
+    let before = store.stats().disk_bytes;
+    let value = Bytes::from(vec![b'x'; 64 * 1024]);
+    // 4 MiB, written well within a second of opening (when the gauge was last measured).
+    for i in 0..64 {
+        store.create(&format!("/registry/configmaps/ns/big-{i}"), value.clone()).await.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + HANG_GUARD;
+    while store.stats().disk_bytes < before + 2 * 1024 * 1024 {
+        assert!(tokio::time::Instant::now() < deadline, "the gauge stayed at {} bytes", store.stats().disk_bytes);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -144,6 +144,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn should_yield_once_before_a_flush_sends() {
+        let (a, mut b) = tokio::io::duplex(1024);
+        let mut w = Coalesce::new(a);
+        w.write_all(b"hi").await.unwrap();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(Pin::new(&mut w).poll_flush(&mut cx).is_pending(), "the first flush did not yield");
+        assert!(matches!(Pin::new(&mut w).poll_flush(&mut cx), Poll::Ready(Ok(()))), "the second flush did not send");
+        let mut got = [0u8; 2];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hi");
+        // Nothing buffered: a flush goes straight through.
+        assert!(matches!(Pin::new(&mut w).poll_flush(&mut cx), Poll::Ready(Ok(()))));
+    }
+
+    #[tokio::test]
     async fn should_hold_writes_until_flush() {
         let (a, mut b) = tokio::io::duplex(1024);
         let mut w = Coalesce::new(a);

@@ -75,8 +75,9 @@ const COMPACT_MAX_REMOVALS: u64 = 16 * COMPACT_EVERY;
 /// `open_waiting_for_lock`).
 const OPEN_LOCK_WAIT: Duration = Duration::from_secs(3);
 
-/// The disk-size gauge is refreshed after a commit at most this often: sled measures it by
-/// walking its directory, a dozen system calls that every group paid for before.
+/// The disk-size gauge is refreshed after a commit at most this often, and otherwise once the
+/// store has been quiet this long: sled measures it by walking its directory, a dozen system
+/// calls that every group paid for before.
 const DISK_MEASURE_EVERY: Duration = Duration::from_secs(1);
 
 /// How long `list_at_least` waits for the store to catch up.
@@ -247,6 +248,7 @@ impl SledStore {
             defrag_check_due: false,
             defrag_floor: 0,
             disk_measured: Instant::now(),
+            disk_stale: false,
             commit_delay: options.commit_delay,
         };
         if format < FORMAT {
@@ -406,8 +408,9 @@ struct Writer {
     /// No rebuild below this size: set after a failed attempt, or after a rebuild whose fresh
     /// store was itself over the ratio, so such a store does not rebuild over and over.
     defrag_floor: u64,
-    /// When the disk-size gauge was last refreshed.
+    /// When the disk-size gauge was last refreshed, and whether writes came since.
     disk_measured: Instant,
+    disk_stale: bool,
     commit_delay: Duration,
 }
 
@@ -420,9 +423,21 @@ impl Writer {
             // Block for the first request, then take whatever else is already queued: under
             // load the queue fills while the previous group flushes, so groups grow by
             // themselves and no timer is needed.
-            match queue.recv() {
-                Ok(Command::Write(request)) => group.push(request),
-                Ok(Command::Shutdown) | Err(_) => break,
+            let first = if self.disk_stale {
+                match queue.recv_timeout(DISK_MEASURE_EVERY) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // Quiet: bring the gauge up to date with the last writes.
+                        self.measure_disk();
+                        continue;
+                    }
+                    received => received.ok(),
+                }
+            } else {
+                queue.recv().ok()
+            };
+            match first {
+                Some(Command::Write(request)) => group.push(request),
+                Some(Command::Shutdown) | None => break,
             }
             if last_group >= COMMIT_SIBLINGS && !self.commit_delay.is_zero() {
                 // A sleep, not a timed receive: the writers that queue meanwhile need not
@@ -537,6 +552,8 @@ impl Writer {
             self.counters.writes.fetch_add(written, Ordering::Relaxed);
             if self.disk_measured.elapsed() >= DISK_MEASURE_EVERY {
                 self.measure_disk();
+            } else {
+                self.disk_stale = true;
             }
             // Publish before replying, so a writer that reads back sees its own write.
             self.cache.apply(events);
@@ -591,6 +608,7 @@ impl Writer {
 
     fn measure_disk(&mut self) -> u64 {
         self.disk_measured = Instant::now();
+        self.disk_stale = false;
         let bytes = self.db.size_on_disk().unwrap_or_else(|err| {
             debug!(cause = %err, "cannot measure sled size on disk");
             0
