@@ -10,6 +10,7 @@
 //! - [`quantity`]: resource quantities (`500m`, `128Mi`).
 //! - [`quota`]: what an object uses of a ResourceQuota (shared by quota admission and the quota controller).
 //! - [`names`]: DNS-1123 names and label syntax.
+//! - [`patch`]: patches as Kubernetes applies them, and the patch metadata table.
 //! - [`validation`]: per-kind validation, run by the apiserver before anything is stored.
 //! - [`serde_util`]: the serde helpers the generated code uses.
 //! - [`wire`]: List and Watch responses encoded from stored bytes, and the apiserver's side of the service.
@@ -20,6 +21,7 @@ pub mod fields;
 pub mod labels;
 pub mod manifest;
 pub mod names;
+pub mod patch;
 pub mod quantity;
 pub mod quota;
 pub mod resource;
