@@ -14,8 +14,9 @@ use serde_json::Value;
 
 use crate::KindInfo;
 
-/// The media types a PATCH may carry (besides server-side apply).
-const ACCEPTED: &str = "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json";
+/// The media types a PATCH may carry (besides server-side apply), as
+/// kube-apiserver lists them in its 415 answer to any other Content-Type.
+pub const ACCEPTED_MEDIA_TYPES: &str = "application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json";
 
 /// The kind of patch a request's Content-Type names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +58,7 @@ pub enum PatchError {
     /// Server-side apply was asked for: HTTP 415, which kubectl reports as
     /// "Server-side apply not available on the server".
     #[error(
-        "server-side apply (application/apply-patch+yaml) is not supported; the body of the request was in an unknown format - accepted media types include: {ACCEPTED}"
+        "server-side apply (application/apply-patch+yaml) is not supported; the body of the request was in an unknown format - accepted media types include: {ACCEPTED_MEDIA_TYPES}"
     )]
     UnsupportedApply,
 }
