@@ -11,6 +11,7 @@
 //! - [`quota`]: what an object uses of a ResourceQuota (shared by quota admission and the quota controller).
 //! - [`names`]: DNS-1123 names and label syntax.
 //! - [`patch`]: patches as Kubernetes applies them, and the patch metadata table.
+//! - [`printers`]: each kind's table columns and cells as `kubectl get` shows them, and the meta.k8s.io/v1 Table.
 //! - [`validation`]: per-kind validation, run by the apiserver before anything is stored.
 //! - [`serde_util`]: the serde helpers the generated code uses.
 //! - [`wire`]: List and Watch responses encoded from stored bytes, and the apiserver's side of the service.
@@ -22,6 +23,7 @@ pub mod labels;
 pub mod manifest;
 pub mod names;
 pub mod patch;
+pub mod printers;
 pub mod quantity;
 pub mod quota;
 pub mod resource;
