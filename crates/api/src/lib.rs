@@ -7,6 +7,7 @@
 //! - [`manifest`]: YAML/JSON manifests to objects and back, with errors naming the field.
 //! - [`labels`], [`fields`]: label and field selectors.
 //! - [`docs`]: the field documentation from proto/'s comments (what `berthctl explain` prints).
+//! - [`openapi`]: the OpenAPI v3 documents the REST API serves at `/openapi/v3` (kubectl's apply, validation and explain).
 //! - [`quantity`]: resource quantities (`500m`, `128Mi`).
 //! - [`quota`]: what an object uses of a ResourceQuota (shared by quota admission and the quota controller).
 //! - [`names`]: DNS-1123 names and label syntax.
@@ -21,12 +22,14 @@ pub mod fields;
 pub mod labels;
 pub mod manifest;
 pub mod names;
+pub mod openapi;
 pub mod patch;
 pub mod quantity;
 pub mod quota;
 pub mod resource;
 pub mod serde_util;
 pub mod snapshot;
+mod special_fields;
 pub mod validation;
 pub mod wire;
 
