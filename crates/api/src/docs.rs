@@ -332,6 +332,27 @@ mod tests {
     }
 
     #[test]
+    fn should_give_each_field_the_json_shape_its_serde_attributes_give_it() {
+        let shape = |message: &str, field: &str| {
+            let t = type_doc_of(message).unwrap_or_else(|| panic!("no {message}"));
+            t.fields.iter().find(|f| f.name == field).unwrap_or_else(|| panic!("no {message}.{field}")).clone()
+        };
+        let limits = shape("ResourceRequirements", "limits");
+        assert_eq!((limits.shape, limits.type_name.as_str()), (Shape::Map(ValueType::Quantity), "<map[string]Quantity>"));
+        assert_eq!(shape("EmptyDirVolumeSource", "sizeLimit").shape, Shape::One(ValueType::Quantity));
+        let target_port = shape("ServicePort", "targetPort");
+        assert_eq!((target_port.shape, target_port.type_name.as_str()), (Shape::One(ValueType::IntOrString), "<IntOrString>"));
+        assert_eq!(shape("Secret", "data").shape, Shape::Map(ValueType::Bytes));
+        assert_eq!(shape("ObjectMeta", "labels").shape, Shape::Map(ValueType::String));
+        assert_eq!(shape("ObjectMeta", "generation").shape, Shape::One(ValueType::Int64));
+        assert_eq!(shape("ContainerPort", "containerPort").shape, Shape::One(ValueType::Int32));
+        let containers = shape("PodSpec", "containers");
+        assert_eq!(containers.shape, Shape::List(ValueType::Message("Container".into())));
+        assert_eq!(containers.message.as_deref(), Some("Container"));
+        assert_eq!(type_doc_of("PolicyRule").map(|t| t.package.as_str()), Some("berth.rbac.v1"));
+    }
+
+    #[test]
     fn should_name_the_unknown_field_and_list_the_known_ones() {
         let pod = KINDS.iter().find(|k| k.kind == "Pod").expect("Pod is served");
         match explain(pod, &["spec", "nodename"]) {
