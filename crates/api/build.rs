@@ -6,29 +6,10 @@ use std::path::PathBuf;
 
 use prost_types::field_descriptor_proto::{Label, Type};
 
-/// Maps whose values are quantities ("500m", "128Mi"), which manifests may
-/// write as YAML numbers (`cpu: 1`).
-const QUANTITY_MAPS: &[&str] = &[
-    ".berth.core.v1.ResourceRequirements.limits",
-    ".berth.core.v1.ResourceRequirements.requests",
-    ".berth.core.v1.NodeStatus.capacity",
-    ".berth.core.v1.NodeStatus.allocatable",
-    ".berth.core.v1.ResourceQuotaSpec.hard",
-    ".berth.core.v1.ResourceQuotaStatus.hard",
-    ".berth.core.v1.ResourceQuotaStatus.used",
-    ".berth.core.v1.LimitRangeItem.max",
-    ".berth.core.v1.LimitRangeItem.min",
-    ".berth.core.v1.LimitRangeItem.default",
-    ".berth.core.v1.LimitRangeItem.default_request",
-    ".berth.core.v1.LimitRangeItem.max_limit_request_ratio",
-];
+#[path = "src/special_fields.rs"]
+mod special_fields;
 
-/// Single quantity strings.
-const QUANTITY_STRINGS: &[&str] = &[".berth.core.v1.EmptyDirVolumeSource.size_limit", ".berth.core.v1.ResourceFieldSelector.divisor"];
-
-/// Int-or-string fields: a port number or a port name.
-const INT_OR_STRING: &[&str] =
-    &[".berth.core.v1.ServicePort.target_port", ".berth.core.v1.HTTPGetAction.port", ".berth.core.v1.TCPSocketAction.port"];
+use special_fields::{INT_OR_STRING, QUANTITY_MAPS, QUANTITY_STRINGS};
 
 /// Numbers that Kubernetes always prints, even when zero.
 const ALWAYS_EMIT: &[&str] = &[".berth.core.v1.ContainerStatus.restart_count", ".berth.core.v1.ReplicationControllerStatus.replicas"];
@@ -45,6 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for f in &files {
         println!("cargo:rerun-if-changed={}", root.join(f).display());
     }
+    println!("cargo:rerun-if-changed=src/special_fields.rs");
     let fds = protox::compile(files, [&root])?;
 
     let out = PathBuf::from(std::env::var("OUT_DIR")?);

@@ -1,6 +1,7 @@
 //! The API's field documentation, read from the comments in `proto/` (kept in
-//! [`crate::pb::DESCRIPTOR`]), under the fields' JSON names: what `berthctl
-//! explain` prints.
+//! [`crate::pb::DESCRIPTOR`]), under the fields' JSON names, with each field's
+//! JSON shape: what `berthctl explain` prints and what the OpenAPI documents
+//! ([`crate::openapi`]) are generated from.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -10,12 +11,10 @@ use prost_types::field_descriptor_proto::{Label, Type};
 use prost_types::{DescriptorProto, FieldDescriptorProto, FileDescriptorSet};
 
 use crate::KindInfo;
+use crate::special_fields::{INT_OR_STRING, QUANTITY_MAPS, QUANTITY_STRINGS};
 
 /// The packages whose messages are API objects (and so are documented).
 const PACKAGES: &[&str] = &["berth.core.v1", "berth.rbac.v1"];
-
-/// Int-or-string fields (strings on the wire that also accept numbers).
-const INT_OR_STRING: &[&str] = &["ServicePort.targetPort", "HTTPGetAction.port", "TCPSocketAction.port"];
 
 /// What went wrong looking up documentation.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -50,6 +49,8 @@ pub enum DocsError {
 pub struct TypeDoc {
     /// `PodSpec`
     pub name: String,
+    /// The proto package it is declared in: `berth.core.v1`.
+    pub package: String,
     /// The message's comment (may be empty).
     pub description: String,
     /// Its fields in declaration order.
@@ -67,6 +68,71 @@ pub struct FieldDoc {
     pub description: String,
     /// The message this field holds (or holds a list of), if any: `PodSpec`.
     pub message: Option<String>,
+    /// What the field holds in JSON.
+    pub shape: Shape,
+}
+
+/// The JSON shape of a field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    /// One value.
+    One(ValueType),
+    /// An array of values (a `repeated` field).
+    List(ValueType),
+    /// An object from string keys to values (a `map<string, _>` field).
+    Map(ValueType),
+}
+
+/// What one value of a field (or one item, or one map value) is in JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueType {
+    String,
+    /// A base64 string.
+    Bytes,
+    Boolean,
+    Int32,
+    Int64,
+    /// A floating-point number.
+    Number,
+    /// A port number or a port name (`8080`, `http`).
+    IntOrString,
+    /// A resource quantity, a string that may also be written as a number (`500m`, `128Mi`, `1`).
+    Quantity,
+    /// A message, by its short name: `PodSpec`.
+    Message(String),
+}
+
+impl ValueType {
+    /// kubectl's name of the type, as in `<[]Container>`: `string`, `integer`, `Quantity`, `PodSpec`.
+    pub fn type_name(&self) -> &str {
+        match self {
+            ValueType::String | ValueType::Bytes => "string",
+            ValueType::Boolean => "boolean",
+            ValueType::Int32 | ValueType::Int64 => "integer",
+            ValueType::Number => "number",
+            ValueType::IntOrString => "IntOrString",
+            ValueType::Quantity => "Quantity",
+            ValueType::Message(m) => m,
+        }
+    }
+}
+
+impl Shape {
+    /// kubectl's notation: `<string>`, `<[]Container>`, `<map[string]string>`, `<PodSpec>`.
+    pub fn type_name(&self) -> String {
+        match self {
+            Shape::One(v) => format!("<{}>", v.type_name()),
+            Shape::List(v) => format!("<[]{}>", v.type_name()),
+            Shape::Map(v) => format!("<map[string]{}>", v.type_name()),
+        }
+    }
+
+    /// The value (or item, or map value) type.
+    pub fn value(&self) -> &ValueType {
+        match self {
+            Shape::One(v) | Shape::List(v) | Shape::Map(v) => v,
+        }
+    }
 }
 
 /// The answer to `explain KIND.a.b`.
@@ -81,7 +147,7 @@ pub struct Explanation {
 }
 
 /// Every documented message by its short name (`Pod`, `PodSpec`, `PolicyRule`).
-fn types() -> &'static BTreeMap<String, TypeDoc> {
+pub fn types() -> &'static BTreeMap<String, TypeDoc> {
     static TYPES: OnceLock<BTreeMap<String, TypeDoc>> = OnceLock::new();
     TYPES.get_or_init(|| {
         // The descriptor is built into the binary by build.rs: failing to
@@ -97,14 +163,14 @@ fn types() -> &'static BTreeMap<String, TypeDoc> {
                 .collect();
             for (i, msg) in file.message_type.iter().enumerate() {
                 let path = vec![4, i as i32];
-                types.insert(msg.name().to_string(), type_doc(msg, &path, &comments));
+                types.insert(msg.name().to_string(), type_doc(file.package(), msg, &path, &comments));
             }
         }
         types
     })
 }
 
-fn type_doc(msg: &DescriptorProto, path: &[i32], comments: &BTreeMap<Vec<i32>, String>) -> TypeDoc {
+fn type_doc(package: &str, msg: &DescriptorProto, path: &[i32], comments: &BTreeMap<Vec<i32>, String>) -> TypeDoc {
     let fields = msg
         .field
         .iter()
@@ -113,11 +179,20 @@ fn type_doc(msg: &DescriptorProto, path: &[i32], comments: &BTreeMap<Vec<i32>, S
             let mut fpath = path.to_vec();
             fpath.extend([2, j as i32]);
             let description = comments.get(&fpath).cloned().unwrap_or_default();
-            let (type_name, message) = field_type(msg, f);
-            FieldDoc { name: f.json_name().to_string(), type_name, description, message }
+            let shape = field_shape(package, msg, f);
+            let message = match shape.value() {
+                ValueType::Message(m) if !matches!(shape, Shape::Map(_)) => Some(m.clone()),
+                _ => None,
+            };
+            FieldDoc { name: f.json_name().to_string(), type_name: shape.type_name(), description, message, shape }
         })
         .collect();
-    TypeDoc { name: msg.name().to_string(), description: comments.get(path).cloned().unwrap_or_default(), fields }
+    TypeDoc {
+        name: msg.name().to_string(),
+        package: package.to_string(),
+        description: comments.get(path).cloned().unwrap_or_default(),
+        fields,
+    }
 }
 
 /// A comment's lines trimmed and joined into one paragraph.
@@ -125,26 +200,44 @@ fn clean(comment: &str) -> String {
     comment.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
-fn field_type(msg: &DescriptorProto, f: &FieldDescriptorProto) -> (String, Option<String>) {
-    let short = |t: &str| t.rsplit('.').next().unwrap_or(t).to_string();
-    let repeated = f.label() == Label::Repeated;
-    if f.r#type() == Type::Message && repeated {
+fn field_shape(package: &str, msg: &DescriptorProto, f: &FieldDescriptorProto) -> Shape {
+    let proto_path = format!(".{package}.{}.{}", msg.name(), f.name());
+    let special = |scalar: ValueType| {
+        if INT_OR_STRING.contains(&proto_path.as_str()) {
+            ValueType::IntOrString
+        } else if QUANTITY_STRINGS.contains(&proto_path.as_str()) || QUANTITY_MAPS.contains(&proto_path.as_str()) {
+            ValueType::Quantity
+        } else {
+            scalar
+        }
+    };
+    if f.label() == Label::Repeated && f.r#type() == Type::Message {
         let entry = short(f.type_name());
-        if msg.nested_type.iter().any(|n| n.name() == entry && n.options.as_ref().is_some_and(|o| o.map_entry())) {
-            return ("<map[string]string>".into(), None);
+        if let Some(entry) = msg.nested_type.iter().find(|n| n.name() == entry && n.options.as_ref().is_some_and(|o| o.map_entry())) {
+            let value = entry.field.iter().find(|v| v.name() == "value").map(value_type).unwrap_or(ValueType::String);
+            return Shape::Map(special(value));
         }
     }
-    let (base, message) = match f.r#type() {
-        Type::Message => (short(f.type_name()), Some(short(f.type_name()))),
-        Type::String | Type::Bytes => {
-            let key = format!("{}.{}", msg.name(), f.json_name());
-            (if INT_OR_STRING.contains(&key.as_str()) { "IntOrString" } else { "string" }.to_string(), None)
-        }
-        Type::Bool => ("boolean".into(), None),
-        Type::Double | Type::Float => ("number".into(), None),
-        _ => ("integer".into(), None),
-    };
-    (if repeated { format!("<[]{base}>") } else { format!("<{base}>") }, message)
+    let value = special(value_type(f));
+    if f.label() == Label::Repeated { Shape::List(value) } else { Shape::One(value) }
+}
+
+/// The JSON value of one proto value of the field's type.
+fn value_type(f: &FieldDescriptorProto) -> ValueType {
+    match f.r#type() {
+        Type::Message | Type::Group => ValueType::Message(short(f.type_name())),
+        Type::String | Type::Enum => ValueType::String,
+        Type::Bytes => ValueType::Bytes,
+        Type::Bool => ValueType::Boolean,
+        Type::Double | Type::Float => ValueType::Number,
+        Type::Int64 | Type::Uint64 | Type::Sint64 | Type::Fixed64 | Type::Sfixed64 => ValueType::Int64,
+        Type::Int32 | Type::Uint32 | Type::Sint32 | Type::Fixed32 | Type::Sfixed32 => ValueType::Int32,
+    }
+}
+
+/// `.berth.core.v1.PodSpec` → `PodSpec`
+fn short(type_name: &str) -> String {
+    type_name.rsplit('.').next().unwrap_or(type_name).to_string()
 }
 
 /// The documentation of a message by its short name.
@@ -236,6 +329,27 @@ mod tests {
         assert!(e.fields.iter().any(|f| f.name == "image"));
         let e = explain(pod, &["metadata", "labels"]).expect("exists");
         assert_eq!(e.field.expect("a field").type_name, "<map[string]string>");
+    }
+
+    #[test]
+    fn should_give_each_field_the_json_shape_its_serde_attributes_give_it() {
+        let shape = |message: &str, field: &str| {
+            let t = type_doc_of(message).unwrap_or_else(|| panic!("no {message}"));
+            t.fields.iter().find(|f| f.name == field).unwrap_or_else(|| panic!("no {message}.{field}")).clone()
+        };
+        let limits = shape("ResourceRequirements", "limits");
+        assert_eq!((limits.shape, limits.type_name.as_str()), (Shape::Map(ValueType::Quantity), "<map[string]Quantity>"));
+        assert_eq!(shape("EmptyDirVolumeSource", "sizeLimit").shape, Shape::One(ValueType::Quantity));
+        let target_port = shape("ServicePort", "targetPort");
+        assert_eq!((target_port.shape, target_port.type_name.as_str()), (Shape::One(ValueType::IntOrString), "<IntOrString>"));
+        assert_eq!(shape("Secret", "data").shape, Shape::Map(ValueType::Bytes));
+        assert_eq!(shape("ObjectMeta", "labels").shape, Shape::Map(ValueType::String));
+        assert_eq!(shape("ObjectMeta", "generation").shape, Shape::One(ValueType::Int64));
+        assert_eq!(shape("ContainerPort", "containerPort").shape, Shape::One(ValueType::Int32));
+        let containers = shape("PodSpec", "containers");
+        assert_eq!(containers.shape, Shape::List(ValueType::Message("Container".into())));
+        assert_eq!(containers.message.as_deref(), Some("Container"));
+        assert_eq!(type_doc_of("PolicyRule").map(|t| t.package.as_str()), Some("berth.rbac.v1"));
     }
 
     #[test]

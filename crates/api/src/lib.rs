@@ -7,10 +7,12 @@
 //! - [`manifest`]: YAML/JSON manifests to objects and back, with errors naming the field.
 //! - [`labels`], [`fields`]: label and field selectors.
 //! - [`docs`]: the field documentation from proto/'s comments (what `berthctl explain` prints).
+//! - [`openapi`]: the OpenAPI v3 documents the REST API serves at `/openapi/v3` (kubectl's apply, validation and explain).
 //! - [`quantity`]: resource quantities (`500m`, `128Mi`).
 //! - [`quota`]: what an object uses of a ResourceQuota (shared by quota admission and the quota controller).
 //! - [`names`]: DNS-1123 names and label syntax.
 //! - [`patch`]: patches as Kubernetes applies them, and the patch metadata table.
+//! - [`printers`]: each kind's table columns and cells as `kubectl get` shows them, and the meta.k8s.io/v1 Table.
 //! - [`validation`]: per-kind validation, run by the apiserver before anything is stored.
 //! - [`serde_util`]: the serde helpers the generated code uses.
 //! - [`wire`]: List and Watch responses encoded from stored bytes, and the apiserver's side of the service.
@@ -21,12 +23,15 @@ pub mod fields;
 pub mod labels;
 pub mod manifest;
 pub mod names;
+pub mod openapi;
 pub mod patch;
+pub mod printers;
 pub mod quantity;
 pub mod quota;
 pub mod resource;
 pub mod serde_util;
 pub mod snapshot;
+mod special_fields;
 pub mod validation;
 pub mod wire;
 

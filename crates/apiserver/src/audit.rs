@@ -14,7 +14,7 @@ use berth_api::Object;
 use berth_api::pb::api::object::Kind;
 use tracing::warn;
 
-use crate::authn::UserInfo;
+use crate::user::UserInfo;
 
 /// Where and how much to audit.
 #[derive(Debug, Clone)]

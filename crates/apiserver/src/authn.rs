@@ -4,7 +4,8 @@
 //! requests (only with `--anonymous-auth`), and the insecure loopback mode
 //! in which, with no authenticator configured at all, every request is
 //! `system:masters`. A tower layer puts the outcome into each request's
-//! extensions, for gRPC handlers and HTTP endpoints alike.
+//! extensions, for gRPC handlers and HTTP endpoints alike. The identities
+//! it produces ([`UserInfo`], the group names) are [`crate::user`]'s.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,17 +17,7 @@ use http::HeaderMap;
 
 use crate::serviceaccount::ServiceAccounts;
 use crate::tls::ConnInfo;
-
-/// The group that may do everything.
-pub const GROUP_MASTERS: &str = "system:masters";
-/// Every authenticated user is in this group.
-pub const GROUP_AUTHENTICATED: &str = "system:authenticated";
-/// Anonymous requests are in this group.
-pub const GROUP_UNAUTHENTICATED: &str = "system:unauthenticated";
-/// The user of anonymous requests.
-pub const ANONYMOUS: &str = "system:anonymous";
-/// The user of requests in the insecure loopback mode.
-pub const INSECURE_USER: &str = "system:unsecured";
+use crate::user::{GROUP_AUTHENTICATED, GROUP_MASTERS, INSECURE_USER, UserInfo};
 
 /// Why a request could not be authenticated.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -56,42 +47,6 @@ pub enum TokenFileError {
     },
     #[error("{path} line {line}: {reason}")]
     Line { path: String, line: usize, reason: String },
-}
-
-/// An authenticated user.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct UserInfo {
-    pub name: String,
-    pub uid: String,
-    pub groups: Vec<String>,
-}
-
-impl UserInfo {
-    pub fn new(name: impl Into<String>, groups: &[&str]) -> UserInfo {
-        UserInfo { name: name.into(), uid: String::new(), groups: groups.iter().map(|g| g.to_string()).collect() }
-    }
-
-    pub fn in_group(&self, group: &str) -> bool {
-        self.groups.iter().any(|g| g == group)
-    }
-
-    /// The user of anonymous requests.
-    pub fn anonymous() -> UserInfo {
-        UserInfo::new(ANONYMOUS, &[GROUP_UNAUTHENTICATED])
-    }
-
-    /// The server itself, for writes it makes on its own behalf.
-    pub fn system() -> UserInfo {
-        UserInfo::new("system:apiserver", &[GROUP_MASTERS, GROUP_AUTHENTICATED])
-    }
-
-    /// The node a kubelet user (`system:node:NAME` in `system:nodes`) runs, if it is one.
-    pub fn node_name(&self) -> Option<&str> {
-        if !self.in_group("system:nodes") {
-            return None;
-        }
-        self.name.strip_prefix("system:node:").filter(|n| !n.is_empty())
-    }
 }
 
 /// What the authentication layer found out about a request.
@@ -289,6 +244,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::user::ANONYMOUS;
 
     #[test]
     fn should_parse_kubernetes_token_files() {

@@ -8,11 +8,12 @@ use std::sync::Arc;
 use berth_api::{KindInfo, Object};
 
 use crate::audit::{self, AuditLog};
-use crate::authn::{Authenticated, UserInfo};
+use crate::authn::Authenticated;
 use crate::authz::{Attributes, Authorizer, Decision};
 use crate::error::Error;
+use crate::lister;
 use crate::metrics::Metrics;
-use crate::registry;
+use crate::user::UserInfo;
 
 /// What the gate checks with.
 pub struct Gate {
@@ -26,7 +27,7 @@ pub struct Gate {
 impl Gate {
     /// Resolves a kind named in a request; a hidden kind does not exist.
     pub fn kind(&self, name: &str) -> Result<&'static KindInfo, Error> {
-        let info = registry::kind(name)?;
+        let info = lister::kind(name)?;
         if self.disabled.contains(info.kind) {
             return Err(Error::NotFound { plural: "the server doesn't have a resource type".into(), name: name.into() });
         }

@@ -21,7 +21,8 @@ use tonic::{Code, Status};
 use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
-use crate::registry::{Filter, Registry};
+use crate::lister::{Filter, decode};
+use crate::registry::Registry;
 
 /// A stream relayed from a kubelet to the caller.
 pub type Relay<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -204,7 +205,7 @@ impl KubeletProxy {
         let (kvs, _) = self.registry.store().list(&prefix).map_err(|e| Error::from_store(e, Pod::INFO.plural, ""))?;
         let nodes: BTreeSet<String> = kvs
             .iter()
-            .filter_map(|kv| crate::registry::decode(kv).ok())
+            .filter_map(|kv| decode(kv).ok())
             .filter_map(|o| Pod::from_object(o).ok())
             .filter_map(|p| p.spec.map(|s| s.node_name))
             .filter(|n| !n.is_empty())
@@ -230,7 +231,7 @@ impl KubeletProxy {
         let (kvs, _) = self.registry.store().list(&prefix).map_err(|e| Error::from_store(e, Node::INFO.plural, ""))?;
         let mut kubelets = Vec::new();
         let mut errors = Vec::new();
-        for o in kvs.iter().filter_map(|kv| crate::registry::decode(kv).ok()).filter(|o| filter.matches(o)) {
+        for o in kvs.iter().filter_map(|kv| decode(kv).ok()).filter(|o| filter.matches(o)) {
             let Ok(node) = Node::from_object(o) else { continue };
             if !is_ready(&node) {
                 continue;

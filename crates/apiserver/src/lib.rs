@@ -3,21 +3,32 @@
 //! and persists to sled with group-committed, flushed writes (§4).
 //!
 //! # Layout
-//! - [`storage`]: the `Store` trait, its sled backend and the watch cache.
-//! - [`registry`]: the API's object semantics on top of a store.
-//! - [`admission`]: the admission chain (plugins that mutate or refuse writes).
-//! - [`tls`], [`allowlist`]: the API port's connections (TLS, `--allow-hosts`).
-//! - [`authn`], [`authz`], [`gate`]: who a request comes from, what it may do, the check itself.
-//! - [`serviceaccount`]: default accounts, their tokens and token secrets.
-//! - [`audit`]: the audit log.
-//! - [`encryption`]: Secrets encrypted at rest.
-//! - [`allocator`]: ClusterIP and NodePort allocation for Services.
-//! - [`defaults`]: Kubernetes' defaulting of omitted fields.
-//! - [`service`]: the gRPC service, watches with selectors and bookmarks.
-//! - [`kubelet_proxy`]: logs, exec and stats relayed to the kubelet of a pod's node.
-//! - [`http`]: `/healthz`, `/livez`, `/readyz` and `/metrics` on the API port.
-//! - [`metrics`]: the Prometheus metrics.
-//! - [`error`]: errors and their one mapping to gRPC codes.
+//! Top to bottom as a request goes: in at the handlers, through the gate
+//! (authentication, authorization, audit), into the registry, which runs
+//! admission and then writes to storage. After each arrow, the modules it
+//! imports besides [`error`]; every import points down this list, so there
+//! is no cycle. Admission plugins and authorizers only read, through the
+//! [`lister`].
+//! - [`service`]: the gRPC handlers → gate, authn, authz, serviceaccount, kubelet_proxy, registry, user, encryption, metrics, storage.
+//! - [`http`]: `/healthz`, `/livez`, `/readyz`, `/metrics` → gate, authn, authz, metrics, storage.
+//! - [`gate`]: the check every request passes (kind served, authn, authz, audit) → authn, authz, audit, lister, user, metrics.
+//! - [`authn`]: who a request comes from (tokens, certificates, anonymous) → tls, serviceaccount, user.
+//! - [`tls`]: the API port's connections (TLS, client certificates) → allowlist, metrics.
+//! - [`allowlist`]: `--allow-hosts`; imports nothing of the crate.
+//! - [`serviceaccount`]: accounts and their tokens; checks tokens, writes through the registry → registry, admission, lister, user.
+//! - [`authz`]: what a user may do (masters, Node, RBAC), judged from what it reads → lister, user.
+//! - [`audit`]: the audit log → user.
+//! - [`kubelet_proxy`]: logs, exec and stats relayed to the kubelet of a pod's node → registry, lister.
+//! - [`registry`]: the API's object semantics; runs the admission chain it owns → admission, allocator, defaults, user, lister, storage.
+//! - [`admission`]: the admission plugins (mutate or refuse a write) → defaults, user, lister.
+//! - [`allocator`]: ClusterIP and NodePort allocation for Services; imports nothing of the crate.
+//! - [`defaults`]: Kubernetes' defaulting of omitted fields; imports nothing of the crate.
+//! - [`user`]: identities: `UserInfo`, well-known users and groups; imports nothing of the crate.
+//! - [`lister`]: read-only gets and selector lists, decoded from the store → storage.
+//! - [`encryption`]: Secrets encrypted at rest, a store wrapper → storage.
+//! - [`metrics`]: the Prometheus metrics and the metered store → storage.
+//! - [`error`]: errors and their one mapping to gRPC codes → storage.
+//! - [`storage`]: the `Store` trait, its sled backend and the watch cache; imports nothing above it.
 
 pub mod admission;
 pub mod allocator;
@@ -31,12 +42,14 @@ pub mod error;
 pub mod gate;
 pub mod http;
 pub mod kubelet_proxy;
+pub mod lister;
 pub mod metrics;
 pub mod registry;
 pub mod service;
 pub mod serviceaccount;
 pub mod storage;
 pub mod tls;
+pub mod user;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -261,7 +274,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let registry =
         registry::Registry::new(dyn_store.clone()).with_allocator(allocator::Allocator::new(cidr, ports)).with_admission(admission);
     registry.bootstrap().await.context("cannot create the system namespaces")?;
-    authz::rbac::bootstrap(&registry).await.context("cannot create the default RBAC roles")?;
+    let created = registry.create_missing(authz::rbac::default_policy()).await.context("cannot create the default RBAC roles")?;
+    if created > 0 {
+        info!(created, "created the default RBAC roles and bindings");
+    }
     let service_accounts = Arc::new(serviceaccount::ServiceAccounts::new(registry.clone(), sa_key, ca_pem));
     service_accounts.bootstrap().await.context("cannot create the default service accounts")?;
 
@@ -271,7 +287,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         warn!(%addr, "no authentication configured: serving in the insecure loopback mode, where every request is system:masters");
         authn::Authenticator::insecure()
     };
-    let authorizer = if secure { authz::Authorizer::new(registry.clone()) } else { authz::Authorizer::allow_all(registry.clone()) };
+    let lister = registry.lister().clone();
+    let authorizer = if secure { authz::Authorizer::new(lister) } else { authz::Authorizer::allow_all(lister) };
 
     let gate = Arc::new(gate::Gate { authorizer, audit, disabled, metrics: metrics.clone() });
     let (stop_tx, stop_rx) = watch::channel(false);

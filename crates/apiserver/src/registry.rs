@@ -6,18 +6,22 @@ use std::sync::Arc;
 
 use berth_api::pb::api::object::Kind;
 use berth_api::pb::core::{Binding, PodCondition};
-use berth_api::resource::{KindInfo, find_kind, selectable_fields};
+use berth_api::resource::KindInfo;
 use berth_api::wire::EncodedObject;
-use berth_api::{Object, fields, labels, validation};
+use berth_api::{Object, validation};
 use bytes::Bytes;
 use prost::Message;
 
 use crate::admission::{Attributes, Chain, Operation};
 use crate::allocator::{self, Allocator, Cidr, Held, PortRange};
-use crate::authn::UserInfo;
 use crate::defaults;
 use crate::error::{Error, Result};
+use crate::lister::Lister;
+/// The registry reads with the lister's decoding and selectors; re-exported
+/// because its API takes and gives them.
+pub use crate::lister::{Filter, decode, decode_at, kind};
 use crate::storage::{self, KeyValue, Revision, Store};
+use crate::user::UserInfo;
 
 /// How many times an update without a precondition is retried when another
 /// writer got there first.
@@ -38,48 +42,12 @@ pub struct DeleteOptions {
     pub propagation_policy: String,
 }
 
-/// Parsed selectors of a list or watch, checked against the kind.
-pub struct Filter {
-    pub labels: labels::Selector,
-    pub fields: fields::Selector,
-}
-
-impl Filter {
-    /// Parses both selectors; a field the kind cannot select on is refused.
-    pub fn parse(info: &KindInfo, label_selector: &str, field_selector: &str) -> Result<Filter> {
-        let labels =
-            labels::Selector::parse(label_selector).map_err(|e| Error::BadRequest(format!("unable to parse label selector: {e}")))?;
-        let fields =
-            fields::Selector::parse(field_selector).map_err(|e| Error::BadRequest(format!("unable to parse field selector: {e}")))?;
-        let allowed = selectable_fields(info.kind);
-        for f in fields.fields() {
-            if !allowed.contains(&f) {
-                return Err(Error::BadRequest(format!(
-                    "field label not supported for {}: {f:?} (supported: {})",
-                    info.plural,
-                    allowed.join(", ")
-                )));
-            }
-        }
-        Ok(Filter { labels, fields })
-    }
-
-    /// Whether an object passes both selectors.
-    pub fn matches(&self, o: &Object) -> bool {
-        let empty = std::collections::BTreeMap::new();
-        let obj_labels = o.metadata().map(|m| &m.labels).unwrap_or(&empty);
-        (self.labels.is_empty() || self.labels.matches(obj_labels)) && (self.fields.is_empty() || self.fields.matches(|f| o.field(f)))
-    }
-
-    pub fn is_everything(&self) -> bool {
-        self.labels.is_empty() && self.fields.is_empty()
-    }
-}
-
 /// The API's object logic, shared by every handler.
 #[derive(Clone)]
 pub struct Registry {
     store: Arc<dyn Store>,
+    /// Reads of the same store, for admission and the authorizers.
+    lister: Lister,
     admission: Chain,
     allocator: Arc<Allocator>,
     /// Who the writes made through this handle are for (admission plugins
@@ -92,20 +60,6 @@ pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Decodes a stored object and sets its resourceVersion.
-pub fn decode(kv: &KeyValue) -> Result<Object> {
-    decode_at(&kv.value, kv.mod_revision, &kv.key)
-}
-
-/// Decodes stored bytes, setting resourceVersion to `revision`.
-pub fn decode_at(value: &[u8], revision: Revision, key: &str) -> Result<Object> {
-    let mut o = Object::decode(value).map_err(|e| Error::Internal(format!("stored object {key} cannot be decoded: {e}")))?;
-    if let Some(m) = o.metadata_mut() {
-        m.resource_version = revision.to_string();
-    }
-    Ok(o)
-}
-
 /// Encodes an object for the store: resourceVersion is not stored (it is the
 /// key's revision).
 fn encode(o: &Object) -> Bytes {
@@ -114,11 +68,6 @@ fn encode(o: &Object) -> Bytes {
         m.resource_version.clear();
     }
     Bytes::from(o.encode_to_vec())
-}
-
-/// Resolves a kind named in a request.
-pub fn kind(name: &str) -> Result<&'static KindInfo> {
-    find_kind(name).ok_or_else(|| Error::NotFound { plural: "the server doesn't have a resource type".into(), name: name.into() })
 }
 
 fn key_of(info: &KindInfo, o: &Object) -> String {
@@ -135,7 +84,7 @@ impl Registry {
             DEFAULT_SERVICE_CIDR.parse().unwrap_or(Cidr { base: 0x0a60_0000, prefix: 16 }),
             PortRange { first: 30000, last: 32767 },
         );
-        Registry { store, admission: Chain::default(), allocator: Arc::new(allocator), user: None }
+        Registry { lister: Lister::new(store.clone()), store, admission: Chain::default(), allocator: Arc::new(allocator), user: None }
     }
 
     /// The same registry with ClusterIPs and NodePorts from these ranges.
@@ -169,6 +118,11 @@ impl Registry {
         &self.store
     }
 
+    /// Read-only access to the same store.
+    pub fn lister(&self) -> &Lister {
+        &self.lister
+    }
+
     /// Creates the system namespaces that do not exist yet and rebuilds the
     /// Service allocations from the stored Services.
     pub async fn bootstrap(&self) -> Result<()> {
@@ -184,24 +138,35 @@ impl Registry {
         if !dup.is_empty() {
             tracing::warn!(values = ?dup, "services share allocated addresses or ports; fix them by hand");
         }
-        for ns in SYSTEM_NAMESPACES {
-            let mut o = berth_api::pb::core::Namespace::default();
-            berth_api::Resource::metadata_mut(&mut o).name = (*ns).to_string();
-            match self.create(berth_api::Resource::into_object(o), false).await {
-                Ok(_) | Err(Error::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let namespaces = SYSTEM_NAMESPACES
+            .iter()
+            .map(|ns| {
+                let mut o = berth_api::pb::core::Namespace::default();
+                berth_api::Resource::metadata_mut(&mut o).name = (*ns).to_string();
+                berth_api::Resource::into_object(o)
+            })
+            .collect();
+        self.create_missing(namespaces).await?;
         Ok(())
     }
 
-    pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<Object> {
-        let info = self::kind(kind)?;
-        let key = info.key(namespace, name);
-        match self.store.get(&key).map_err(|e| Error::from_store(e, info.plural, name))? {
-            Some(kv) => decode(&kv),
-            None => Err(Error::NotFound { plural: info.plural.into(), name: name.into() }),
+    /// Creates those of `objects` that do not exist yet (existing ones are
+    /// the operator's and stay as they are); returns how many it created.
+    pub async fn create_missing(&self, objects: Vec<Object>) -> Result<usize> {
+        let mut created = 0;
+        for o in objects {
+            match self.create(o, false).await {
+                Ok(_) => created += 1,
+                Err(Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
+        Ok(created)
+    }
+
+    /// See [`Lister::get`].
+    pub fn get(&self, kind: &str, namespace: &str, name: &str) -> Result<Object> {
+        self.lister.get(kind, namespace, name)
     }
 
     /// Lists the objects of a kind that pass the filter, with the revision
@@ -276,8 +241,8 @@ impl Registry {
             p.status = None;
         }
         defaults::apply(&mut o);
-        let mut attrs = Attributes { operation: Operation::Create, object: &mut o, old: None, dry_run };
-        self.admission.admit(&mut attrs, self).await?;
+        let mut attrs = Attributes { operation: Operation::Create, object: &mut o, old: None, user: self.user(), dry_run };
+        self.admission.admit(&mut attrs, &self.lister).await?;
         let taken = self.allocate(info, &mut o, None)?;
         let result = self.store_new(info, o, dry_run).await;
         if result.is_err() || dry_run {
@@ -404,8 +369,8 @@ impl Registry {
             let mut next = if status_only { merge_status(&old, &new) } else { merge_spec(info, &old, &new)? };
             let mut taken = Held::default();
             if !status_only {
-                let mut attrs = Attributes { operation: Operation::Update, object: &mut next, old: Some(&old), dry_run };
-                self.admission.admit(&mut attrs, self).await?;
+                let mut attrs = Attributes { operation: Operation::Update, object: &mut next, old: Some(&old), user: self.user(), dry_run };
+                self.admission.admit(&mut attrs, &self.lister).await?;
                 taken = self.allocate(info, &mut next, Some(&old))?;
             }
             let outcome = self.write_update(info, &key, &name, &old, next, &current, status_only, dry_run).await;
@@ -762,4 +727,41 @@ fn random_suffix() -> String {
     const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
     (0..5).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_api::Resource;
+    use berth_api::pb::core::{Container, Pod, PodSpec};
+
+    use super::*;
+    use crate::admission::node_restriction::NodeRestriction;
+    use crate::storage::{SledOptions, SledStore};
+
+    fn pod(name: &str) -> Object {
+        let mut p = Pod {
+            spec: Some(PodSpec {
+                containers: vec![Container { name: "c".into(), image: "nginx".into(), ..Default::default() }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        p.metadata_mut().name = name.into();
+        p.metadata_mut().namespace = "default".into();
+        p.into_object()
+    }
+
+    #[tokio::test]
+    async fn should_give_admission_the_user_the_write_is_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path(), SledOptions::default()).expect("open"));
+        let registry = Registry::new(store).with_admission(Chain::new(vec![Arc::new(NodeRestriction)]));
+        let node = registry.as_user(UserInfo::new("system:node:n1", &["system:nodes"]));
+        match node.create(pod("from-node"), false).await {
+            Err(Error::Forbidden(m)) => assert!(m.contains("node \"n1\" may not create pods"), "{m}"),
+            other => panic!("a node's pod create must be refused by NodeRestriction, got {other:?}"),
+        }
+        registry.create(pod("from-server"), false).await.expect("the server's own write is admitted");
+        assert!(matches!(registry.get("Pod", "default", "from-node"), Err(Error::NotFound { .. })));
+    }
 }

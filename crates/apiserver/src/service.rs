@@ -25,7 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, warn};
 
-use crate::authn::{Authenticated, GROUP_AUTHENTICATED, UserInfo};
+use crate::authn::Authenticated;
 use crate::authz::{Attributes, Decision};
 use crate::encryption::Transformer;
 use crate::error::Error;
@@ -35,6 +35,7 @@ use crate::metrics::Metrics;
 use crate::registry::{self, DeleteOptions, Filter, Registry};
 use crate::serviceaccount::ServiceAccounts;
 use crate::storage::{self, Event, EventType};
+use crate::user::{GROUP_AUTHENTICATED, UserInfo};
 
 /// The API service.
 #[derive(Clone)]

@@ -2,7 +2,9 @@
 //! namespace, the signed tokens bound to an account (kept in a Secret of
 //! type `kubernetes.io/service-account-token` that pods mount), and their
 //! verification: a token is valid only while its account exists with the
-//! uid it was signed for.
+//! uid it was signed for. It sits above the registry, through which it
+//! writes; the names it shares with pods (the default account, the token
+//! secret, the mount path) are the ServiceAccount admission plugin's.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -13,22 +15,15 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tracing::{info, warn};
 
-use crate::authn::UserInfo;
+use crate::admission::service_account::{DEFAULT_ACCOUNT, token_secret_name};
 use crate::error::Error;
+use crate::lister::Filter;
 use crate::registry::{self, Registry};
+use crate::user::UserInfo;
 
 /// The type of token secrets.
 pub const TOKEN_SECRET_TYPE: &str = "kubernetes.io/service-account-token";
-/// Where pods find their token, CA and namespace.
-pub const MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-/// The account every pod runs as unless it names another.
-pub const DEFAULT_ACCOUNT: &str = "default";
 const TOKEN_PREFIX: &str = "berth-sa.";
-
-/// The name of the Secret holding an account's token.
-pub fn token_secret_name(account: &str) -> String {
-    format!("{account}-token")
-}
 
 /// The user a ServiceAccount authenticates as.
 pub fn user_name(namespace: &str, account: &str) -> String {
@@ -119,7 +114,7 @@ impl ServiceAccounts {
 
     /// Gives every namespace its default account and every account its token.
     pub async fn bootstrap(&self) -> Result<(), Error> {
-        let everything = registry::Filter::parse(&Namespace::INFO, "", "")?;
+        let everything = Filter::parse(&Namespace::INFO, "", "")?;
         let (namespaces, _) = self.registry.list(&Namespace::INFO, "", &everything, 0).await?;
         for ns in &namespaces {
             if ns.metadata().is_some_and(|m| m.deletion_timestamp.is_empty()) {

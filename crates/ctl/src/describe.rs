@@ -11,12 +11,12 @@ use berth_api::pb::core::{
     ReplicationController, ResourceQuota, Secret, Service, ServiceAccount, Volume,
 };
 use berth_api::pb::rbac::{PolicyRule, RoleRef, Subject};
+use berth_api::printers::{age, event_age, format_endpoints, node_roles};
 use berth_api::quantity::Quantity;
 use berth_api::{Object, Resource as _};
 use chrono::{DateTime, Utc};
 
 use crate::merge::LAST_APPLIED;
-use crate::printers::{self, age, event_last_seen, format_endpoints};
 use crate::tabwriter;
 
 /// What `describe` shows besides the object itself.
@@ -516,8 +516,7 @@ fn node(d: &mut Doc, n: &Node, related: &Related, now: DateTime<Utc>) {
     let spec = n.spec.clone().unwrap_or_default();
     let status = n.status.clone().unwrap_or_default();
     d.kv(0, "Name", &m.name);
-    let roles = printers::node_row(n, Utc::now(), false).get(2).cloned().unwrap_or_default();
-    d.kv(0, "Roles", roles);
+    d.kv(0, "Roles", node_roles(&m.labels));
     labels_and_annotations(d, m);
     d.kv(0, "CreationTimestamp", time(&m.creation_timestamp));
     let taints: Vec<String> = spec
@@ -859,10 +858,7 @@ fn events(d: &mut Doc, events: &[Event], now: DateTime<Utc>) {
     d.line(2, "Type\tReason\tAge\tFrom\tMessage");
     d.line(2, "----\t------\t----\t----\t-------");
     for ev in events {
-        let mut when = age(event_last_seen(ev), now);
-        if ev.count > 1 && !ev.first_timestamp.is_empty() {
-            when = format!("{when} (x{} over {})", ev.count, age(&ev.first_timestamp, now));
-        }
+        let when = event_age(ev, now);
         let from =
             ev.source.as_ref().map(|s| s.component.clone()).filter(|c| !c.is_empty()).unwrap_or_else(|| ev.reporting_component.clone());
         d.line(2, format!("{}\t{}\t{when}\t{from}\t{}", ev.r#type, ev.reason, ev.message.trim().replace('\t', " ")));

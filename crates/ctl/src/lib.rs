@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`commands`]: one module per verb (`apply`, `get`, ...), each a `run`
 //!   function taking its parsed arguments, and the context they share.
-//! - [`printers`]: the tables of `get`, one row function per kind.
+//! - [`printers`]: the tables of `get` laid out as kubectl prints them (columns and cells from `berth_api::printers`).
 //! - [`describe`]: the readable multi-line view of `describe`.
 //! - [`manifests`]: `-f FILE|DIR|-` to objects.
 //! - [`merge`]: the three-way merge behind `apply`.

@@ -1,18 +1,17 @@
-//! Tables as `kubectl get` prints them: the columns of each kind, one row
-//! per object, aligned like Go's tabwriter (padding 3, no trailing blanks).
+//! Tables as `kubectl get` prints them: the columns and cells of each kind
+//! come from [`berth_api::printers`] (shared with the apiserver's Tables);
+//! this module picks the columns shown (`-o wide`), adds NAMESPACE and
+//! LABELS, upper-cases the headers and aligns the rows like Go's tabwriter
+//! (padding 3, no trailing blanks).
 
-use std::collections::BTreeMap;
-
-use berth_api::pb::api::object::Kind as K;
-use berth_api::pb::core::{
-    ConfigMap, Endpoints, Event, LimitRange, Namespace, Node, ObjectMeta, Pod, ReplicationController, ResourceQuota, Secret, Service,
-};
-use berth_api::pb::core::{Lease, ServiceAccount};
-use berth_api::{KindInfo, Object, RoleRef, Subject};
+use berth_api::printers::{self, labels_column};
+use berth_api::{KindInfo, Object};
 use chrono::{DateTime, Utc};
 
-/// Shown where a value is absent, as kubectl does.
-const NONE: &str = "<none>";
+/// Columns of the shared tables that berthctl's `-o wide` has not printed so
+/// far (kubectl prints them): left out so that berthctl's output stays as it
+/// was. Removing an entry makes berthctl print that column like kubectl.
+const NOT_PRINTED: &[(&str, &str)] = &[("Pod", "Nominated Node"), ("Pod", "Readiness Gates")];
 
 /// How a table is laid out.
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,6 +30,8 @@ pub struct Table {
     pub headers: Vec<String>,
     pub rows: Vec<Vec<String>>,
     options: Options,
+    /// Which of the kind's columns ([`printers::columns`]) the table shows, in order.
+    shown: Vec<usize>,
 }
 
 impl Table {
@@ -41,11 +42,18 @@ impl Table {
         if options.namespace_column {
             headers.push("NAMESPACE".into());
         }
-        headers.extend(columns(info, options.wide).iter().map(|s| s.to_string()));
+        let columns = printers::columns(info);
+        let shown: Vec<usize> = (0..columns.len())
+            .filter(|&i| {
+                let c = &columns[i];
+                c.priority == 0 || (options.wide && !NOT_PRINTED.contains(&(info.kind, c.name)))
+            })
+            .collect();
+        headers.extend(shown.iter().map(|&i| columns[i].name.to_uppercase()));
         if options.show_labels {
             headers.push("LABELS".into());
         }
-        Table { headers, rows: Vec::new(), options }
+        Table { headers, rows: Vec::new(), options, shown }
     }
 
     /// The row of one object (with the namespace and labels columns the
@@ -55,7 +63,8 @@ impl Table {
         if self.options.namespace_column {
             row.push(object.namespace().to_string());
         }
-        row.extend(row_of(object, now, self.options.wide));
+        let cells = printers::row(object, now);
+        row.extend(self.shown.iter().map(|&i| cells.get(i).map(ToString::to_string).unwrap_or_default()));
         if self.options.show_labels {
             row.push(labels_column(object.metadata().map(|m| &m.labels)));
         }
@@ -127,555 +136,15 @@ pub fn render_row(row: &[String], widths: &[usize]) -> String {
     line
 }
 
-/// The columns of a kind (without NAMESPACE and LABELS).
-pub fn columns(info: &KindInfo, wide: bool) -> &'static [&'static str] {
-    match (info.kind, wide) {
-        ("Pod", false) => &["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
-        ("Pod", true) => &["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"],
-        ("Node", false) => &["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
-        ("Node", true) => {
-            &["NAME", "STATUS", "ROLES", "AGE", "VERSION", "INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
-        }
-        ("ReplicationController", false) => &["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
-        ("ReplicationController", true) => &["NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"],
-        ("Service", false) => &["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
-        ("Service", true) => &["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"],
-        ("Endpoints", _) => &["NAME", "ENDPOINTS", "AGE"],
-        ("Secret", _) => &["NAME", "TYPE", "DATA", "AGE"],
-        ("ConfigMap", _) => &["NAME", "DATA", "AGE"],
-        ("Namespace", _) => &["NAME", "STATUS", "AGE"],
-        ("ResourceQuota", _) => &["NAME", "AGE", "REQUEST", "LIMIT"],
-        ("LimitRange", _) => &["NAME", "CREATED AT"],
-        ("Event", false) => &["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
-        ("Event", true) => &["LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE", "FIRST SEEN", "COUNT", "NAME"],
-        ("Lease", _) => &["NAME", "HOLDER", "AGE"],
-        ("ServiceAccount", _) => &["NAME", "SECRETS", "AGE"],
-        ("Role" | "ClusterRole", _) => &["NAME", "CREATED AT"],
-        ("RoleBinding" | "ClusterRoleBinding", false) => &["NAME", "ROLE", "AGE"],
-        ("RoleBinding" | "ClusterRoleBinding", true) => &["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"],
-        _ => &["NAME", "AGE"],
-    }
-}
-
-/// The cells of one object under [`columns`].
-pub fn row_of(object: &Object, now: DateTime<Utc>, wide: bool) -> Vec<String> {
-    match &object.kind {
-        Some(K::Pod(x)) => pod_row(x, now, wide),
-        Some(K::Node(x)) => node_row(x, now, wide),
-        Some(K::ReplicationController(x)) => rc_row(x, now, wide),
-        Some(K::Service(x)) => service_row(x, now, wide),
-        Some(K::Endpoints(x)) => endpoints_row(x, now),
-        Some(K::Secret(x)) => secret_row(x, now),
-        Some(K::ConfigMap(x)) => config_map_row(x, now),
-        Some(K::Namespace(x)) => namespace_row(x, now),
-        Some(K::ResourceQuota(x)) => quota_row(x, now),
-        Some(K::LimitRange(x)) => limit_range_row(x),
-        Some(K::Event(x)) => event_row(x, now, wide),
-        Some(K::Lease(x)) => lease_row(x, now),
-        Some(K::ServiceAccount(x)) => service_account_row(x, now),
-        Some(K::Role(x)) => created_at_row(&x.metadata),
-        Some(K::ClusterRole(x)) => created_at_row(&x.metadata),
-        Some(K::RoleBinding(x)) => binding_row(&x.metadata, x.role_ref.as_ref(), &x.subjects, now, wide),
-        Some(K::ClusterRoleBinding(x)) => binding_row(&x.metadata, x.role_ref.as_ref(), &x.subjects, now, wide),
-        // Kinds added later without a table of their own: NAME, AGE.
-        #[allow(unreachable_patterns)]
-        Some(_) => {
-            let created = object.metadata().map(|m| m.creation_timestamp.as_str()).unwrap_or("");
-            vec![object.name().to_string(), age(created, now)]
-        }
-        None => vec![String::new(), String::new()],
-    }
-}
-
-fn meta(m: &Option<ObjectMeta>) -> &ObjectMeta {
-    static EMPTY: std::sync::OnceLock<ObjectMeta> = std::sync::OnceLock::new();
-    m.as_ref().unwrap_or_else(|| EMPTY.get_or_init(ObjectMeta::default))
-}
-
-fn or_none(s: &str) -> String {
-    if s.is_empty() { NONE.to_string() } else { s.to_string() }
-}
-
-/// `k=v,k2=v2`, or `<none>`.
-pub fn labels_column(labels: Option<&BTreeMap<String, String>>) -> String {
-    match labels {
-        Some(l) if !l.is_empty() => l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-        _ => NONE.to_string(),
-    }
-}
-
-// ---------------------------------------------------------------- pods
-
-pub fn pod_row(pod: &Pod, now: DateTime<Utc>, wide: bool) -> Vec<String> {
-    let m = meta(&pod.metadata);
-    let spec = pod.spec.clone().unwrap_or_default();
-    let status = pod.status.clone().unwrap_or_default();
-    let summary = pod_summary(pod);
-    let mut restarts = summary.restarts.to_string();
-    if let Some(last) = summary.last_restart.filter(|_| summary.restarts > 0) {
-        restarts = format!("{restarts} ({} ago)", age(&last, now));
-    }
-    let mut row = vec![
-        m.name.clone(),
-        format!("{}/{}", summary.ready, spec.containers.len()),
-        summary.status,
-        restarts,
-        age(&m.creation_timestamp, now),
-    ];
-    if wide {
-        row.push(or_none(&status.pod_ip));
-        row.push(or_none(&spec.node_name));
-    }
-    row
-}
-
-/// What `kubectl get pods` derives from a pod's status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodSummary {
-    /// Running, Pending, ContainerCreating, CrashLoopBackOff, Init:0/1, Terminating, ...
-    pub status: String,
-    pub ready: usize,
-    pub restarts: i64,
-    /// When a container last terminated (RFC 3339), for "3 (5m ago)".
-    pub last_restart: Option<String>,
-}
-
-/// kubectl's pod status column: the most telling reason among the pod's,
-/// its init containers' and its containers'.
-pub fn pod_summary(pod: &Pod) -> PodSummary {
-    let m = meta(&pod.metadata);
-    let spec = pod.spec.clone().unwrap_or_default();
-    let status = pod.status.clone().unwrap_or_default();
-    let mut reason = if status.reason.is_empty() { status.phase.clone() } else { status.reason.clone() };
-    let mut restarts: i64 = 0;
-    let mut ready = 0;
-    let mut last_restart: Option<String> = None;
-    let mut note_restart = |cs: &berth_api::pb::core::ContainerStatus| {
-        let finished = cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()).map(|t| t.finished_at.as_str());
-        if let Some(f) = finished.filter(|f| !f.is_empty() && last_restart.as_deref().is_none_or(|l| *f > l)) {
-            last_restart = Some(f.to_string());
-        }
-    };
-
-    let mut initializing = false;
-    for (i, cs) in status.init_container_statuses.iter().enumerate() {
-        restarts += i64::from(cs.restart_count);
-        note_restart(cs);
-        let state = cs.state.clone().unwrap_or_default();
-        if let Some(t) = &state.terminated {
-            if t.exit_code == 0 {
-                continue;
-            }
-            reason = if !t.reason.is_empty() {
-                format!("Init:{}", t.reason)
-            } else if t.signal != 0 {
-                format!("Init:Signal:{}", t.signal)
-            } else {
-                format!("Init:ExitCode:{}", t.exit_code)
-            };
-        } else if let Some(w) = state.waiting.as_ref().filter(|w| !w.reason.is_empty() && w.reason != "PodInitializing") {
-            reason = format!("Init:{}", w.reason);
-        } else {
-            reason = format!("Init:{}/{}", i, spec.init_containers.len());
-        }
-        initializing = true;
-        break;
-    }
-
-    if !initializing {
-        restarts = 0;
-        let mut has_running = false;
-        for cs in status.container_statuses.iter().rev() {
-            restarts += i64::from(cs.restart_count);
-            note_restart(cs);
-            let state = cs.state.clone().unwrap_or_default();
-            if let Some(w) = state.waiting.as_ref().filter(|w| !w.reason.is_empty()) {
-                reason = w.reason.clone();
-            } else if let Some(t) = &state.terminated {
-                reason = if !t.reason.is_empty() {
-                    t.reason.clone()
-                } else if t.signal != 0 {
-                    format!("Signal:{}", t.signal)
-                } else {
-                    format!("ExitCode:{}", t.exit_code)
-                };
-            } else if cs.ready && state.running.is_some() {
-                has_running = true;
-                ready += 1;
-            }
-        }
-        if reason == "Completed" && has_running {
-            let pod_ready = status.conditions.iter().any(|c| c.r#type == "Ready" && c.status == "True");
-            reason = if pod_ready { "Running".into() } else { "NotReady".into() };
-        }
-    }
-
-    if !m.deletion_timestamp.is_empty() {
-        reason = if status.reason == "NodeLost" { "Unknown".into() } else { "Terminating".into() };
-    }
-    if reason.is_empty() {
-        reason = "Pending".into();
-    }
-    PodSummary { status: reason, ready, restarts, last_restart }
-}
-
-// --------------------------------------------------------------- nodes
-
-pub fn node_row(node: &Node, now: DateTime<Utc>, wide: bool) -> Vec<String> {
-    let m = meta(&node.metadata);
-    let status = node.status.clone().unwrap_or_default();
-    let info = status.node_info.clone().unwrap_or_default();
-    let mut row =
-        vec![m.name.clone(), node_status(node), node_roles(&m.labels), age(&m.creation_timestamp, now), info.kubelet_version.clone()];
-    if wide {
-        let address = |t: &str| {
-            let a: Vec<_> = status.addresses.iter().filter(|a| a.r#type == t).map(|a| a.address.as_str()).collect();
-            if a.is_empty() { NONE.to_string() } else { a.join(",") }
-        };
-        row.push(address("InternalIP"));
-        row.push(address("ExternalIP"));
-        row.push(or_unknown(&info.os_image));
-        row.push(or_unknown(&info.kernel_version));
-        row.push(or_unknown(&info.container_runtime_version));
-    }
-    row
-}
-
-fn or_unknown(s: &str) -> String {
-    if s.is_empty() { "<unknown>".to_string() } else { s.to_string() }
-}
-
-/// Ready, NotReady or Unknown, with `,SchedulingDisabled` for a cordoned node.
-pub fn node_status(node: &Node) -> String {
-    let status = node.status.clone().unwrap_or_default();
-    let mut s = match status.conditions.iter().find(|c| c.r#type == "Ready").map(|c| c.status.as_str()) {
-        Some("True") => "Ready".to_string(),
-        Some("False") => "NotReady".to_string(),
-        _ => "Unknown".to_string(),
-    };
-    if node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false) {
-        s.push_str(",SchedulingDisabled");
-    }
-    s
-}
-
-fn node_roles(labels: &BTreeMap<String, String>) -> String {
-    let mut roles: Vec<&str> = Vec::new();
-    for (k, v) in labels {
-        if let Some(r) = k.strip_prefix("node-role.kubernetes.io/") {
-            if !r.is_empty() {
-                roles.push(r);
-            }
-        } else if k == "kubernetes.io/role" && !v.is_empty() {
-            roles.push(v);
-        }
-    }
-    roles.sort();
-    roles.dedup();
-    if roles.is_empty() { NONE.to_string() } else { roles.join(",") }
-}
-
-// ------------------------------------------------ replication controllers
-
-pub fn rc_row(rc: &ReplicationController, now: DateTime<Utc>, wide: bool) -> Vec<String> {
-    let m = meta(&rc.metadata);
-    let spec = rc.spec.clone().unwrap_or_default();
-    let status = rc.status.clone().unwrap_or_default();
-    let mut row = vec![
-        m.name.clone(),
-        spec.replicas.unwrap_or(1).to_string(),
-        status.replicas.to_string(),
-        status.ready_replicas.to_string(),
-        age(&m.creation_timestamp, now),
-    ];
-    if wide {
-        let containers = spec.template.as_ref().and_then(|t| t.spec.as_ref()).map(|s| s.containers.clone()).unwrap_or_default();
-        row.push(containers.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(","));
-        row.push(containers.iter().map(|c| c.image.as_str()).collect::<Vec<_>>().join(","));
-        row.push(labels_column(Some(&spec.selector)));
-    }
-    row
-}
-
-// ------------------------------------------------------------ services
-
-pub fn service_row(svc: &Service, now: DateTime<Utc>, wide: bool) -> Vec<String> {
-    let m = meta(&svc.metadata);
-    let spec = svc.spec.clone().unwrap_or_default();
-    let ty = if spec.r#type.is_empty() { "ClusterIP".to_string() } else { spec.r#type.clone() };
-    let external = match ty.as_str() {
-        "ExternalName" => or_none(&spec.external_name),
-        "LoadBalancer" => {
-            let mut ips: Vec<String> = svc
-                .status
-                .as_ref()
-                .and_then(|s| s.load_balancer.as_ref())
-                .map(|lb| lb.ingress.iter().map(|i| if i.ip.is_empty() { i.hostname.clone() } else { i.ip.clone() }).collect())
-                .unwrap_or_default();
-            ips.extend(spec.external_ips.iter().cloned());
-            if ips.is_empty() { "<pending>".to_string() } else { ips.join(",") }
-        }
-        _ => {
-            if spec.external_ips.is_empty() {
-                NONE.to_string()
-            } else {
-                spec.external_ips.join(",")
-            }
-        }
-    };
-    let ports: Vec<String> = spec
-        .ports
-        .iter()
-        .map(|p| {
-            let proto = if p.protocol.is_empty() { "TCP" } else { p.protocol.as_str() };
-            if p.node_port != 0 { format!("{}:{}/{}", p.port, p.node_port, proto) } else { format!("{}/{}", p.port, proto) }
-        })
-        .collect();
-    let mut row = vec![
-        m.name.clone(),
-        ty,
-        or_none(&spec.cluster_ip),
-        external,
-        if ports.is_empty() { NONE.to_string() } else { ports.join(",") },
-        age(&m.creation_timestamp, now),
-    ];
-    if wide {
-        row.push(labels_column(Some(&spec.selector)));
-    }
-    row
-}
-
-// ----------------------------------------------------------- endpoints
-
-pub fn endpoints_row(ep: &Endpoints, now: DateTime<Utc>) -> Vec<String> {
-    let m = meta(&ep.metadata);
-    vec![m.name.clone(), format_endpoints(ep), age(&m.creation_timestamp, now)]
-}
-
-/// `ip:port,ip:port,ip:port + 2 more...` (ready addresses only, as kubectl).
-pub fn format_endpoints(ep: &Endpoints) -> String {
-    const MAX: usize = 3;
-    let mut list = Vec::new();
-    let mut count = 0;
-    for ss in &ep.subsets {
-        if ss.ports.is_empty() {
-            for a in &ss.addresses {
-                if list.len() < MAX {
-                    list.push(a.ip.clone());
-                }
-                count += 1;
-            }
-        } else {
-            for p in &ss.ports {
-                for a in &ss.addresses {
-                    if list.len() < MAX {
-                        list.push(if a.ip.contains(':') { format!("[{}]:{}", a.ip, p.port) } else { format!("{}:{}", a.ip, p.port) });
-                    }
-                    count += 1;
-                }
-            }
-        }
-    }
-    let mut s = list.join(",");
-    if count > MAX {
-        s.push_str(&format!(" + {} more...", count - MAX));
-    }
-    if s.is_empty() { NONE.to_string() } else { s }
-}
-
-// ----------------------------------------------- secrets and config maps
-
-pub fn secret_row(secret: &Secret, now: DateTime<Utc>) -> Vec<String> {
-    let m = meta(&secret.metadata);
-    let extra = secret.string_data.keys().filter(|k| !secret.data.contains_key(*k)).count();
-    vec![
-        m.name.clone(),
-        if secret.r#type.is_empty() { "Opaque".to_string() } else { secret.r#type.clone() },
-        (secret.data.len() + extra).to_string(),
-        age(&m.creation_timestamp, now),
-    ]
-}
-
-pub fn config_map_row(cm: &ConfigMap, now: DateTime<Utc>) -> Vec<String> {
-    let m = meta(&cm.metadata);
-    vec![m.name.clone(), (cm.data.len() + cm.binary_data.len()).to_string(), age(&m.creation_timestamp, now)]
-}
-
-// ---------------------------------------------------------- namespaces
-
-pub fn namespace_row(ns: &Namespace, now: DateTime<Utc>) -> Vec<String> {
-    let m = meta(&ns.metadata);
-    let phase = ns.status.as_ref().map(|s| s.phase.as_str()).filter(|p| !p.is_empty()).unwrap_or("Active");
-    vec![m.name.clone(), phase.to_string(), age(&m.creation_timestamp, now)]
-}
-
-// ------------------------------------------------- quotas and limit ranges
-
-pub fn quota_row(q: &ResourceQuota, now: DateTime<Utc>) -> Vec<String> {
-    let m = meta(&q.metadata);
-    let status = q.status.clone().unwrap_or_default();
-    let hard = if status.hard.is_empty() { q.spec.clone().unwrap_or_default().hard } else { status.hard.clone() };
-    let (mut requests, mut limits) = (Vec::new(), Vec::new());
-    for (name, h) in &hard {
-        let used = status.used.get(name).map(String::as_str).unwrap_or("0");
-        let cell = format!("{name}: {used}/{h}");
-        if name.starts_with("limits") { limits.push(cell) } else { requests.push(cell) }
-    }
-    vec![m.name.clone(), age(&m.creation_timestamp, now), requests.join(", "), limits.join(", ")]
-}
-
-pub fn limit_range_row(lr: &LimitRange) -> Vec<String> {
-    created_at_row(&lr.metadata)
-}
-
-/// NAME and CREATED AT (an RFC 3339 time in UTC), for limit ranges and roles.
-fn created_at_row(m: &Option<ObjectMeta>) -> Vec<String> {
-    let m = meta(m);
-    let created = match DateTime::parse_from_rfc3339(&m.creation_timestamp) {
-        Ok(t) => t.with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        Err(_) => "<unknown>".to_string(),
-    };
-    vec![m.name.clone(), created]
-}
-
-// ------------------------------------------ service accounts and RBAC
-
-pub fn service_account_row(sa: &ServiceAccount, now: DateTime<Utc>) -> Vec<String> {
-    let m = meta(&sa.metadata);
-    vec![m.name.clone(), sa.secrets.len().to_string(), age(&m.creation_timestamp, now)]
-}
-
-/// NAME ROLE AGE (wide: USERS GROUPS SERVICEACCOUNTS) of a (cluster) role binding.
-pub fn binding_row(m: &Option<ObjectMeta>, role: Option<&RoleRef>, subjects: &[Subject], now: DateTime<Utc>, wide: bool) -> Vec<String> {
-    let m = meta(m);
-    let role = role.map(|r| format!("{}/{}", r.kind, r.name)).unwrap_or_default();
-    let mut row = vec![m.name.clone(), role, age(&m.creation_timestamp, now)];
-    if wide {
-        let of = |kind: &str| {
-            subjects
-                .iter()
-                .filter(|s| s.kind == kind)
-                .map(|s| if kind == "ServiceAccount" { format!("{}/{}", s.namespace, s.name) } else { s.name.clone() })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        row.extend([of("User"), of("Group"), of("ServiceAccount")]);
-    }
-    row
-}
-
-// -------------------------------------------------------------- events
-
-pub fn event_row(ev: &Event, now: DateTime<Utc>, wide: bool) -> Vec<String> {
-    let m = meta(&ev.metadata);
-    let io = ev.involved_object.clone().unwrap_or_default();
-    let last = event_last_seen(ev);
-    let mut last_seen = age(last, now);
-    if ev.count > 1 && !ev.first_timestamp.is_empty() {
-        last_seen = format!("{last_seen} (x{} over {})", ev.count, age(&ev.first_timestamp, now));
-    }
-    let object = format!("{}/{}", io.kind.to_ascii_lowercase(), io.name);
-    if !wide {
-        return vec![last_seen, ev.r#type.clone(), ev.reason.clone(), object, ev.message.trim().to_string()];
-    }
-    let source = ev.source.clone().unwrap_or_default();
-    let source = match (source.component.is_empty(), source.host.is_empty()) {
-        (false, false) => format!("{}, {}", source.component, source.host),
-        (false, true) => source.component,
-        _ => ev.reporting_component.clone(),
-    };
-    vec![
-        last_seen,
-        ev.r#type.clone(),
-        ev.reason.clone(),
-        object,
-        io.field_path,
-        source,
-        ev.message.trim().to_string(),
-        age(if ev.first_timestamp.is_empty() { last } else { &ev.first_timestamp }, now),
-        ev.count.max(1).to_string(),
-        m.name.clone(),
-    ]
-}
-
-/// When an event was last seen: lastTimestamp, else eventTime, else its creation.
-pub fn event_last_seen(ev: &Event) -> &str {
-    if !ev.last_timestamp.is_empty() {
-        &ev.last_timestamp
-    } else if !ev.event_time.is_empty() {
-        &ev.event_time
-    } else {
-        ev.metadata.as_ref().map(|m| m.creation_timestamp.as_str()).unwrap_or("")
-    }
-}
-
-// -------------------------------------------------------------- leases
-
-pub fn lease_row(lease: &Lease, now: DateTime<Utc>) -> Vec<String> {
-    let m = meta(&lease.metadata);
-    let holder = lease.spec.as_ref().and_then(|s| s.holder_identity.clone()).unwrap_or_default();
-    vec![m.name.clone(), holder, age(&m.creation_timestamp, now)]
-}
-
-// ----------------------------------------------------------------- age
-
-/// The age of an RFC 3339 timestamp at `now`, as kubectl prints it.
-pub fn age(timestamp: &str, now: DateTime<Utc>) -> String {
-    match DateTime::parse_from_rfc3339(timestamp) {
-        Ok(t) => human_duration(now.signed_duration_since(t.with_timezone(&Utc))),
-        Err(_) => "<unknown>".to_string(),
-    }
-}
-
-/// kubectl's `duration.HumanDuration`: two significant units while they
-/// matter (`3m2s`, `4h30m`, `2d3h`), one after (`15m`, `20h`, `30d`).
-pub fn human_duration(d: chrono::TimeDelta) -> String {
-    let seconds = d.num_seconds();
-    if seconds < -1 {
-        return "<invalid>".to_string();
-    }
-    if seconds < 0 {
-        return "0s".to_string();
-    }
-    if seconds < 60 * 2 {
-        return format!("{seconds}s");
-    }
-    let minutes = seconds / 60;
-    if minutes < 10 {
-        let s = seconds % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
-    }
-    if minutes < 60 * 3 {
-        return format!("{minutes}m");
-    }
-    let hours = minutes / 60;
-    if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
-    }
-    if hours < 48 {
-        return format!("{hours}h");
-    }
-    if hours < 24 * 8 {
-        let h = hours % 24;
-        return if h == 0 { format!("{}d", hours / 24) } else { format!("{}d{h}h", hours / 24) };
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
-    }
-    if hours < 24 * 365 * 8 {
-        let dy = (hours / 24) % 365;
-        return if dy == 0 { format!("{}y", hours / 24 / 365) } else { format!("{}y{dy}d", hours / 24 / 365) };
-    }
-    format!("{}y", hours / 24 / 365)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use berth_api::Resource;
     use berth_api::manifest::parse;
-    use chrono::TimeDelta;
+    use berth_api::pb::core::{
+        ConfigMap, Endpoints, Event, Lease, LimitRange, Namespace, Node, Pod, ReplicationController, ResourceQuota, Secret, Service,
+    };
+    use berth_api::printers::format_endpoints;
 
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z").expect("valid").with_timezone(&Utc)
@@ -691,31 +160,6 @@ mod tests {
             t.push(o, now());
         }
         t.render(false)
-    }
-
-    #[test]
-    fn should_print_durations_like_kubectl() {
-        let cases = [
-            (5, "5s"),
-            (119, "119s"),
-            (182, "3m2s"),
-            (600, "10m"),
-            (3 * 3600, "3h"),
-            (4 * 3600 + 30 * 60, "4h30m"),
-            (20 * 3600, "20h"),
-            (2 * 86400, "2d"),
-            (2 * 86400 + 3 * 3600, "2d3h"),
-            (30 * 86400, "30d"),
-            (3 * 365 * 86400 + 86400, "3y1d"),
-            (10 * 365 * 86400, "10y"),
-        ];
-        for (secs, want) in cases {
-            assert_eq!(human_duration(TimeDelta::seconds(secs)), want, "{secs}s");
-        }
-        assert_eq!(human_duration(TimeDelta::seconds(-1)), "0s");
-        assert_eq!(human_duration(TimeDelta::seconds(-5)), "<invalid>");
-        assert_eq!(age("", now()), "<unknown>");
-        assert_eq!(age("2024-05-01T11:57:00Z", now()), "3m");
     }
 
     #[test]
@@ -758,30 +202,6 @@ spec:
         assert!(lines[0].ends_with("AGE   IP           NODE"), "{wide}");
         assert!(lines[1].ends_with("5s    172.30.0.5   n1"), "{wide}");
         assert!(lines[2].ends_with("3h    <none>       <none>"), "{wide}");
-    }
-
-    #[test]
-    fn should_derive_pod_status_like_kubectl() {
-        let pod = |status: &str, deleting: bool| -> Pod {
-            let del = if deleting { ", deletionTimestamp: \"2024-05-01T11:00:00Z\"" } else { "" };
-            let y = format!(
-                "apiVersion: v1\nkind: Pod\nmetadata: {{name: p{del}}}\nspec:\n  initContainers: [{{name: i, image: x}}]\n  containers: [{{name: a, image: x}}]\nstatus:\n{status}"
-            );
-            objects(&y).remove(0).into_resource().expect("a pod")
-        };
-        let init = pod("  phase: Pending\n  initContainerStatuses: [{name: i, state: {running: {}}}]\n", false);
-        assert_eq!(pod_summary(&init).status, "Init:0/1");
-        let init_fail = pod("  phase: Pending\n  initContainerStatuses: [{name: i, state: {terminated: {exitCode: 2}}}]\n", false);
-        assert_eq!(pod_summary(&init_fail).status, "Init:ExitCode:2");
-        let done = pod(
-            "  phase: Succeeded\n  initContainerStatuses: [{name: i, state: {terminated: {exitCode: 0, reason: Completed}}}]\n  containerStatuses: [{name: a, state: {terminated: {exitCode: 0, reason: Completed}}}]\n",
-            false,
-        );
-        assert_eq!(pod_summary(&done).status, "Completed");
-        let creating = pod("  phase: Pending\n  containerStatuses: [{name: a, state: {waiting: {reason: ContainerCreating}}}]\n", false);
-        assert_eq!(pod_summary(&creating).status, "ContainerCreating");
-        let deleting = pod("  phase: Running\n", true);
-        assert_eq!(pod_summary(&deleting).status, "Terminating");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use berth_api::pb::api::object::Kind;
 
 use super::{Attributes, Operation, Plugin};
 use crate::error::Error;
-use crate::registry::Registry;
+use crate::lister::Lister;
 
 /// The `AlwaysPullImages` admission plugin.
 #[derive(Debug, Default)]
@@ -18,7 +18,7 @@ impl Plugin for AlwaysPullImages {
         "AlwaysPullImages"
     }
 
-    async fn admit(&self, attributes: &mut Attributes<'_>, _registry: &Registry) -> Result<(), Error> {
+    async fn admit(&self, attributes: &mut Attributes<'_>, _lister: &Lister) -> Result<(), Error> {
         if !matches!(attributes.operation, Operation::Create | Operation::Update) {
             return Ok(());
         }

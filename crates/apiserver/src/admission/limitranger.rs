@@ -12,7 +12,7 @@ use berth_api::quantity::Quantity;
 
 use super::{Attributes, Operation, Plugin};
 use crate::error::Error;
-use crate::registry::{Filter, Registry};
+use crate::lister::{Filter, Lister};
 
 /// The annotation saying which defaults were applied, as Kubernetes writes it.
 pub const ANNOTATION: &str = "kubernetes.io/limit-ranger";
@@ -33,14 +33,14 @@ impl Plugin for LimitRanger {
         "LimitRanger"
     }
 
-    async fn admit(&self, attributes: &mut Attributes<'_>, registry: &Registry) -> Result<(), Error> {
+    async fn admit(&self, attributes: &mut Attributes<'_>, lister: &Lister) -> Result<(), Error> {
         if attributes.operation != Operation::Create {
             return Ok(());
         }
         let Some(Kind::Pod(pod)) = &mut attributes.object.kind else { return Ok(()) };
         let namespace = pod.namespace().to_string();
         let info = &LimitRange::INFO;
-        let (objects, _) = registry.list(info, &namespace, &Filter::parse(info, "", "")?, 0).await?;
+        let objects = lister.list(info, &namespace, &Filter::parse(info, "", "")?)?;
         let ranges: Vec<LimitRange> = objects.into_iter().filter_map(|o| o.into_resource::<LimitRange>().ok()).collect();
         if ranges.is_empty() {
             return Ok(());

@@ -1,7 +1,8 @@
 //! Admission: an ordered chain of plugins that may default, mutate or
 //! refuse a write after the server's own defaulting and before validation
 //! and storage. A refusal names the plugin and the reason, and nothing is
-//! written.
+//! written. Plugins read the cluster state through a [`Lister`]; the
+//! registry, which owns the chain, runs it.
 
 pub mod always_pull_images;
 pub mod limitranger;
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use berth_api::Object;
 
 use crate::error::Error;
-use crate::registry::Registry;
+use crate::lister::Lister;
+use crate::user::UserInfo;
 
 /// What kind of write is being admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub struct Attributes<'a> {
     pub object: &'a mut Object,
     /// The stored object, for updates and deletes.
     pub old: Option<&'a Object>,
+    /// Who the write is for (None: the server itself).
+    pub user: Option<&'a UserInfo>,
     pub dry_run: bool,
 }
 
@@ -41,9 +45,9 @@ pub struct Attributes<'a> {
 pub trait Plugin: Send + Sync + 'static {
     /// The plugin's name, as `--enable-admission-plugins` spells it.
     fn name(&self) -> &'static str;
-    /// Mutates or refuses the write. The registry gives read access to the
+    /// Mutates or refuses the write. The lister gives read access to the
     /// cluster state (e.g. the namespace's quotas).
-    async fn admit(&self, attributes: &mut Attributes<'_>, registry: &Registry) -> Result<(), Error>;
+    async fn admit(&self, attributes: &mut Attributes<'_>, lister: &Lister) -> Result<(), Error>;
 }
 
 /// The plugins, run in order; the first refusal stops the write.
@@ -61,9 +65,9 @@ impl Chain {
         self.plugins.iter().map(|p| p.name()).collect()
     }
 
-    pub async fn admit(&self, attributes: &mut Attributes<'_>, registry: &Registry) -> Result<(), Error> {
+    pub async fn admit(&self, attributes: &mut Attributes<'_>, lister: &Lister) -> Result<(), Error> {
         for p in &self.plugins {
-            p.admit(attributes, registry).await?;
+            p.admit(attributes, lister).await?;
         }
         Ok(())
     }

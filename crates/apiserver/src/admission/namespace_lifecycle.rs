@@ -5,7 +5,7 @@ use berth_api::Object;
 
 use super::{Attributes, Operation, Plugin};
 use crate::error::Error;
-use crate::registry::Registry;
+use crate::lister::Lister;
 
 /// The `NamespaceLifecycle` admission plugin.
 #[derive(Debug, Default)]
@@ -17,7 +17,7 @@ impl Plugin for NamespaceLifecycle {
         "NamespaceLifecycle"
     }
 
-    async fn admit(&self, attributes: &mut Attributes<'_>, registry: &Registry) -> Result<(), Error> {
+    async fn admit(&self, attributes: &mut Attributes<'_>, lister: &Lister) -> Result<(), Error> {
         if attributes.operation != Operation::Create {
             return Ok(());
         }
@@ -26,7 +26,7 @@ impl Plugin for NamespaceLifecycle {
             return Ok(());
         }
         let namespace = attributes.object.namespace().to_string();
-        let ns: Object = match registry.get("Namespace", "", &namespace) {
+        let ns: Object = match lister.get("Namespace", "", &namespace) {
             Ok(ns) => ns,
             Err(Error::NotFound { .. }) => return Err(Error::NotFound { plural: "namespaces".into(), name: namespace }),
             Err(e) => return Err(e),

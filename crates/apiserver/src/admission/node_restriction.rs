@@ -6,9 +6,9 @@
 use berth_api::pb::api::object::Kind;
 
 use super::{Attributes, Plugin};
-use crate::authz::node::NODE_LEASE_NAMESPACE;
 use crate::error::Error;
-use crate::registry::Registry;
+use crate::lister::Lister;
+use crate::user::NODE_LEASE_NAMESPACE;
 
 /// The `NodeRestriction` admission plugin.
 #[derive(Debug, Default)]
@@ -20,8 +20,8 @@ impl Plugin for NodeRestriction {
         "NodeRestriction"
     }
 
-    async fn admit(&self, attributes: &mut Attributes<'_>, registry: &Registry) -> Result<(), Error> {
-        let Some(user) = registry.user() else { return Ok(()) };
+    async fn admit(&self, attributes: &mut Attributes<'_>, _lister: &Lister) -> Result<(), Error> {
+        let Some(user) = attributes.user else { return Ok(()) };
         let Some(node) = user.node_name() else { return Ok(()) };
         let o = &*attributes.object;
         let refuse = |what: String| Err(Error::Forbidden(format!("NodeRestriction: node {node:?} {what}")));

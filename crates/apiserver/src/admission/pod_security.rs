@@ -12,7 +12,7 @@ use berth_api::pb::core::{Container, PodSpec};
 
 use super::{Attributes, Operation, Plugin};
 use crate::error::Error;
-use crate::registry::Registry;
+use crate::lister::Lister;
 
 /// The namespace label that sets the level.
 pub const ENFORCE_LABEL: &str = "pod-security.berth.io/enforce";
@@ -71,13 +71,13 @@ impl Plugin for PodSecurity {
         "PodSecurity"
     }
 
-    async fn admit(&self, attributes: &mut Attributes<'_>, registry: &Registry) -> Result<(), Error> {
+    async fn admit(&self, attributes: &mut Attributes<'_>, lister: &Lister) -> Result<(), Error> {
         if !matches!(attributes.operation, Operation::Create | Operation::Update) {
             return Ok(());
         }
         let Some(Kind::Pod(pod)) = &attributes.object.kind else { return Ok(()) };
         let namespace = attributes.object.namespace();
-        let level = match registry.get("Namespace", "", namespace) {
+        let level = match lister.get("Namespace", "", namespace) {
             Ok(Object { kind: Some(Kind::Namespace(ns)) }) => {
                 ns.metadata.as_ref().and_then(|m| m.labels.get(ENFORCE_LABEL)).map(|l| Level::parse(l)).unwrap_or(Level::Privileged)
             }

@@ -24,7 +24,7 @@ use berth_api::quota::{self, Usage};
 
 use super::{Attributes, Operation, Plugin};
 use crate::error::Error;
-use crate::registry::{Filter, Registry};
+use crate::lister::{Filter, Lister};
 
 /// How long an admitted creation is counted while its object is not yet
 /// visible; past that its write has failed.
@@ -61,7 +61,7 @@ impl Plugin for ResourceQuota {
         "ResourceQuota"
     }
 
-    async fn admit(&self, attributes: &mut Attributes<'_>, registry: &Registry) -> Result<(), Error> {
+    async fn admit(&self, attributes: &mut Attributes<'_>, lister: &Lister) -> Result<(), Error> {
         if !matches!(attributes.operation, Operation::Create | Operation::Update) {
             return Ok(());
         }
@@ -76,7 +76,7 @@ impl Plugin for ResourceQuota {
         let namespace = attributes.object.namespace().to_string();
         let name = attributes.object.name().to_string();
         let quota_info = &Quota::INFO;
-        let (objects, _) = registry.list(quota_info, &namespace, &Filter::parse(quota_info, "", "")?, 0).await?;
+        let objects = lister.list(quota_info, &namespace, &Filter::parse(quota_info, "", "")?)?;
         let quotas: Vec<Quota> = objects.into_iter().filter_map(|o| o.into_resource::<Quota>().ok()).collect();
         if let Some(Kind::Pod(p)) = &attributes.object.kind {
             for q in &quotas {
@@ -94,7 +94,7 @@ impl Plugin for ResourceQuota {
         for q in &relevant {
             hard_union.extend(hard_of(q));
         }
-        let (live, uids) = live_usage(registry, &namespace, &hard_union).await?;
+        let (live, uids) = live_usage(lister, &namespace, &hard_union)?;
         reservations.retain(|r| !uids.contains(&r.uid) && r.at.elapsed() < RESERVATION_TTL);
         let mut used = live;
         for r in reservations.iter() {
@@ -173,12 +173,12 @@ fn exceeded_message(plural: &str, name: &str, quota: &str, exceeded: &[(String, 
 
 /// The namespace's usage of `hard`'s resources (by canonical name),
 /// counted from what is stored, and the uids of the objects counted.
-async fn live_usage(registry: &Registry, namespace: &str, hard: &BTreeMap<String, String>) -> Result<(Usage, HashSet<String>), Error> {
+fn live_usage(lister: &Lister, namespace: &str, hard: &BTreeMap<String, String>) -> Result<(Usage, HashSet<String>), Error> {
     let mut usages = Vec::new();
     let mut uids = HashSet::new();
     for kind in quota::kinds_counted(hard) {
-        let info = crate::registry::kind(kind)?;
-        let (objects, _) = registry.list(info, namespace, &Filter::parse(info, "", "")?, 0).await?;
+        let info = crate::lister::kind(kind)?;
+        let objects = lister.list(info, namespace, &Filter::parse(info, "", "")?)?;
         for o in &objects {
             if let Some(m) = o.metadata() {
                 uids.insert(m.uid.clone());

@@ -9,8 +9,19 @@ use berth_api::pb::core::{SecretVolumeSource, Volume, VolumeMount};
 
 use super::{Attributes, Operation, Plugin};
 use crate::error::Error;
-use crate::registry::Registry;
-use crate::serviceaccount::{DEFAULT_ACCOUNT, MOUNT_PATH, token_secret_name};
+use crate::lister::Lister;
+
+/// Where pods find their token, CA and namespace.
+pub const MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// The account every pod runs as unless it names another (the
+/// serviceaccount module creates it in every namespace).
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// The name of the Secret holding an account's token, which this plugin
+/// mounts and the serviceaccount module creates.
+pub fn token_secret_name(account: &str) -> String {
+    format!("{account}-token")
+}
 
 /// The `ServiceAccount` admission plugin.
 #[derive(Debug, Default)]
@@ -25,7 +36,7 @@ impl Plugin for ServiceAccount {
         "ServiceAccount"
     }
 
-    async fn admit(&self, attributes: &mut Attributes<'_>, registry: &Registry) -> Result<(), Error> {
+    async fn admit(&self, attributes: &mut Attributes<'_>, lister: &Lister) -> Result<(), Error> {
         if attributes.operation != Operation::Create {
             return Ok(());
         }
@@ -39,7 +50,7 @@ impl Plugin for ServiceAccount {
         }
         spec.service_account = spec.service_account_name.clone();
         let account = spec.service_account_name.clone();
-        let sa = match registry.get("ServiceAccount", &namespace, &account) {
+        let sa = match lister.get("ServiceAccount", &namespace, &account) {
             Ok(o) => o,
             Err(Error::NotFound { .. }) => {
                 return Err(Error::Forbidden(format!(

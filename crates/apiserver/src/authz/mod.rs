@@ -5,12 +5,14 @@
 //! # Layout
 //! - [`rbac`]: Roles, ClusterRoles and their bindings; the default roles.
 //! - [`node`]: what a kubelet may touch, judged from the pods bound to its node.
+//!
+//! Authorizers only read the cluster state, through a [`Lister`].
 
 pub mod node;
 pub mod rbac;
 
-use crate::authn::{GROUP_MASTERS, UserInfo};
-use crate::registry::Registry;
+use crate::lister::Lister;
+use crate::user::{GROUP_MASTERS, UserInfo};
 
 /// What a request asks to do.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -106,19 +108,19 @@ impl Decision {
 /// The authorizer chain.
 #[derive(Clone)]
 pub struct Authorizer {
-    registry: Registry,
+    lister: Lister,
     /// The insecure loopback mode: everything is allowed.
     allow_all: bool,
 }
 
 impl Authorizer {
-    pub fn new(registry: Registry) -> Authorizer {
-        Authorizer { registry, allow_all: false }
+    pub fn new(lister: Lister) -> Authorizer {
+        Authorizer { lister, allow_all: false }
     }
 
     /// Allows everything (no authentication configured).
-    pub fn allow_all(registry: Registry) -> Authorizer {
-        Authorizer { registry, allow_all: true }
+    pub fn allow_all(lister: Lister) -> Authorizer {
+        Authorizer { lister, allow_all: true }
     }
 
     /// Decides a request. NoOpinion from every authorizer is a refusal.
@@ -129,11 +131,11 @@ impl Authorizer {
         if user.in_group(GROUP_MASTERS) {
             return Decision::Allow(format!("{user:?} is in group {GROUP_MASTERS}", user = user.name));
         }
-        match node::authorize(&self.registry, user, a) {
+        match node::authorize(&self.lister, user, a) {
             Decision::NoOpinion => {}
             d => return d,
         }
-        match rbac::authorize(&self.registry, user, a) {
+        match rbac::authorize(&self.lister, user, a) {
             Decision::NoOpinion => Decision::NoOpinion,
             d => d,
         }

@@ -9,15 +9,12 @@ use berth_api::pb::api::object::Kind;
 use berth_api::pb::core::{Pod, PodSpec};
 
 use super::{Attributes, Decision};
-use crate::authn::UserInfo;
-use crate::registry::{self, Registry};
-
-/// The namespace of node heartbeats (Leases).
-pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+use crate::lister::Lister;
+use crate::user::{NODE_LEASE_NAMESPACE, UserInfo};
 
 const READS: &[&str] = &["get", "list", "watch"];
 
-pub fn authorize(registry: &Registry, user: &UserInfo, a: &Attributes) -> Decision {
+pub fn authorize(lister: &Lister, user: &UserInfo, a: &Attributes) -> Decision {
     let Some(node) = user.node_name() else { return Decision::NoOpinion };
     if !a.path.is_empty() || !a.api_group.is_empty() && a.api_group != "coordination.k8s.io" {
         return Decision::NoOpinion;
@@ -34,7 +31,7 @@ pub fn authorize(registry: &Registry, user: &UserInfo, a: &Attributes) -> Decisi
             if a.verb != "get" {
                 return deny(format!("may only get the {} its pods use, not {} them", a.resource, a.verb));
             }
-            if referenced(registry, node, &a.namespace, &a.resource, &a.name) {
+            if referenced(lister, node, &a.namespace, &a.resource, &a.name) {
                 allow(format!("runs a pod that uses {} {}/{}", a.resource, a.namespace, a.name))
             } else {
                 deny(format!("runs no pod that uses {} {}/{}", a.resource, a.namespace, a.name))
@@ -45,7 +42,7 @@ pub fn authorize(registry: &Registry, user: &UserInfo, a: &Attributes) -> Decisi
             if a.subresource.is_empty() && a.verb != "delete" {
                 return deny("may not change a pod's spec".into());
             }
-            match bound_node(registry, &a.namespace, &a.name) {
+            match bound_node(lister, &a.namespace, &a.name) {
                 Some(n) if n == node => allow(format!("runs pod {}/{}", a.namespace, a.name)),
                 _ => deny(format!("does not run pod {}/{}", a.namespace, a.name)),
             }
@@ -55,17 +52,17 @@ pub fn authorize(registry: &Registry, user: &UserInfo, a: &Attributes) -> Decisi
     }
 }
 
-fn bound_node(registry: &Registry, namespace: &str, name: &str) -> Option<String> {
-    match registry.get("Pod", namespace, name).ok()?.kind {
+fn bound_node(lister: &Lister, namespace: &str, name: &str) -> Option<String> {
+    match lister.get("Pod", namespace, name).ok()?.kind {
         Some(Kind::Pod(p)) => p.spec.map(|s| s.node_name),
         _ => None,
     }
 }
 
 /// Whether a pod bound to `node` in `namespace` uses the secret or configMap.
-fn referenced(registry: &Registry, node: &str, namespace: &str, resource: &str, name: &str) -> bool {
-    let Ok((kvs, _)) = registry.store().list(&Pod::INFO.prefix(namespace)) else { return false };
-    kvs.iter().filter_map(|kv| registry::decode(kv).ok()).any(|o| match o.kind {
+fn referenced(lister: &Lister, node: &str, namespace: &str, resource: &str, name: &str) -> bool {
+    let Ok(pods) = lister.list_readable(&Pod::INFO, namespace) else { return false };
+    pods.into_iter().any(|o| match o.kind {
         Some(Kind::Pod(p)) => p.spec.as_ref().is_some_and(|s| s.node_name == node && uses(s, resource, name)),
         _ => false,
     })

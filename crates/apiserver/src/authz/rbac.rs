@@ -7,26 +7,24 @@
 use berth_api::pb::api::object::Kind;
 use berth_api::pb::rbac::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use berth_api::{Object, ObjectMeta, Resource};
-use tracing::info;
 
 use super::{Attributes, Decision};
-use crate::authn::UserInfo;
-use crate::error::Error;
-use crate::registry::{self, Registry};
+use crate::lister::{self, Lister};
+use crate::user::{GROUP_MASTERS, UserInfo};
 
 /// The API group of the RBAC kinds.
 pub const GROUP: &str = "rbac.authorization.k8s.io";
 
 /// Decides from the stored roles and bindings.
-pub fn authorize(registry: &Registry, user: &UserInfo, a: &Attributes) -> Decision {
-    for o in objects(registry, "ClusterRoleBinding", "") {
+pub fn authorize(lister: &Lister, user: &UserInfo, a: &Attributes) -> Decision {
+    for o in objects(lister, "ClusterRoleBinding", "") {
         let Some(Kind::ClusterRoleBinding(b)) = o.kind else { continue };
         if !b.subjects.iter().any(|s| names(s, user, "")) {
             continue;
         }
         let Some(rr) = &b.role_ref else { continue };
         if rr.kind == "ClusterRole"
-            && let Some(rule) = rules(registry, rr, "").iter().find(|r| matches(r, a))
+            && let Some(rule) = rules(lister, rr, "").iter().find(|r| matches(r, a))
         {
             return Decision::Allow(format!(
                 "allowed by ClusterRoleBinding {:?} of ClusterRole {:?} ({})",
@@ -37,13 +35,13 @@ pub fn authorize(registry: &Registry, user: &UserInfo, a: &Attributes) -> Decisi
         }
     }
     if !a.namespace.is_empty() {
-        for o in objects(registry, "RoleBinding", &a.namespace) {
+        for o in objects(lister, "RoleBinding", &a.namespace) {
             let Some(Kind::RoleBinding(b)) = o.kind else { continue };
             if !b.subjects.iter().any(|s| names(s, user, &a.namespace)) {
                 continue;
             }
             let Some(rr) = &b.role_ref else { continue };
-            if let Some(rule) = rules(registry, rr, &a.namespace).iter().find(|r| matches(r, a)) {
+            if let Some(rule) = rules(lister, rr, &a.namespace).iter().find(|r| matches(r, a)) {
                 return Decision::Allow(format!(
                     "allowed by RoleBinding {:?} of {} {:?} in namespace {:?} ({})",
                     b.name(),
@@ -58,17 +56,14 @@ pub fn authorize(registry: &Registry, user: &UserInfo, a: &Attributes) -> Decisi
     Decision::NoOpinion
 }
 
-fn objects(registry: &Registry, kind: &str, namespace: &str) -> Vec<Object> {
-    let Ok(info) = registry::kind(kind) else { return Vec::new() };
-    match registry.store().list(&info.prefix(namespace)) {
-        Ok((kvs, _)) => kvs.iter().filter_map(|kv| registry::decode(kv).ok()).collect(),
-        Err(_) => Vec::new(),
-    }
+fn objects(lister: &Lister, kind: &str, namespace: &str) -> Vec<Object> {
+    let Ok(info) = lister::kind(kind) else { return Vec::new() };
+    lister.list_readable(info, namespace).unwrap_or_default()
 }
 
 /// The rules of the role a binding refers to (none if it does not exist).
-fn rules(registry: &Registry, rr: &RoleRef, namespace: &str) -> Vec<PolicyRule> {
-    match (rr.kind.as_str(), registry.get(&rr.kind, namespace, &rr.name)) {
+fn rules(lister: &Lister, rr: &RoleRef, namespace: &str) -> Vec<PolicyRule> {
+    match (rr.kind.as_str(), lister.get(&rr.kind, namespace, &rr.name)) {
         ("ClusterRole", Ok(Object { kind: Some(Kind::ClusterRole(r)) })) => r.rules,
         ("Role", Ok(Object { kind: Some(Kind::Role(r)) })) => r.rules,
         _ => Vec::new(),
@@ -243,7 +238,7 @@ pub fn default_cluster_roles() -> Vec<ClusterRole> {
 /// The default ClusterRoleBindings: the groups and component users to their roles.
 pub fn default_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
     vec![
-        binding("cluster-admin", "cluster-admin", "Group", crate::authn::GROUP_MASTERS),
+        binding("cluster-admin", "cluster-admin", "Group", GROUP_MASTERS),
         binding("system:monitoring", "system:monitoring", "Group", "system:monitoring"),
         binding("system:node", "system:node", "Group", "system:nodes"),
         binding("system:kube-scheduler", "system:kube-scheduler", "User", "system:kube-scheduler"),
@@ -252,25 +247,14 @@ pub fn default_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
     ]
 }
 
-/// Creates the default roles and bindings that do not exist yet (existing
-/// ones are the operator's and stay as they are).
-pub async fn bootstrap(registry: &Registry) -> Result<(), Error> {
-    let mut created = 0;
-    let objects = default_cluster_roles()
+/// The default roles and bindings, as objects to create at first start
+/// (the registry creates those that do not exist yet).
+pub fn default_policy() -> Vec<Object> {
+    default_cluster_roles()
         .into_iter()
         .map(Resource::into_object)
-        .chain(default_cluster_role_bindings().into_iter().map(Resource::into_object));
-    for o in objects {
-        match registry.create(o, false).await {
-            Ok(_) => created += 1,
-            Err(Error::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    if created > 0 {
-        info!(created, "created the default RBAC roles and bindings");
-    }
-    Ok(())
+        .chain(default_cluster_role_bindings().into_iter().map(Resource::into_object))
+        .collect()
 }
 
 #[cfg(test)]

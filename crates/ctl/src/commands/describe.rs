@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use anyhow::Result;
 use berth_api::pb::api::object::Kind as K;
 use berth_api::pb::core::{Endpoints, Event, LimitRange, Pod, ResourceQuota};
+use berth_api::printers::event_last_seen;
 use berth_api::{Object, Resource};
 use berth_client::{Client, ListParams};
 use chrono::Utc;
@@ -14,7 +15,6 @@ use chrono::Utc;
 use super::{Ctx, out, targets, warn_error};
 use crate::describe::{Related, describe, is_about};
 use crate::error;
-use crate::printers::event_last_seen;
 
 #[derive(Debug, clap::Args)]
 pub struct DescribeArgs {

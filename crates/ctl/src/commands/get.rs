@@ -8,6 +8,7 @@ use std::io::IsTerminal as _;
 use anyhow::{Context as _, Result, bail};
 use berth_api::manifest::list_to_json;
 use berth_api::pb::api::object::Kind as K;
+use berth_api::printers::event_last_seen;
 use berth_api::{KindInfo, Object};
 use berth_client::{Client, ListParams};
 use chrono::Utc;
@@ -222,7 +223,7 @@ async fn list(
 /// Events by when they were last seen, everything else by namespace and name.
 fn sort(items: &mut [Object]) {
     items.sort_by(|a, b| match (&a.kind, &b.kind) {
-        (Some(K::Event(x)), Some(K::Event(y))) => printers::event_last_seen(x).cmp(printers::event_last_seen(y)),
+        (Some(K::Event(x)), Some(K::Event(y))) => event_last_seen(x).cmp(event_last_seen(y)),
         _ => (a.namespace(), a.name()).cmp(&(b.namespace(), b.name())),
     });
 }
