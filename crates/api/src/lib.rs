@@ -6,6 +6,7 @@
 //! - [`resource`]: the [`Resource`] trait, the kind table and [`pb::api::Object`] helpers.
 //! - [`manifest`]: YAML/JSON manifests to objects and back, with errors naming the field.
 //! - [`labels`], [`fields`]: label and field selectors.
+//! - [`k8s_protobuf`]: Kubernetes' protobuf request bodies (kubectl's typed clients), read into Kubernetes JSON.
 //! - [`docs`]: the field documentation from proto/'s comments (what `berthctl explain` prints).
 //! - [`quantity`]: resource quantities (`500m`, `128Mi`).
 //! - [`quota`]: what an object uses of a ResourceQuota (shared by quota admission and the quota controller).
@@ -18,6 +19,7 @@
 
 pub mod docs;
 pub mod fields;
+pub mod k8s_protobuf;
 pub mod labels;
 pub mod manifest;
 pub mod names;
