@@ -624,6 +624,16 @@ mod tests {
     }
 
     #[test]
+    fn should_give_json_that_berth_reads_as_its_own_objects() {
+        for name in ["namespace", "configmap", "secret", "serviceaccount"] {
+            let json = decode(&captured(name)).unwrap();
+            let objects = crate::manifest::parse(&json.to_string()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(objects.len(), 1);
+            assert_eq!(objects[0].to_json_value()["metadata"]["name"], json["metadata"]["name"], "{name}");
+        }
+    }
+
+    #[test]
     fn should_transcode_every_field_of_object_meta() {
         let metadata = messages::ObjectMeta {
             name: Some("web".into()),
