@@ -12,14 +12,17 @@
 # certificate identity per daemon ($BERTH_STATE_DIR/pki; --insecure: the
 # plaintext loopback mode instead). It waits until every node is Ready,
 # makes berth-local berthctl's current context (in $BERTHCONFIG, default
-# ~/.berth/config) and prints what to try next. Logs: one file per daemon in
-# $BERTH_STATE_DIR/logs. Without --detach, Ctrl-C stops everything; with it,
-# `down` does. Stopping removes the pods' containers and the proxy's VIPs and
-# rules; the store is kept, so a second `up` serves the same objects.
+# ~/.berth/config), writes the same context as a kubeconfig for kubectl to
+# $BERTH_STATE_DIR/kubeconfig and prints what to try next. Logs: one file per
+# daemon in $BERTH_STATE_DIR/logs. Without --detach, Ctrl-C stops everything;
+# with it, `down` does. Stopping removes the pods' containers, the proxy's
+# VIPs and rules, the berthctl context (with its cluster and user) and the
+# kubeconfig; the store is kept, so a second `up` serves the same objects.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 state="${BERTH_STATE_DIR:-$root/.berth}"
+case "$state" in /*) ;; *) state="$root/$state" ;; esac
 listen="${BERTH_LISTEN:-127.0.0.1:6443}"
 run="$state/run"
 logs="$state/logs"
@@ -38,7 +41,7 @@ while [ $# -gt 0 ]; do
     --proxy-mode=*) proxy_mode="${1#--proxy-mode=}" ;;
     --detach) detach=true ;;
     --insecure) insecure=true ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument $1 (see $0 --help)" >&2; exit 2 ;;
   esac
   shift
@@ -48,9 +51,28 @@ case "$nodes" in '' | *[!0-9]* | 0) echo "error: --nodes must be a positive numb
 bin="${BERTH_BIN_DIR:-$root/target/release}"
 node_base="$(hostname | tr '[:upper:]_' '[:lower:]-')"
 
+# Removes from berthctl's config the entries `up` added (listed in
+# $run/berthctl-entries as "context NAME", "cluster NAME", "user NAME"), so no
+# context is left pointing at a stopped cluster, and the kubeconfig for kubectl.
+forget_config() {
+  rm -f "$state/kubeconfig"
+  [ -e "$run/berthctl-entries" ] || return 0
+  if [ ! -x "$bin/berthctl" ]; then
+    echo "warning: $bin/berthctl is missing; remove the berth-local context from berthctl's config by hand" >&2
+    return 0
+  fi
+  local what name
+  while read -r what name; do
+    "$bin/berthctl" config "delete-$what" "$name" >/dev/null 2>&1 ||
+      echo "warning: could not remove $what $name from berthctl's config (already gone?)" >&2
+  done <"$run/berthctl-entries"
+  rm -f "$run/berthctl-entries"
+  echo "removed the berth-local context from berthctl's config and $state/kubeconfig"
+}
+
 # Stops the daemons in reverse start order (SIGTERM, then SIGKILL after 15 s),
-# then removes what they leave on the host: the proxy's VIPs and rules and
-# the pods' containers of this cluster's nodes.
+# then removes what they leave on the host: the proxy's VIPs and rules, the
+# pods' containers of this cluster's nodes, and the config entries for it.
 down() {
   [ -d "$run" ] || { echo "no cluster state in $state"; return 0; }
   echo "stopping..."
@@ -77,6 +99,7 @@ down() {
       [ -z "$ids" ] || docker rm -f $ids >/dev/null
     done <"$run/nodes"
   fi
+  forget_config
   echo "stopped; data kept in $state/data"
 }
 
@@ -207,23 +230,32 @@ wait_until "$nodes node(s) to be Ready" nodes_ready || fail
 
 # berthctl's config ($BERTHCONFIG, default ~/.berth/config): a context for
 # this cluster, made current, so that plain `berthctl get nodes` works.
+# `down` removes them again (and the kubeconfig below), as listed in
+# $run/berthctl-entries.
 ctl=("$bin/berthctl")
 if [ "$insecure" = true ]; then
   "${ctl[@]}" config set-cluster berth-local --server "$server" >/dev/null
   "${ctl[@]}" config set-context berth-local --cluster berth-local --user "" >/dev/null
+  printf '%s\n' "context berth-local" "cluster berth-local" >"$run/berthctl-entries"
 else
   "${ctl[@]}" config set-cluster berth-local --server "$server" --ca-file "$pki/ca.crt" >/dev/null
   "${ctl[@]}" config set-credentials berth-local-admin --client-certificate "$pki/admin.crt" --client-key "$pki/admin.key" >/dev/null
   "${ctl[@]}" config set-context berth-local --cluster berth-local --user berth-local-admin >/dev/null
+  printf '%s\n' "context berth-local" "cluster berth-local" "user berth-local-admin" >"$run/berthctl-entries"
 fi
 "${ctl[@]}" config use-context berth-local >/dev/null
+# The same context for kubectl and Kubernetes' client libraries, with the CA,
+# certificate and key embedded; readable by its owner only.
+kubeconfig="$state/kubeconfig"
+"${ctl[@]}" --context berth-local config kubeconfig -o "$kubeconfig" || fail
 
 cat <<TXT
 Berth is up: apiserver at $server, $nodes node(s) Ready, data in $state/data, logs in $logs.
-berthctl's current context is now berth-local (berthctl config get-contexts).
+berthctl's current context is now berth-local (berthctl config get-contexts); kubectl's is in $kubeconfig.
 
 Try:
   export PATH=$bin:\$PATH
+  export KUBECONFIG=$kubeconfig
   berthctl get nodes
   berthctl apply -f ../shared/conformance/manifests/web__guestbook-go__guestbook-controller.yaml
   berthctl get rc,pods -o wide

@@ -6,6 +6,7 @@
 //! - [`resource`]: the [`Resource`] trait, the kind table and [`pb::api::Object`] helpers.
 //! - [`manifest`]: YAML/JSON manifests to objects and back, with errors naming the field.
 //! - [`labels`], [`fields`]: label and field selectors.
+//! - [`k8s_protobuf`]: Kubernetes' protobuf request bodies (kubectl's typed clients), read into Kubernetes JSON.
 //! - [`docs`]: the field documentation from proto/'s comments (what `berthctl explain` prints).
 //! - [`openapi`]: the OpenAPI v3 documents the REST API serves at `/openapi/v3` (kubectl's apply, validation and explain).
 //! - [`quantity`]: resource quantities (`500m`, `128Mi`).
@@ -20,6 +21,7 @@
 
 pub mod docs;
 pub mod fields;
+pub mod k8s_protobuf;
 pub mod labels;
 pub mod manifest;
 pub mod names;

@@ -107,6 +107,7 @@ fn main() {
             client_certificate: cli.connect.client_certificate.clone(),
             client_key: cli.connect.client_key.clone(),
             namespace: cli.namespace.clone(),
+            context: cli.context.clone(),
         };
         if let Err(err) = config::run(given, args) {
             fail(&err);

@@ -1,15 +1,19 @@
 //! `config`: reads and edits berthctl's config file (`--berthconfig`, env
 //! `BERTHCONFIG`, default `~/.berth/config`), kubectl's `config` verbs:
 //! `view`, `get-contexts`, `current-context`, `use-context`, `set-context`,
-//! `set-cluster`, `set-credentials`, `delete-context`. The values come from
-//! the global flags, as kubectl's do: `set-cluster NAME --server URL
-//! --ca-file CA`, `set-credentials NAME --token T` (or `--client-certificate`
-//! and `--client-key`), `set-context NAME --cluster C --user U -n NS`.
+//! `set-cluster`, `set-credentials`, `delete-context`, `delete-cluster`,
+//! `delete-user`. The values come from the global flags, as kubectl's do:
+//! `set-cluster NAME --server URL --ca-file CA`, `set-credentials NAME --token
+//! T` (or `--client-certificate` and `--client-key`), `set-context NAME
+//! --cluster C --user U -n NS`. `kubeconfig` writes a context as a
+//! self-contained kubeconfig for kubectl and Kubernetes' client libraries.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
+use base64::Engine as _;
 use berth_client::kubeconfig::{BerthConfig, Cluster, User};
+use serde::{Deserialize, Serialize};
 
 use super::out;
 use crate::tabwriter;
@@ -65,6 +69,17 @@ pub enum ConfigCommand {
     SetCredentials { name: String },
     /// Remove a context.
     DeleteContext { name: String },
+    /// Remove a cluster entry.
+    DeleteCluster { name: String },
+    /// Remove a user entry.
+    DeleteUser { name: String },
+    /// Write the current context (or --context NAME) as a kubeconfig for kubectl, with the CA,
+    /// client certificate and key embedded (certificate-authority-data...).
+    Kubeconfig {
+        /// The file to write (readable by its owner only); default: standard output.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// What the config verbs take from the global flags: only what the user set.
@@ -77,6 +92,8 @@ pub struct Given {
     pub client_certificate: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
     pub namespace: Option<String>,
+    /// The global --context.
+    pub context: Option<String>,
 }
 
 pub fn run(given: Given, args: ConfigArgs) -> Result<()> {
@@ -202,6 +219,155 @@ pub fn run(given: Given, args: ConfigArgs) -> Result<()> {
             cfg.save(path)?;
             out(&format!("deleted context {name} from {}\n", path.display()));
         }
+        ConfigCommand::DeleteCluster { name } => {
+            if !cfg.clusters.iter().any(|c| c.name == name) {
+                bail!("cannot delete cluster {name}, not in {}", path.display());
+            }
+            cfg.clusters.retain(|c| c.name != name);
+            cfg.save(path)?;
+            out(&format!("deleted cluster {name} from {}\n", path.display()));
+        }
+        ConfigCommand::DeleteUser { name } => {
+            if !cfg.users.iter().any(|u| u.name == name) {
+                bail!("cannot delete user {name}, not in {}", path.display());
+            }
+            cfg.users.retain(|u| u.name != name);
+            cfg.save(path)?;
+            out(&format!("deleted user {name} from {}\n", path.display()));
+        }
+        ConfigCommand::Kubeconfig { output } => {
+            let text = serde_yaml::to_string(&kubeconfig(&cfg, path, given.context.as_deref())?)?;
+            match output {
+                Some(file) => write_private(&file, &text).with_context(|| format!("cannot write {}", file.display()))?,
+                None => out(&text),
+            }
+        }
     }
     Ok(())
+}
+
+/// A kubeconfig as kubectl and Kubernetes' client libraries read it, self-contained: the files
+/// a Berth context names are embedded as base64 `-data` fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kubeconfig {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub clusters: Vec<KubeconfigCluster>,
+    pub users: Vec<KubeconfigUser>,
+    pub contexts: Vec<KubeconfigContext>,
+    #[serde(rename = "current-context")]
+    pub current_context: String,
+    pub preferences: serde_yaml::Mapping,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KubeconfigCluster {
+    pub name: String,
+    pub cluster: KubeconfigClusterData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KubeconfigClusterData {
+    pub server: String,
+    #[serde(rename = "certificate-authority-data", default, skip_serializing_if = "Option::is_none")]
+    pub certificate_authority_data: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KubeconfigUser {
+    pub name: String,
+    pub user: KubeconfigUserData,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KubeconfigUserData {
+    #[serde(rename = "client-certificate-data", default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate_data: Option<String>,
+    #[serde(rename = "client-key-data", default, skip_serializing_if = "Option::is_none")]
+    pub client_key_data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KubeconfigContext {
+    pub name: String,
+    pub context: KubeconfigContextData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KubeconfigContextData {
+    pub cluster: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// The context `name` (default: the current one) of the config file at `path` as a kubeconfig
+/// with only that context, its cluster and its user, made current.
+pub fn kubeconfig(cfg: &BerthConfig, path: &Path, name: Option<&str>) -> Result<Kubeconfig> {
+    let name = match name {
+        Some(n) => n,
+        None if cfg.current_context.is_empty() => {
+            bail!("no current context in {} (name one with --context NAME)", path.display())
+        }
+        None => cfg.current_context.as_str(),
+    };
+    let resolved = cfg.resolve(Some(name), path)?;
+    let Some(ctx) = cfg.context(name) else { bail!("context {name:?} not found in {}", path.display()) };
+    let Some(server) = resolved.server else {
+        bail!("context {name:?} names no cluster with a server (berthctl config set-cluster NAME --server URL)")
+    };
+    let cluster_name = if ctx.context.cluster.is_empty() { name.to_string() } else { ctx.context.cluster.clone() };
+    let cluster = KubeconfigClusterData { server, certificate_authority_data: resolved.ca_file.as_deref().map(base64_file).transpose()? };
+    let user = KubeconfigUserData {
+        client_certificate_data: resolved.client_certificate.as_deref().map(base64_file).transpose()?,
+        client_key_data: resolved.client_key.as_deref().map(base64_file).transpose()?,
+        token: resolved.token,
+    };
+    let has_user = !ctx.context.user.is_empty() && user != KubeconfigUserData::default();
+    Ok(Kubeconfig {
+        api_version: "v1".into(),
+        kind: "Config".into(),
+        clusters: vec![KubeconfigCluster { name: cluster_name.clone(), cluster }],
+        users: if has_user { vec![KubeconfigUser { name: ctx.context.user.clone(), user }] } else { Vec::new() },
+        contexts: vec![KubeconfigContext {
+            name: name.to_string(),
+            context: KubeconfigContextData {
+                cluster: cluster_name,
+                user: if has_user { ctx.context.user.clone() } else { String::new() },
+                namespace: resolved.namespace,
+            },
+        }],
+        current_context: name.to_string(),
+        preferences: serde_yaml::Mapping::new(),
+    })
+}
+
+/// A file's bytes as base64, for a kubeconfig's `-data` fields.
+fn base64_file(file: &Path) -> Result<String> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Writes `text` to `file` through a temporary file and a rename, readable by its owner only
+/// (a kubeconfig holds a private key or a token).
+fn write_private(file: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = file.with_extension(format!("tmp-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, file)
+    };
+    write().inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
