@@ -51,6 +51,34 @@ pub fn from_json(value: serde_json::Value) -> Result<Object> {
     out.pop().ok_or(Error::Shape { doc: 1, message: "empty document".into() })
 }
 
+/// Why a JSON value is not an object of its kind: the field path
+/// (`spec.containers[0].image`, `(root)`) and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct FieldDecodeError {
+    pub path: String,
+    pub message: String,
+}
+
+impl FieldDecodeError {
+    /// Whether the field is one the kind does not have (serde's `deny_unknown_fields`).
+    pub fn is_unknown_field(&self) -> bool {
+        self.message.starts_with("unknown field")
+    }
+}
+
+/// Decodes one object of kind `info` from Kubernetes-shaped JSON (without
+/// going through YAML), naming the field that is wrong.
+pub fn decode_json(info: &KindInfo, value: serde_json::Value) -> std::result::Result<Object, FieldDecodeError> {
+    Object::from_value_of(info, value).map_err(|e| FieldDecodeError {
+        path: match e.path().to_string() {
+            p if p == "." => "(root)".to_string(),
+            p => p,
+        },
+        message: e.inner().to_string(),
+    })
+}
+
 fn parse_value(doc: usize, value: serde_yaml::Value, out: &mut Vec<Object>) -> Result<()> {
     let map = value.as_mapping().ok_or_else(|| Error::Shape { doc, message: "expected a mapping with apiVersion and kind".into() })?;
     let field = |k: &str| -> Result<String> {

@@ -19,7 +19,13 @@ pub enum Error {
     Conflict { plural: String, name: String, reason: String },
     /// The request is invalid; the message names the field and the rule (422).
     #[error("{kind} {name:?} is invalid: {message}")]
-    Invalid { kind: String, name: String, message: String },
+    Invalid {
+        kind: String,
+        name: String,
+        message: String,
+        /// Each field's error, when validation found them.
+        causes: Vec<berth_api::validation::FieldError>,
+    },
     /// A malformed request that is not about one object's fields (400).
     #[error("{0}")]
     BadRequest(String),

@@ -3,13 +3,17 @@
 //! and persists to sled with group-committed, flushed writes (§4).
 //!
 //! # Layout
-//! Top to bottom as a request goes: in at the handlers, through the gate
+//! Top to bottom as a request goes: in at a transport (gRPC or REST), into the handlers, through the gate
 //! (authentication, authorization, audit), into the registry, which runs
 //! admission and then writes to storage. After each arrow, the modules it
 //! imports besides [`error`]; every import points down this list, so there
 //! is no cycle. Admission plugins and authorizers only read, through the
 //! [`lister`].
-//! - [`service`]: the gRPC handlers → gate, authn, authz, serviceaccount, kubelet_proxy, registry, user, encryption, metrics, storage.
+//! - [`serve`]: the API port's connection loop (HTTP/1.1 with upgrades and HTTP/2, one router for both transports) → tls.
+//! - [`rest`]: the Kubernetes REST transport (discovery, OpenAPI, CRUD, watch, patch, Tables, logs, exec) → handlers, authn, registry.
+//! - [`service`]: the gRPC transport → handlers, authn, registry.
+//! - [`handlers`]: the request core both transports call → watch, gate, authn, authz, serviceaccount, kubelet_proxy, registry, user, encryption, metrics, storage.
+//! - [`watch`]: watches with selectors and bookmarks, events encoded once for every watcher → handlers' state, lister, encryption, storage.
 //! - [`http`]: `/healthz`, `/livez`, `/readyz`, `/metrics` → gate, authn, authz, metrics, storage.
 //! - [`gate`]: the check every request passes (kind served, authn, authz, audit) → authn, authz, audit, lister, user, metrics.
 //! - [`authn`]: who a request comes from (tokens, certificates, anonymous) → tls, serviceaccount, user.
@@ -40,16 +44,20 @@ pub mod defaults;
 pub mod encryption;
 pub mod error;
 pub mod gate;
+pub mod handlers;
 pub mod http;
 pub mod kubelet_proxy;
 pub mod lister;
 pub mod metrics;
 pub mod registry;
+pub mod rest;
+pub mod serve;
 pub mod service;
 pub mod serviceaccount;
 pub mod storage;
 pub mod tls;
 pub mod user;
+pub mod watch;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -59,7 +67,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use berth_api::wire::server::api_server::ApiServer;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+
 use tracing::{info, warn};
 
 use crate::storage::sled_store::{SledOptions, SledStore};
@@ -291,26 +299,31 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let authorizer = if secure { authz::Authorizer::new(lister) } else { authz::Authorizer::allow_all(lister) };
 
     let gate = Arc::new(gate::Gate { authorizer, audit, disabled, metrics: metrics.clone() });
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Checked beneath the metrics wrapper: probes are not API traffic.
     let checks = http::checks(sled_store_raw.clone(), config.data_dir.clone());
     let kubelets = Arc::new(kubelet_proxy::KubeletProxy::new(registry.clone(), kubelet_tls));
-    let api = service::ApiService::new(
-        registry,
-        metrics.clone(),
-        config.bookmark_interval,
-        stop_rx,
-        gate.clone(),
-        service_accounts,
-        transformer,
-        kubelets,
-    )
-    .with_snapshot_source(sled_store_raw);
+    let handlers = Arc::new(
+        handlers::Handlers::new(
+            registry,
+            metrics.clone(),
+            config.bookmark_interval,
+            stop_rx.clone(),
+            gate.clone(),
+            service_accounts,
+            transformer,
+            kubelets,
+        )
+        .with_snapshot_source(sled_store_raw),
+    );
+    let api = service::ApiService::new(handlers.clone());
     let grpc = ApiServer::new(api).max_decoding_message_size(64 * 1024 * 1024).max_encoding_message_size(256 * 1024 * 1024);
+    // One router, two transports: gRPC under /berth.api.v1.Api/, Kubernetes' REST under /api and /apis.
     let router = tonic::service::Routes::new(grpc)
         .add_service(checks.grpc())
         .into_axum_router()
-        .merge(http::router(&checks, http::MetricsState { metrics: metrics.clone(), store: dyn_store, gate }));
+        .merge(http::router(&checks, http::MetricsState { metrics: metrics.clone(), store: dyn_store, gate }))
+        .merge(rest::router(handlers, stop_rx));
 
     info!(
         %addr,
@@ -330,14 +343,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         // Ending watches first lets the server drain: streams would otherwise keep it open.
         let _ = stop_tx.send(true);
     };
-    let served = tonic::transport::Server::builder()
-        .accept_http1(true)
-        .tcp_nodelay(true)
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .layer(authn::AuthnLayer::new(Arc::new(authenticator)))
-        .add_routes(tonic::service::Routes::from(router))
-        .serve_with_incoming_shutdown(tls::incoming(listener, tls, allow, metrics), signal)
-        .await;
+    let service = tower::ServiceBuilder::new().layer(authn::AuthnLayer::new(Arc::new(authenticator))).service(router);
+    let served = serve::serve(tls::incoming(listener, tls, allow, metrics), service, signal).await;
     if let Some(w) = watchdog {
         w.abort();
     }

@@ -75,7 +75,12 @@ fn key_of(info: &KindInfo, o: &Object) -> String {
 }
 
 fn invalid(info: &KindInfo, name: &str, message: impl Into<String>) -> Error {
-    Error::Invalid { kind: info.kind.into(), name: name.into(), message: message.into() }
+    Error::Invalid { kind: info.kind.into(), name: name.into(), message: message.into(), causes: Vec::new() }
+}
+
+/// A validation failure, keeping each field's error (REST answers them as `details.causes`).
+fn invalid_fields(info: &KindInfo, name: &str, errors: validation::Errors) -> Error {
+    Error::Invalid { kind: info.kind.into(), name: name.into(), message: errors.to_string(), causes: errors.0 }
 }
 
 impl Registry {
@@ -252,7 +257,7 @@ impl Registry {
     }
 
     async fn store_new(&self, info: &KindInfo, mut o: Object, dry_run: bool) -> Result<Object> {
-        validation::validate(&o).map_err(|e| invalid(info, o.name(), e.to_string()))?;
+        validation::validate(&o).map_err(|e| invalid_fields(info, o.name(), e))?;
         if dry_run {
             return Ok(o);
         }
@@ -422,9 +427,9 @@ impl Registry {
         status_only: bool,
         dry_run: bool,
     ) -> Result<Written> {
-        validation::validate(&next).map_err(|e| invalid(info, name, e.to_string()))?;
+        validation::validate(&next).map_err(|e| invalid_fields(info, name, e))?;
         if !status_only {
-            validation::validate_update(old, &next).map_err(|e| invalid(info, name, e.to_string()))?;
+            validation::validate_update(old, &next).map_err(|e| invalid_fields(info, name, e))?;
         }
         if encode(&next) == encode(old) {
             // Nothing changed: no write, no new revision (as Kubernetes).
@@ -456,50 +461,29 @@ impl Registry {
 
     /// Deletes an object, gracefully where the kind has a grace period or
     /// the object has finalizers.
+    /// Checks a delete without doing it (a dry run): the options are valid,
+    /// the object exists and the preconditions hold. Answers the object as it is.
+    pub fn check_delete(&self, kind: &str, namespace: &str, name: &str, opts: &DeleteOptions) -> Result<Object> {
+        let info = self::kind(kind)?;
+        let namespace = if info.namespaced { namespace } else { "" };
+        delete_policy(info, name, opts)?;
+        let current = self.store.get(&info.key(namespace, name)).map_err(|e| Error::from_store(e, info.plural, name))?;
+        let current = current.ok_or_else(|| Error::NotFound { plural: info.plural.into(), name: name.into() })?;
+        let o = decode(&current)?;
+        check_preconditions(info, name, opts, &o, current.mod_revision)?;
+        Ok(o)
+    }
+
     pub async fn delete(&self, kind: &str, namespace: &str, name: &str, opts: &DeleteOptions) -> Result<Object> {
         let info = self::kind(kind)?;
         let namespace = if info.namespaced { namespace } else { "" };
-        if info.kind == "Namespace" && SYSTEM_NAMESPACES.contains(&name) {
-            return Err(Error::Forbidden(format!("namespaces {name:?} is forbidden: this namespace may not be deleted")));
-        }
-        let finalizer = match opts.propagation_policy.as_str() {
-            "" | "Background" => None,
-            "Foreground" => Some("foregroundDeletion"),
-            "Orphan" => Some("orphan"),
-            other => {
-                return Err(Error::BadRequest(format!(
-                    "propagationPolicy: Unsupported value: {other:?}: supported values: \"Background\", \"Foreground\", \"Orphan\""
-                )));
-            }
-        };
-        if let Some(g) = opts.grace_period_seconds
-            && g < 0
-        {
-            return Err(Error::BadRequest(format!("gracePeriodSeconds: Invalid value: {g}: must be >= 0")));
-        }
+        let finalizer = delete_policy(info, name, opts)?;
         let key = info.key(namespace, name);
         for _ in 0..MAX_RETRIES {
             let current = self.store.get(&key).map_err(|e| Error::from_store(e, info.plural, name))?;
             let current = current.ok_or_else(|| Error::NotFound { plural: info.plural.into(), name: name.into() })?;
             let mut o = decode(&current)?;
-            let meta = o.metadata().cloned().unwrap_or_default();
-            if !opts.uid.is_empty() && opts.uid != meta.uid {
-                return Err(Error::Conflict {
-                    plural: info.plural.into(),
-                    name: name.into(),
-                    reason: format!("Precondition failed: UID in precondition: {}, UID in object meta: {}", opts.uid, meta.uid),
-                });
-            }
-            if !opts.resource_version.is_empty() && opts.resource_version != current.mod_revision.to_string() {
-                return Err(Error::Conflict {
-                    plural: info.plural.into(),
-                    name: name.into(),
-                    reason: format!(
-                        "Precondition failed: ResourceVersion in precondition: {}, ResourceVersion in object meta: {}",
-                        opts.resource_version, current.mod_revision
-                    ),
-                });
-            }
+            check_preconditions(info, name, opts, &o, current.mod_revision)?;
             let m = o.metadata_mut().ok_or_else(|| Error::Internal("stored object without metadata".into()))?;
             let mut changed = false;
             if let Some(f) = finalizer
@@ -727,6 +711,49 @@ fn random_suffix() -> String {
     const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
     (0..5).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
+}
+
+/// Checks a delete's options; answers the finalizer its propagation policy adds.
+fn delete_policy(info: &KindInfo, name: &str, opts: &DeleteOptions) -> Result<Option<&'static str>> {
+    if info.kind == "Namespace" && SYSTEM_NAMESPACES.contains(&name) {
+        return Err(Error::Forbidden(format!("namespaces {name:?} is forbidden: this namespace may not be deleted")));
+    }
+    if let Some(g) = opts.grace_period_seconds
+        && g < 0
+    {
+        return Err(Error::BadRequest(format!("gracePeriodSeconds: Invalid value: {g}: must be >= 0")));
+    }
+    match opts.propagation_policy.as_str() {
+        "" | "Background" => Ok(None),
+        "Foreground" => Ok(Some("foregroundDeletion")),
+        "Orphan" => Ok(Some("orphan")),
+        other => Err(Error::BadRequest(format!(
+            "propagationPolicy: Unsupported value: {other:?}: supported values: \"Background\", \"Foreground\", \"Orphan\""
+        ))),
+    }
+}
+
+/// A delete's uid and resourceVersion preconditions against the stored object.
+fn check_preconditions(info: &KindInfo, name: &str, opts: &DeleteOptions, o: &Object, mod_revision: Revision) -> Result<()> {
+    let uid = o.metadata().map(|m| m.uid.as_str()).unwrap_or("");
+    if !opts.uid.is_empty() && opts.uid != uid {
+        return Err(Error::Conflict {
+            plural: info.plural.into(),
+            name: name.into(),
+            reason: format!("Precondition failed: UID in precondition: {}, UID in object meta: {uid}", opts.uid),
+        });
+    }
+    if !opts.resource_version.is_empty() && opts.resource_version != mod_revision.to_string() {
+        return Err(Error::Conflict {
+            plural: info.plural.into(),
+            name: name.into(),
+            reason: format!(
+                "Precondition failed: ResourceVersion in precondition: {}, ResourceVersion in object meta: {mod_revision}",
+                opts.resource_version
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

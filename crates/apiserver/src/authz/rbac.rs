@@ -208,6 +208,22 @@ pub fn default_cluster_roles() -> Vec<ClusterRole> {
         cluster_role("edit", edit_rules),
         cluster_role("view", view_rules),
         cluster_role("system:monitoring", vec![url_rule(&["get"], &["/metrics", "/livez", "/readyz", "/healthz"])]),
+        // What lets any user run kubectl at all: discovery, OpenAPI, and asking what they may do.
+        cluster_role(
+            "system:discovery",
+            vec![url_rule(
+                &["get"],
+                &["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/", "/healthz", "/livez", "/readyz"],
+            )],
+        ),
+        cluster_role(
+            "system:basic-user",
+            vec![
+                rule(&["create"], &["authorization.k8s.io"], &["selfsubjectaccessreviews", "selfsubjectrulesreviews"]),
+                rule(&["create"], &["authentication.k8s.io"], &["selfsubjectreviews"]),
+            ],
+        ),
+        cluster_role("system:public-info-viewer", vec![url_rule(&["get"], &["/version", "/version/", "/healthz", "/livez", "/readyz"])]),
         // Reads a kubelet needs; its writes (own Node, own Lease, own pods'
         // status) and its secret and configMap reads are the Node authorizer's.
         cluster_role(
@@ -240,6 +256,15 @@ pub fn default_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
     vec![
         binding("cluster-admin", "cluster-admin", "Group", GROUP_MASTERS),
         binding("system:monitoring", "system:monitoring", "Group", "system:monitoring"),
+        binding("system:discovery", "system:discovery", "Group", crate::user::GROUP_AUTHENTICATED),
+        binding("system:basic-user", "system:basic-user", "Group", crate::user::GROUP_AUTHENTICATED),
+        {
+            let mut b = binding("system:public-info-viewer", "system:public-info-viewer", "Group", crate::user::GROUP_AUTHENTICATED);
+            let mut anonymous = b.subjects[0].clone();
+            anonymous.name = crate::user::GROUP_UNAUTHENTICATED.into();
+            b.subjects.push(anonymous);
+            b
+        },
         binding("system:node", "system:node", "Group", "system:nodes"),
         binding("system:kube-scheduler", "system:kube-scheduler", "User", "system:kube-scheduler"),
         binding("system:kube-controller-manager", "system:kube-controller-manager", "User", "system:kube-controller-manager"),
