@@ -466,3 +466,42 @@ async fn kubectl_follows_logs_and_execs_through_the_kubelet() {
     assert_eq!(ok, "fine\n");
     c.ok(&["delete", "pod", "talk", "--grace-period=1"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_through_rest_is_refused_with_a_status_and_stores_nothing() {
+    let c = TlsCluster::start().await;
+    let dir = c.tmp.path();
+    let post = |name: &str, path: &str, body: &str| {
+        let f = write(dir, name, body);
+        c.fails(&["create", "--raw", path, "-f", &f])
+    };
+    let cms = "/api/v1/namespaces/default/configmaps";
+    let malformed = post("malformed.json", cms, r#"{"metadata": {"name": "m"}, "data": {"#);
+    assert!(malformed.contains("Error from server (BadRequest)") && malformed.contains("not valid JSON"), "{malformed}");
+    let strict = post(
+        "unknown.json",
+        &format!("{cms}?fieldValidation=Strict"),
+        r#"{"metadata": {"name": "u"}, "data": {"a": "b"}, "bogus": 1}"#,
+    );
+    assert!(strict.contains("strict decoding error: unknown field \"bogus\""), "{strict}");
+    let wrong_kind = post("kind.json", cms, r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "k"}}"#);
+    assert!(wrong_kind.contains("does not match the expected kind (ConfigMap)"), "{wrong_kind}");
+    let wrong_ns = post("ns.json", cms, r#"{"metadata": {"name": "n", "namespace": "kube-system"}}"#);
+    assert!(wrong_ns.contains("does not match the namespace sent on the request"), "{wrong_ns}");
+    let wrong_type = post("type.json", cms, r#"{"metadata": {"name": "t"}, "data": ["not", "a", "map"]}"#);
+    assert!(wrong_type.contains("BadRequest") && wrong_type.contains("data"), "{wrong_type}");
+    // Nothing of that was stored, in either namespace.
+    for ns in ["default", "kube-system"] {
+        assert_eq!(c.ok(&["get", "configmaps", "-n", ns, "-o", "name"]).trim(), "", "nothing stored in {ns}");
+    }
+    // A patch that does not apply leaves the object as it was.
+    c.ok(&["create", "configmap", "kept", "--from-literal=a=b"]);
+    let rv = c.ok(&["get", "configmap", "kept", "-o", "jsonpath={.metadata.resourceVersion}"]);
+    let bad_patch = c.fails(&["patch", "configmap", "kept", "--type=json", "-p", r#"[{"op":"remove","path":"/data/nope"}]"#]);
+    assert!(bad_patch.contains("invalid"), "{bad_patch}");
+    let not_json = c.fails(&["patch", "configmap", "kept", "--type=merge", "-p", "{not json"]);
+    assert!(!not_json.is_empty());
+    let smp = c.fails(&["patch", "configmap", "kept", "-p", r#"{"metadata":{"ownerReferences":[{"name":"no-uid"}]}}"#]);
+    assert!(smp.contains("merge key"), "{smp}");
+    assert_eq!(c.ok(&["get", "configmap", "kept", "-o", "jsonpath={.metadata.resourceVersion}"]), rv, "the refused patches changed nothing");
+}
