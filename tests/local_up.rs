@@ -193,6 +193,24 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.lines().any(|l| l.starts_with(&nodes[0]) && l.contains(" Ready ")), "{table}");
 
+    // kubectl, through the kubeconfig the launcher wrote, sees the same cluster.
+    let kubeconfig = cluster.state.path().join("kubeconfig");
+    let kubectl = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--cache-dir")
+        .arg(cluster.state.path().join("kubectl-cache"))
+        .args(["get", "nodes"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("kubectl is installed (the launcher's kubeconfig is checked with the real kubectl)");
+    let table = String::from_utf8_lossy(&kubectl.stdout);
+    assert!(
+        table.lines().any(|l| l.starts_with(&nodes[0]) && l.contains(" Ready ")),
+        "kubectl get nodes: {table}{}",
+        String::from_utf8_lossy(&kubectl.stderr)
+    );
+
     let out = cluster.berthctl(&["apply", "-f", "-"], Some(POD));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -215,6 +233,9 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
     let out = cluster.down();
     assert!(out.status.success(), "down failed: {}", String::from_utf8_lossy(&out.stderr));
     assert_nothing_left(&nodes[0]);
+    assert!(!kubeconfig.exists(), "down removes the kubeconfig it wrote");
+    let contexts = cluster.berthctl(&["config", "get-contexts", "-o", "name"], None);
+    assert!(!String::from_utf8_lossy(&contexts.stdout).contains("berth-local"), "down removes the berthctl context it made");
     assert!(!String::from_utf8_lossy(&cluster.berthctl(&["get", "nodes"], None).stdout).contains("Ready"), "the apiserver is stopped");
 
     // A second `up` serves the same objects from the kept store; its proxy

@@ -17,6 +17,9 @@ use special_fields::{INT_OR_STRING, QUANTITY_MAPS, QUANTITY_STRINGS};
 /// message fields as an object of their own always-printed fields (`{}` when they have none).
 /// The build fails when an entry names no field.
 const ALWAYS_EMIT: &[&str] = &[
+    // A controller's status is printed before the controller has written it
+    // (`status: {replicas: 0}`), as Go never omits a struct; clients read it at once.
+    ".berth.core.v1.ReplicationController.status",
     // core/v1 Pod
     ".berth.core.v1.PodSpec.containers",
     ".berth.core.v1.Container.name",

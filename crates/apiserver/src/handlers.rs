@@ -118,6 +118,18 @@ fn clone_error(e: &Error) -> Error {
     }
 }
 
+/// What a list asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListQuery<'a> {
+    pub kind: &'a str,
+    /// Empty: every namespace.
+    pub namespace: &'a str,
+    pub label_selector: &'a str,
+    pub field_selector: &'a str,
+    /// Served from a revision at least this new (0: the newest).
+    pub min_resource_version: u64,
+}
+
 /// What a write is to the object it changes.
 pub struct Change {
     /// The object to store.
@@ -242,37 +254,33 @@ impl Handlers {
     }
 
     /// Lists, answering with the stored bytes (gRPC).
-    pub async fn list_encoded(
-        &self,
-        who: Option<&Authenticated>,
-        kind: &str,
-        namespace: &str,
-        label_selector: &str,
-        field_selector: &str,
-        min_resource_version: u64,
-    ) -> Result<(Vec<EncodedObject>, u64), Error> {
-        let call = Call::new(who, "list", self.gate.kind(kind)).at(namespace, "");
-        self.observe(call, |info, registry| async move {
-            let filter = Filter::parse(info, label_selector, field_selector)?;
-            registry.list_encoded(info, namespace, &filter, min_resource_version).await
+    pub async fn list_encoded(&self, who: Option<&Authenticated>, q: &ListQuery<'_>) -> Result<(Vec<EncodedObject>, u64), Error> {
+        self.listing(who, q, |registry, info, filter| async move {
+            registry.list_encoded(info, q.namespace, &filter, q.min_resource_version).await
         })
         .await
     }
 
     /// Lists, answering with decoded objects (REST).
-    pub async fn list(
-        &self,
-        who: Option<&Authenticated>,
-        kind: &str,
-        namespace: &str,
-        label_selector: &str,
-        field_selector: &str,
-        min_resource_version: u64,
-    ) -> Result<(Vec<Object>, u64), Error> {
-        let call = Call::new(who, "list", self.gate.kind(kind)).at(namespace, "");
+    pub async fn list(&self, who: Option<&Authenticated>, q: &ListQuery<'_>) -> Result<(Vec<Object>, u64), Error> {
+        self.listing(
+            who,
+            q,
+            |registry, info, filter| async move { registry.list(info, q.namespace, &filter, q.min_resource_version).await },
+        )
+        .await
+    }
+
+    /// A list's gate and selectors, around how its result is read.
+    async fn listing<T, F, Fut>(&self, who: Option<&Authenticated>, q: &ListQuery<'_>, read: F) -> Result<T, Error>
+    where
+        F: FnOnce(Registry, &'static KindInfo, Filter) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let call = Call::new(who, "list", self.gate.kind(q.kind)).at(q.namespace, "");
         self.observe(call, |info, registry| async move {
-            let filter = Filter::parse(info, label_selector, field_selector)?;
-            registry.list(info, namespace, &filter, min_resource_version).await
+            let filter = Filter::parse(info, q.label_selector, q.field_selector)?;
+            read(registry, info, filter).await
         })
         .await
     }
@@ -282,7 +290,8 @@ impl Handlers {
         let kind = object.info().ok_or_else(|| Error::BadRequest("object: Required value".into())).and_then(|i| self.gate.kind(i.kind));
         let (ns, name) = (object.namespace().to_string(), object.name().to_string());
         let audited = self.audit_copy(&object);
-        let call = Call::new(who, "update", kind).at(&ns, &name).sending(audited.as_ref()).on_subresource(if status_only { "status" } else { "" });
+        let call =
+            Call::new(who, "update", kind).at(&ns, &name).sending(audited.as_ref()).on_subresource(if status_only { "status" } else { "" });
         self.observe(call, |_, registry| async move { registry.update(object, status_only, dry_run).await }).await
     }
 

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::authn::Authenticated;
 use crate::error::Error;
-use crate::handlers::{Handlers, default_namespace};
+use crate::handlers::{Handlers, ListQuery, default_namespace};
 use crate::kubelet_proxy::Relay;
 use crate::registry::DeleteOptions;
 
@@ -69,10 +69,14 @@ impl Api for ApiService {
     async fn list(&self, req: Request<ListRequest>) -> Result<Response<EncodedList>, Status> {
         let who = who(&req);
         let r = req.into_inner();
-        let listed = self
-            .handlers
-            .list_encoded(who.as_ref(), &r.kind, &r.namespace, &r.label_selector, &r.field_selector, r.min_resource_version)
-            .await;
+        let q = ListQuery {
+            kind: &r.kind,
+            namespace: &r.namespace,
+            label_selector: &r.label_selector,
+            field_selector: &r.field_selector,
+            min_resource_version: r.min_resource_version,
+        };
+        let listed = self.handlers.list_encoded(who.as_ref(), &q).await;
         answer(listed.map(|(items, resource_version)| EncodedList { items, resource_version }))
     }
 

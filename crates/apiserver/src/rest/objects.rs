@@ -18,7 +18,7 @@ use super::status::{Problem, success};
 use super::{Query, Rest, Target, json, wants_table};
 use crate::authn::Authenticated;
 use crate::error::Error;
-use crate::handlers::Change;
+use crate::handlers::{Change, ListQuery};
 use crate::registry::DeleteOptions;
 
 /// The largest request body accepted (kube-apiserver's limit is 3 MiB).
@@ -149,11 +149,14 @@ async fn get(
 
 async fn list(rest: &Rest, who: Option<&Authenticated>, info: &KindInfo, ns: &str, query: &Query, headers: &HeaderMap) -> Answer {
     let rv = query.resource_version().map_err(problem(info))?;
-    let (items, rev) = rest
-        .handlers
-        .list(who, info.kind, ns, query.string("labelSelector"), query.string("fieldSelector"), rv)
-        .await
-        .map_err(problem(info))?;
+    let q = ListQuery {
+        kind: info.kind,
+        namespace: ns,
+        label_selector: query.string("labelSelector"),
+        field_selector: query.string("fieldSelector"),
+        min_resource_version: rv,
+    };
+    let (items, rev) = rest.handlers.list(who, &q).await.map_err(problem(info))?;
     let value = if wants_table(headers) {
         let include = IncludeObject::parse(query.string("includeObject"));
         berth_api::printers::table(info, &items, &rev.to_string(), include, true, chrono::Utc::now())
@@ -318,7 +321,8 @@ async fn delete(rest: &Rest, who: Option<&Authenticated>, info: &KindInfo, ns: &
     let (opts, dry_run) = delete_options(query, &bytes, &headers)?;
     let ns = if info.namespaced && ns.is_empty() { "default" } else { ns };
     let o = rest.handlers.delete(who, info.kind, ns, name, &opts, dry_run).await.map_err(problem(info))?;
-    if dry_run || still_present(&o) || info.kind == "Pod" {
+    // These kinds answer a delete with the object (their clients' return types say so); the others with a Status.
+    if dry_run || still_present(&o) || matches!(info.kind, "Pod" | "Service" | "ServiceAccount" | "ResourceQuota") {
         let pending = matches!(opts.propagation_policy.as_str(), "Foreground" | "Orphan") && still_present(&o);
         let code = if pending { StatusCode::ACCEPTED } else { StatusCode::OK };
         return Ok(json(code, &o.to_json_value()));

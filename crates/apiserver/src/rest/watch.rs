@@ -44,6 +44,11 @@ pub async fn serve(
     };
     let (events, timeout) = match start() {
         Ok(x) => x,
+        // A compacted revision is an ERROR event in a 200 stream, as kube-apiserver's watch cache answers it.
+        Err(e @ Error::Gone { .. }) => {
+            let line = error_line(e, info).unwrap_or_default();
+            return (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], line).into_response();
+        }
         Err(e) => return Problem::from_error(e, Some(info)).into_response(),
     };
     let table = wants_table(headers).then(|| IncludeObject::parse(query.string("includeObject")));
