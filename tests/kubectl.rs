@@ -478,11 +478,8 @@ async fn bad_input_through_rest_is_refused_with_a_status_and_stores_nothing() {
     let cms = "/api/v1/namespaces/default/configmaps";
     let malformed = post("malformed.json", cms, r#"{"metadata": {"name": "m"}, "data": {"#);
     assert!(malformed.contains("Error from server (BadRequest)") && malformed.contains("not valid JSON"), "{malformed}");
-    let strict = post(
-        "unknown.json",
-        &format!("{cms}?fieldValidation=Strict"),
-        r#"{"metadata": {"name": "u"}, "data": {"a": "b"}, "bogus": 1}"#,
-    );
+    let strict =
+        post("unknown.json", &format!("{cms}?fieldValidation=Strict"), r#"{"metadata": {"name": "u"}, "data": {"a": "b"}, "bogus": 1}"#);
     assert!(strict.contains("strict decoding error: unknown field \"bogus\""), "{strict}");
     let wrong_kind = post("kind.json", cms, r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "k"}}"#);
     assert!(wrong_kind.contains("does not match the expected kind (ConfigMap)"), "{wrong_kind}");
@@ -503,5 +500,9 @@ async fn bad_input_through_rest_is_refused_with_a_status_and_stores_nothing() {
     assert!(!not_json.is_empty());
     let smp = c.fails(&["patch", "configmap", "kept", "-p", r#"{"metadata":{"ownerReferences":[{"name":"no-uid"}]}}"#]);
     assert!(smp.contains("merge key"), "{smp}");
-    assert_eq!(c.ok(&["get", "configmap", "kept", "-o", "jsonpath={.metadata.resourceVersion}"]), rv, "the refused patches changed nothing");
+    assert_eq!(
+        c.ok(&["get", "configmap", "kept", "-o", "jsonpath={.metadata.resourceVersion}"]),
+        rv,
+        "the refused patches changed nothing"
+    );
 }
