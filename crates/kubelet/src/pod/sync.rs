@@ -1,9 +1,9 @@
 //! One sync of one pod, the seed's steps in order: data directory and
 //! volumes, secrets and configMaps, images, the sandbox that owns the
-//! pod's network namespace, its resolv.conf and /etc/hosts, init containers one after another, app
-//! containers (replaced when their spec changed, restarted per
-//! restartPolicy with back-off, killed when their liveness probe fails),
-//! then the status. A pod being deleted is terminated gracefully and
+//! pod's network namespace, the pod's resolv.conf and /etc/hosts, init
+//! containers one after another, app containers (replaced when their spec
+//! changed, restarted per restartPolicy with back-off, killed when their
+//! liveness probe fails), then the status. A pod being deleted is terminated gracefully and
 //! confirmed to the apiserver.
 
 use std::collections::{HashMap, HashSet};
