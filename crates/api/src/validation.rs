@@ -702,6 +702,7 @@ fn pod_spec(c: &mut Check, s: &PodSpec, p: &str) {
             c.required(&at(&idx(&at(p, "imagePullSecrets"), i), "name"), "");
         }
     }
+    dns_config(c, s, p);
     if let Some(sc) = &s.security_context {
         let sp = at(p, "securityContext");
         id_range(c, &at(&sp, "runAsUser"), sc.run_as_user);
@@ -715,6 +716,57 @@ fn pod_spec(c: &mut Check, s: &PodSpec, p: &str) {
         node_affinity(c, na, &at(&at(p, "affinity"), "nodeAffinity"));
     }
     tolerations(c, &s.tolerations, &at(p, "tolerations"));
+}
+
+/// Most nameservers and search domains a resolv.conf may have (Kubernetes' limits).
+const MAX_DNS_NAMESERVERS: usize = 3;
+const MAX_DNS_SEARCHES: usize = 32;
+const MAX_DNS_SEARCH_LIST_CHARS: usize = 2048;
+
+/// spec.dnsConfig, as Kubernetes checks it: required with at least one
+/// nameserver under dnsPolicy None; at most 3 nameservers, each an IP; at
+/// most 32 search domains (2048 characters in all), each a DNS subdomain;
+/// options with names.
+fn dns_config(c: &mut Check, s: &PodSpec, p: &str) {
+    let dp = at(p, "dnsConfig");
+    let Some(d) = &s.dns_config else {
+        if s.dns_policy == "None" {
+            c.required(&dp, "must provide `dnsConfig` when `dnsPolicy` is None");
+        }
+        return;
+    };
+    if s.dns_policy == "None" && d.nameservers.is_empty() {
+        c.required(&at(&dp, "nameservers"), "must provide at least one DNS nameserver when `dnsPolicy` is None");
+    }
+    let list = |v: &[String]| Rendered(format!("[{}]", v.join(" ")));
+    if d.nameservers.len() > MAX_DNS_NAMESERVERS {
+        c.invalid(&at(&dp, "nameservers"), list(&d.nameservers), format!("must not have more than {MAX_DNS_NAMESERVERS} nameservers"));
+    }
+    for (i, ns) in d.nameservers.iter().enumerate() {
+        if ns.parse::<IpAddr>().is_err() {
+            c.invalid(&idx(&at(&dp, "nameservers"), i), ns, "must be a valid IP address");
+        }
+    }
+    if d.searches.len() > MAX_DNS_SEARCHES {
+        c.invalid(&at(&dp, "searches"), list(&d.searches), format!("must not have more than {MAX_DNS_SEARCHES} search paths"));
+    }
+    if d.searches.iter().map(|x| x.len() + 1).sum::<usize>().saturating_sub(1) > MAX_DNS_SEARCH_LIST_CHARS {
+        c.invalid(
+            &at(&dp, "searches"),
+            list(&d.searches),
+            format!("must not have more than {MAX_DNS_SEARCH_LIST_CHARS} characters (including spaces) in the search list"),
+        );
+    }
+    for (i, search) in d.searches.iter().enumerate() {
+        // A trailing dot (a fully qualified name) is allowed.
+        let name = search.strip_suffix('.').unwrap_or(search);
+        c.invalid_all(&idx(&at(&dp, "searches"), i), search, names::dns1123_subdomain(name));
+    }
+    for (i, o) in d.options.iter().enumerate() {
+        if o.name.is_empty() {
+            c.required(&at(&idx(&at(&dp, "options"), i), "name"), "");
+        }
+    }
 }
 
 /// Volumes: unique DNS-1123 label names and exactly one source each.
@@ -3067,6 +3119,36 @@ mod tests {
         assert_error_at(&pod_with(|s| s.active_deadline_seconds = Some(0)), "spec.activeDeadlineSeconds");
         assert_error_at(&pod_with(|s| s.dns_policy = "Google".into()), "spec.dnsPolicy");
         assert_valid(&pod_with(|s| s.dns_policy.clear()));
+        let dns = |nameservers: &[&str], searches: Vec<String>| PodDnsConfig {
+            nameservers: nameservers.iter().map(|s| s.to_string()).collect(),
+            searches,
+            options: vec![PodDnsConfigOption { name: "ndots".into(), value: Some("2".into()) }],
+        };
+        assert_valid(&pod_with(|s| {
+            s.dns_policy = "None".into();
+            s.dns_config = Some(dns(&["10.0.0.1", "fd00::1"], vec!["svc.example.".into(), "example.org".into()]));
+        }));
+        assert_error_at(&pod_with(|s| s.dns_policy = "None".into()), "spec.dnsConfig");
+        assert_error_at(
+            &pod_with(|s| {
+                s.dns_policy = "None".into();
+                s.dns_config = Some(dns(&[], vec![]));
+            }),
+            "spec.dnsConfig.nameservers",
+        );
+        assert_eq!(
+            assert_error_at(
+                &pod_with(|s| s.dns_config = Some(dns(&["1.1.1.1", "1.0.0.1", "8.8.8.8", "8.8.4.4"], vec![]))),
+                "spec.dnsConfig.nameservers"
+            ),
+            "spec.dnsConfig.nameservers: Invalid value: [1.1.1.1 1.0.0.1 8.8.8.8 8.8.4.4]: must not have more than 3 nameservers"
+        );
+        assert_error_at(&pod_with(|s| s.dns_config = Some(dns(&["dns.example"], vec![]))), "spec.dnsConfig.nameservers[0]");
+        assert_error_at(
+            &pod_with(|s| s.dns_config = Some(dns(&[], (0..33).map(|i| format!("d{i}.example")).collect()))),
+            "spec.dnsConfig.searches",
+        );
+        assert_error_at(&pod_with(|s| s.dns_config = Some(dns(&[], vec!["Bad_Domain".into()]))), "spec.dnsConfig.searches[0]");
         assert_error_at(&pod_with(|s| s.node_name = "Node_1".into()), "spec.nodeName");
         assert_error_at(&pod_with(|s| s.service_account_name = "My SA".into()), "spec.serviceAccountName");
         assert_error_at(&pod_with(|s| s.hostname = "a.b".into()), "spec.hostname");

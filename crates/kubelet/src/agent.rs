@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use berth_api::pb::core::{Node, Pod};
+use berth_api::pb::core::{Node, Pod, Service};
 use berth_client::events::Recorder;
 use berth_client::{Client, Reader};
 use tokio::sync::Notify;
@@ -36,6 +36,8 @@ pub struct Agent {
     pub pods: Reader<Pod>,
     /// This node's Node object.
     pub node: Reader<Node>,
+    /// Every Service of the cluster, for the containers' environment.
+    pub services: Reader<Service>,
     pub ipam: Mutex<Ipam>,
     pub restarts: Mutex<Backoff>,
     pub images: Images,

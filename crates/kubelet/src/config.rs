@@ -2,6 +2,7 @@
 //! flags' compound values (`--kube-reserved cpu=100m,memory=256Mi`).
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,6 +16,12 @@ pub const CLUSTER_CIDR: &str = "172.30.0.0/16";
 /// The image of the container that holds a pod's network namespace
 /// (`deploy/test-image.sh` builds it).
 pub const PAUSE_IMAGE: &str = "berth/pause:1";
+/// The cluster DNS: the tenth address of the default service CIDR
+/// 10.96.0.0/16 (the `kube-dns` Service in `kube-system`).
+pub const CLUSTER_DNS: &str = "10.96.0.10";
+pub const CLUSTER_DOMAIN: &str = "cluster.local";
+/// The node's resolvers, for dnsPolicy Default and the host's search domains.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 
 /// Which container runtime runs the pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -71,6 +78,12 @@ pub struct Config {
     pub eviction_hard: crate::host::Thresholds,
     /// Serve the kubelet API over TLS (none: plaintext).
     pub api_tls: Option<ApiTls>,
+    /// The nameservers of ClusterFirst pods (empty: none, such pods use the node's).
+    pub cluster_dns: Vec<IpAddr>,
+    /// The cluster's DNS domain: pods search `<namespace>.svc.<domain>`.
+    pub cluster_domain: String,
+    /// The resolv.conf of the node's resolvers (None: the node has none to give).
+    pub resolv_conf: Option<PathBuf>,
 }
 
 /// TLS of the kubelet API (`--tls-cert-file`, `--tls-private-key-file`,
@@ -108,6 +121,9 @@ impl Default for Config {
             hollow_nodes: 0,
             eviction_hard: crate::host::Thresholds::default(),
             api_tls: None,
+            cluster_dns: parse_ips(CLUSTER_DNS).unwrap_or_default(),
+            cluster_domain: CLUSTER_DOMAIN.into(),
+            resolv_conf: Some(PathBuf::from(RESOLV_CONF)),
         }
     }
 }
@@ -123,6 +139,18 @@ pub fn parse_key_values(s: &str) -> Result<BTreeMap<String, String>, String> {
         out.insert(k.trim().to_string(), v.trim().to_string());
     }
     Ok(out)
+}
+
+/// Parses `--cluster-dns`: IP addresses separated by commas (empty: none).
+pub fn parse_ips(s: &str) -> Result<Vec<IpAddr>, String> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(|p| p.parse().map_err(|_| format!("{p:?} is not an IP address"))).collect()
+}
+
+/// Parses `--cluster-domain`: a DNS name without a trailing dot.
+pub fn parse_domain(s: &str) -> Result<String, String> {
+    let d = s.trim().trim_end_matches('.');
+    let problems = berth_api::names::dns1123_subdomain(d);
+    if problems.is_empty() { Ok(d.to_string()) } else { Err(problems.join("; ")) }
 }
 
 /// Parses `--kube-reserved`: only `cpu` and `memory`, each a valid quantity.
@@ -154,5 +182,14 @@ mod tests {
         assert!(parse_reserved("gpu=1").is_err());
         assert!(parse_reserved("cpu=lots").is_err());
         assert!(parse_reserved("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn should_parse_cluster_dns_addresses_and_domain() {
+        assert_eq!(parse_ips("10.96.0.10, fd00::a").unwrap(), ["10.96.0.10".parse::<IpAddr>().unwrap(), "fd00::a".parse().unwrap()]);
+        assert!(parse_ips("").unwrap().is_empty());
+        assert!(parse_ips("10.96.0.300").is_err());
+        assert_eq!(parse_domain("cluster.local.").unwrap(), "cluster.local");
+        assert!(parse_domain("Cluster_Local").is_err());
     }
 }

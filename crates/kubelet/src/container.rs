@@ -3,7 +3,7 @@
 //! spec), its environment (downward API, secrets and configMaps, `$(VAR)`
 //! expansion), mounts, resource limits and security settings.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use berth_api::Resource;
@@ -214,12 +214,23 @@ fn lookup(
 }
 
 /// The container's environment as `NAME=value` lines, in order, with
-/// envFrom first and `env` (expanded) after, as Kubernetes builds it.
-pub fn environment(pod: &Pod, c: &Container, place: &PodPlace, refs: &Refs) -> Result<Vec<String>, ConfigError> {
+/// envFrom first, `env` (expanded) after, then the Service variables
+/// (`services`) that neither defines, as Kubernetes builds it: `$(VAR)` in
+/// `env` may name a Service variable, and the pod's own variables win.
+pub fn environment(
+    pod: &Pod,
+    c: &Container,
+    place: &PodPlace,
+    refs: &Refs,
+    services: &BTreeMap<String, String>,
+) -> Result<Vec<String>, ConfigError> {
     let mut vars: Vec<(String, String)> = Vec::new();
-    let mut map: HashMap<String, String> = HashMap::new();
-    let set = |vars: &mut Vec<(String, String)>, map: &mut HashMap<String, String>, k: String, v: String| {
-        if map.insert(k.clone(), v.clone()).is_some() {
+    // What `$(VAR)` may name: the Service variables, then those defined so far.
+    let mut map: HashMap<String, String> = services.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut defined: HashSet<String> = HashSet::new();
+    let mut set = |vars: &mut Vec<(String, String)>, map: &mut HashMap<String, String>, k: String, v: String| {
+        map.insert(k.clone(), v.clone());
+        if !defined.insert(k.clone()) {
             vars.retain(|(n, _)| n != &k);
         }
         vars.push((k, v));
@@ -268,6 +279,8 @@ pub fn environment(pod: &Pod, c: &Container, place: &PodPlace, refs: &Refs) -> R
         };
         set(&mut vars, &mut map, e.name.clone(), value);
     }
+    let own: HashSet<String> = vars.iter().map(|(k, _)| k.clone()).collect();
+    vars.extend(services.iter().filter(|(k, _)| !own.contains(*k)).map(|(k, v)| (k.clone(), v.clone())));
     Ok(vars.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
 }
 
@@ -432,7 +445,7 @@ mod tests {
             ..Default::default()
         };
         let place = PodPlace { node_name: "n1".into(), host_ip: "127.0.0.1".into(), pod_ip: "172.30.1.2".into() };
-        let got = environment(&pod(), &c, &place, &Refs::default()).unwrap();
+        let got = environment(&pod(), &c, &place, &Refs::default(), &BTreeMap::new()).unwrap();
         assert_eq!(got, ["POD=web", "NS=prod", "IP=172.30.1.2", "NODE=n1", "APP=web", "URL=http://172.30.1.2:80/$(MISSING)/$(IP)"]);
     }
 
@@ -458,7 +471,7 @@ mod tests {
             }],
             ..Default::default()
         };
-        let got = environment(&pod(), &c, &PodPlace::default(), &refs).unwrap();
+        let got = environment(&pod(), &c, &PodPlace::default(), &refs, &BTreeMap::new()).unwrap();
         assert_eq!(got, ["CFG_bad-key=x", "CFG_mode=fast", "PASSWORD=hunter2"]);
 
         let missing = Container {
@@ -469,8 +482,22 @@ mod tests {
             }],
             ..Default::default()
         };
-        let err = environment(&pod(), &missing, &PodPlace::default(), &refs).unwrap_err();
+        let err = environment(&pod(), &missing, &PodPlace::default(), &refs, &BTreeMap::new()).unwrap_err();
         assert_eq!(err.0, "configmap \"gone\" not found");
+    }
+
+    #[test]
+    fn should_add_service_variables_that_the_pod_does_not_set_and_expand_them() {
+        let services: BTreeMap<String, String> = [("WEB_SERVICE_HOST", "10.96.0.30"), ("WEB_SERVICE_PORT", "80")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let c = Container {
+            env: vec![env("WEB_SERVICE_PORT", "8080"), env("URL", "http://$(WEB_SERVICE_HOST):$(WEB_SERVICE_PORT)/")],
+            ..Default::default()
+        };
+        let got = environment(&pod(), &c, &PodPlace::default(), &Refs::default(), &services).unwrap();
+        assert_eq!(got, ["WEB_SERVICE_PORT=8080", "URL=http://10.96.0.30:8080/", "WEB_SERVICE_HOST=10.96.0.30"]);
     }
 
     #[test]

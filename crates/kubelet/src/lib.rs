@@ -45,10 +45,10 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_api::pb::core::{Node, Pod};
+use berth_api::pb::core::{Node, Pod, Service};
 use berth_client::events::Recorder;
 use berth_client::health::Checks;
-use berth_client::{Client, Informer, ListParams};
+use berth_client::{Client, Informer, ListParams, Reader};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -147,6 +147,12 @@ pub async fn run(
     });
     let client = Client::connect_lazy(&config.client)?;
     std::fs::create_dir_all(&config.root_dir)?;
+    warn_about_unreachable_resolvers(&config);
+    // One cache of the cluster's Services for every node of this process:
+    // the containers' Service environment variables.
+    let service_informer = Informer::<Service>::new(client.clone(), "", ListParams::default());
+    let services = service_informer.reader();
+    tasks.spawn(service_informer.run(stopped(stop_rx.clone())));
 
     if config.hollow_nodes > 0 {
         info!(nodes = config.hollow_nodes, prefix = %config.node_name, "starting hollow nodes");
@@ -156,8 +162,8 @@ pub async fn run(
             c.node_name = format!("{}-{i}", config.node_name);
             c.root_dir = config.root_dir.join(&c.node_name);
             let runtime = runtime::metered::Metered::wrap(Arc::new(runtime::fake::FakeRuntime::new()), metrics.clone());
-            let (client, metrics, stop, ready, ready_tx) =
-                (client.clone(), metrics.clone(), stop_rx.clone(), ready.clone(), ready_tx.clone());
+            let (client, metrics, stop, ready, ready_tx, services) =
+                (client.clone(), metrics.clone(), stop_rx.clone(), ready.clone(), ready_tx.clone(), services.clone());
             let total = config.hollow_nodes;
             tasks.spawn(async move {
                 let on_ready = move || {
@@ -165,7 +171,7 @@ pub async fn run(
                         let _ = ready_tx.send(true);
                     }
                 };
-                if let Err(e) = run_node(c, runtime, client, metrics, None, stop, on_ready).await {
+                if let Err(e) = run_node(c, runtime, client, services, metrics, None, stop, on_ready).await {
                     warn!(cause = %e, "a hollow node stopped");
                 }
             });
@@ -175,7 +181,7 @@ pub async fn run(
         let on_ready = move || {
             let _ = ready_tx.send(true);
         };
-        run_node(config, runtime, client, metrics, api.map(|l| (l, api_tls, checks)), stop, on_ready).await?;
+        run_node(config, runtime, client, services, metrics, api.map(|l| (l, api_tls, checks)), stop, on_ready).await?;
     }
     stopped(stop_rx).await;
     // Let the tasks see the stop; cap the drain.
@@ -184,11 +190,29 @@ pub async fn run(
     Ok(())
 }
 
+/// Logs a warning when `--resolv-conf` names only loopback resolvers (such
+/// as systemd-resolved's 127.0.0.53): pods in their own network namespace
+/// cannot reach those, so dnsPolicy Default pods would resolve nothing.
+fn warn_about_unreachable_resolvers(config: &Config) {
+    let Some(path) = &config.resolv_conf else { return };
+    match std::fs::read_to_string(path) {
+        Ok(text) if pod::dns::ResolvConf::parse(&text).only_loopback() => warn!(
+            resolv_conf = %path.display(),
+            "--resolv-conf names only loopback resolvers, which pods cannot reach: give one with the real upstream resolvers \
+             (with systemd-resolved: /run/systemd/resolve/resolv.conf)"
+        ),
+        Ok(_) => {}
+        Err(e) => warn!(resolv_conf = %path.display(), cause = %e, "cannot read --resolv-conf: dnsPolicy Default pods get no resolvers"),
+    }
+}
+
 /// Runs one node's kubelet until `stop`; returns once it is running.
+#[allow(clippy::too_many_arguments)]
 async fn run_node(
     config: Config,
     runtime: Arc<dyn Runtime>,
     client: Client,
+    services: Reader<Service>,
     metrics: Metrics,
     api: Option<(TcpListener, Option<tonic::transport::ServerTlsConfig>, Checks)>,
     stop: watch::Receiver<bool>,
@@ -213,6 +237,7 @@ async fn run_node(
         scheme: scheme.unwrap_or_else(|| "docker".into()),
         pods: pod_informer.reader(),
         node: node_informer.reader(),
+        services,
         ipam: Mutex::new(Ipam::new(gateway.into_iter().collect())),
         restarts: Mutex::default(),
         started: Mutex::default(),

@@ -98,6 +98,18 @@ struct Args {
     /// How long a deleted pod's logs stay on the node (0: not kept).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     deleted_pod_logs_ttl: Duration,
+    /// The cluster DNS server(s), IP[,IP], written as the nameservers of ClusterFirst pods ("": none;
+    /// such pods then use the node's resolvers).
+    #[arg(long, default_value = config::CLUSTER_DNS, value_parser = |s: &str| config::parse_ips(s).map(|_| s.to_string()))]
+    cluster_dns: String,
+    /// The cluster's DNS domain: ClusterFirst pods search NAMESPACE.svc.DOMAIN, svc.DOMAIN and DOMAIN.
+    #[arg(long, default_value = config::CLUSTER_DOMAIN, value_parser = config::parse_domain)]
+    cluster_domain: String,
+    /// The resolv.conf whose resolvers dnsPolicy Default pods get and whose search domains ClusterFirst
+    /// pods add ("": none). Name one with resolvers pods can reach: not systemd-resolved's 127.0.0.53
+    /// (use /run/systemd/resolve/resolv.conf there).
+    #[arg(long, default_value = config::RESOLV_CONF)]
+    resolv_conf: PathBuf,
 }
 
 #[tokio::main]
@@ -130,6 +142,9 @@ async fn main() -> anyhow::Result<()> {
             (Some(cert_file), Some(key_file)) => Some(ApiTls { cert_file, key_file, client_ca_file: args.client_ca_file }),
             _ => None,
         },
+        cluster_dns: config::parse_ips(&args.cluster_dns).map_err(anyhow::Error::msg).context("--cluster-dns")?,
+        cluster_domain: args.cluster_domain,
+        resolv_conf: Some(args.resolv_conf).filter(|p| !p.as_os_str().is_empty()),
     };
     let health = tokio::net::TcpListener::bind(&args.health_listen)
         .await

@@ -6,7 +6,11 @@
 //!
 //! - [`sync`]: one sync of one pod (the seed's steps).
 //! - [`status`]: the pod's status from what runs.
+//! - [`dns`]: the pod's resolv.conf and /etc/hosts.
+//! - [`service_env`]: the Service environment variables of its containers.
 
+pub mod dns;
+pub mod service_env;
 pub mod status;
 pub mod sync;
 

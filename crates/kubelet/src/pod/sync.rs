@@ -1,9 +1,9 @@
 //! One sync of one pod, the seed's steps in order: data directory and
 //! volumes, secrets and configMaps, images, the sandbox that owns the
-//! pod's network namespace, init containers one after another, app
-//! containers (replaced when their spec changed, restarted per
-//! restartPolicy with back-off, killed when their liveness probe fails),
-//! then the status. A pod being deleted is terminated gracefully and
+//! pod's network namespace, the pod's resolv.conf and /etc/hosts, init
+//! containers one after another, app containers (replaced when their spec
+//! changed, restarted per restartPolicy with back-off, killed when their
+//! liveness probe fails), then the status. A pod being deleted is terminated gracefully and
 //! confirmed to the apiserver.
 
 use std::collections::{HashMap, HashSet};
@@ -19,6 +19,8 @@ use futures::future::join_all;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::dns::{self, PodDnsFiles, ResolvConf};
+use super::service_env;
 use super::status::{self, Observed, Waiting, has_ended, instances};
 use crate::agent::{Agent, lock};
 use crate::container::{self, HostVolume, PodPlace, Refs};
@@ -205,6 +207,8 @@ struct Sync<'a> {
     requeue: Duration,
     /// Something was started or stopped: list the containers again.
     changed: bool,
+    /// The pod's resolv.conf and /etc/hosts, once written.
+    dns_files: Option<PodDnsFiles>,
 }
 
 impl Sync<'_> {
@@ -240,8 +244,10 @@ impl Sync<'_> {
             return Ok(());
         }
         let place = PodPlace { node_name: a.node_name().into(), host_ip: a.config.node_ip.clone(), pod_ip: pod_ip.into() };
-        let config = container::environment(self.pod, c, &place, refs)
-            .and_then(|env| Ok((env, container::binds(c, volumes)?)))
+        let dns_binds = self.dns_files.as_ref().map(|f| f.binds(c)).unwrap_or_default();
+        let config = service_environment(a, self.pod)
+            .and_then(|services| container::environment(self.pod, c, &place, refs, &services))
+            .and_then(|env| Ok((env, container::binds(c, volumes)?.into_iter().chain(dns_binds).collect())))
             .and_then(|(env, binds)| container::app_config(a.node_name(), self.pod, c, kind, restarts, sandbox, env, binds));
         let config = match config {
             Ok(cfg) => cfg,
@@ -305,7 +311,7 @@ async fn sync_live(a: &Arc<Agent>, uid: &str, pod: &Pod, poke: Poke) -> Result<N
         return Ok(Next::After(a.config.sync_frequency * 6));
     }
 
-    let mut s = Sync { a, pod, uid, waiting: HashMap::new(), requeue: a.config.sync_frequency, changed: false };
+    let mut s = Sync { a, pod, uid, waiting: HashMap::new(), requeue: a.config.sync_frequency, changed: false, dns_files: None };
     let mut message: Option<(String, String)> = None;
 
     // 1-3. Data directory, volumes, and the secrets and configMaps they and the environment need.
@@ -337,11 +343,24 @@ async fn sync_live(a: &Arc<Agent>, uid: &str, pod: &Pod, poke: Poke) -> Result<N
     let sandbox = sandbox.filter(|c| c.is_running());
     let pod_ip = sandbox.as_ref().map(|c| c.label(labels::POD_IP).to_string()).unwrap_or_default();
 
+    // The pod's resolv.conf and /etc/hosts, mounted into every container.
+    if sandbox.is_some() && volumes.is_some() {
+        match write_dns_files(a, pod, uid, &pod_ip) {
+            Ok(files) => s.dns_files = Some(files),
+            Err(e) => {
+                let msg = format!("cannot write the pod's resolv.conf and /etc/hosts: {e}");
+                a.recorder.warning(&reference(pod), "FailedMount", msg.clone());
+                message = Some(("FailedMount".into(), msg));
+                s.soon(Duration::from_secs(2));
+            }
+        }
+    }
+
     // 6. Init containers, one after another, then the app containers.
     let app_started = spec.containers.iter().any(|c| !instances(&containers, labels::TYPE_APP, &c.name).is_empty());
     let mut initialized = app_started || spec.init_containers.is_empty();
     let mut init_failed = false;
-    if let (Some(sb), Some(vols)) = (&sandbox, &volumes) {
+    if let (Some(sb), Some(vols), true) = (&sandbox, &volumes, s.dns_files.is_some()) {
         if !initialized {
             initialized = true;
             for ic in &spec.init_containers {
@@ -470,6 +489,38 @@ async fn sync_live(a: &Arc<Agent>, uid: &str, pod: &Pod, poke: Poke) -> Result<N
     Ok(Next::After(s.requeue))
 }
 
+/// Writes the pod's resolv.conf (by its dnsPolicy and dnsConfig) and
+/// /etc/hosts into its data directory, reporting a resolv.conf that had to
+/// be cut to the resolver's limits.
+fn write_dns_files(a: &Agent, pod: &Pod, uid: &str, pod_ip: &str) -> std::io::Result<PodDnsFiles> {
+    let host =
+        a.config.resolv_conf.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).map(|t| ResolvConf::parse(&t)).unwrap_or_default();
+    let cluster = dns::ClusterDns {
+        servers: a.config.cluster_dns.iter().map(|ip| ip.to_string()).collect(),
+        domain: a.config.cluster_domain.clone(),
+    };
+    let formed = dns::resolv_conf(pod, &cluster, &host);
+    let hosts = dns::hosts_file(pod, pod_ip, &a.config.cluster_domain);
+    let files = PodDnsFiles::in_dir(&volumes::pod_dir(a.root_dir(), uid));
+    if files.write(&formed.conf.render(), &hosts)? {
+        for w in formed.warnings {
+            a.recorder.warning(&reference(pod), "DNSConfigForming", w);
+        }
+    }
+    Ok(files)
+}
+
+/// The Service variables of the pod's containers, from the Services known
+/// now; none until the kubelet has read the Services once (as Kubernetes,
+/// which refuses to start a container then).
+fn service_environment(a: &Agent, pod: &Pod) -> Result<std::collections::BTreeMap<String, String>, container::ConfigError> {
+    if !a.services.is_ready() {
+        return Err(container::ConfigError("services have not yet been read at least once, cannot construct envvars".into()));
+    }
+    let links = pod.spec.as_ref().and_then(|s| s.enable_service_links).unwrap_or(true);
+    Ok(service_env::for_pod(pod.namespace(), links, &a.services.list()))
+}
+
 /// Starts a new instance of an ended container, unless it is backing off.
 #[allow(clippy::too_many_arguments)]
 async fn restart_with_backoff(
@@ -594,7 +645,7 @@ async fn start_sandbox(a: &Arc<Agent>, pod: &Pod, uid: &str, containers: &[Conta
             port_bindings.push((p.container_port, proto, p.host_port, p.host_ip.clone()));
         }
     }
-    let hostname = if spec.hostname.is_empty() { pod.name().to_string() } else { spec.hostname.clone() };
+    let hostname = dns::hostname(pod);
     let mut sandbox_labels = container::pod_labels(node, pod, labels::SANDBOX_NAME, labels::TYPE_SANDBOX, "", attempt);
     sandbox_labels.insert(labels::POD_IP.into(), ip.clone());
     let config = ContainerConfig {
@@ -605,12 +656,7 @@ async fn start_sandbox(a: &Arc<Agent>, pod: &Pod, uid: &str, containers: &[Conta
         cmd: None,
         env: Vec::new(),
         working_dir: String::new(),
-        network: Network::Bridge {
-            network: a.config.cluster_network.clone(),
-            ip: ip.clone(),
-            hostname: hostname.chars().take(63).collect(),
-            port_bindings,
-        },
+        network: Network::Bridge { network: a.config.cluster_network.clone(), ip: ip.clone(), hostname, port_bindings },
         binds: Vec::new(),
         memory_limit_bytes: None,
         cpu_quota: None,
