@@ -401,6 +401,24 @@ async fn kubectl_prints_kubernetes_errors_and_access_reviews() {
         ),
         "{msg}"
     );
+    // pods/eviction: allowed to the admin, forbidden to the scheduler, and the evicted pod is gone.
+    let pod = write(
+        dir,
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: evictee}\nspec:\n  containers:\n  - {name: c, image: berth/busybox:1}\n",
+    );
+    c.ok(&["apply", "-f", &pod]);
+    let eviction = write(
+        dir,
+        "eviction.json",
+        r#"{"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "evictee"}, "deleteOptions": {"gracePeriodSeconds": 0}}"#,
+    );
+    let path = "/api/v1/namespaces/default/pods/evictee/eviction";
+    let refused = c.kubectl_as(&scheduler, &["create", "--raw", path, "-f", &eviction], None);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("Forbidden"), "{}", text(&refused));
+    c.ok(&["create", "--raw", path, "-f", &eviction]);
+    let gone = c.fails(&["get", "pod", "evictee"]);
+    assert!(gone.contains("NotFound"), "{gone}");
     // An ordinary user can still discover the API (system:discovery).
     let version = c.kubectl_as(&scheduler, &["version"], None);
     assert!(version.status.success() && stdout(&version).contains("Server Version"), "{}", text(&version));

@@ -371,6 +371,26 @@ impl Handlers {
         .await
     }
 
+    /// Evicts a pod (pods/eviction, authorized as `create` of that
+    /// subresource, as Kubernetes does): deletes it with the eviction's options.
+    pub async fn evict(
+        &self,
+        who: Option<&Authenticated>,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+        dry_run: bool,
+    ) -> Result<Object, Error> {
+        let call = Call::new(who, "create", self.gate.kind("Pod")).at(namespace, name).on_subresource("eviction");
+        self.observe(call, |info, registry| async move {
+            if dry_run {
+                return registry.check_delete(info.kind, namespace, name, opts);
+            }
+            registry.delete(info.kind, namespace, name, opts).await
+        })
+        .await
+    }
+
     /// Deletes every object of a kind in a namespace that passes the
     /// selectors (authorized once, as `deletecollection`); answers what was deleted.
     #[allow(clippy::too_many_arguments)]

@@ -196,7 +196,7 @@ pub fn default_cluster_roles() -> Vec<ClusterRole> {
             "serviceaccounts",
         ],
     ));
-    edit_rules.push(rule(&["create"], &[""], &["pods/exec", "pods/attach"]));
+    edit_rules.push(rule(&["create"], &[""], &["pods/exec", "pods/attach", "pods/eviction"]));
     edit_rules.push(rule(READ, &[""], &["secrets"]));
     edit_rules.push(rule(WRITE, &[COORD], &["leases"]));
     let mut admin_rules = edit_rules.clone();

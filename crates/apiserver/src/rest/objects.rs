@@ -342,11 +342,12 @@ async fn delete_collection(rest: &Rest, who: Option<&Authenticated>, info: &Kind
     Ok(json(StatusCode::OK, &list_value(info, &items, rev)))
 }
 
-/// pods/{name}/eviction: the pod is deleted with the eviction's options.
+/// pods/{name}/eviction: the pod is deleted with the eviction's options
+/// (there are no PodDisruptionBudgets to consult yet).
 async fn evict(rest: &Rest, who: Option<&Authenticated>, info: &KindInfo, ns: &str, name: &str, query: &Query, req: Request) -> Answer {
     let (headers, bytes) = read_body(req).await?;
     let (opts, dry_run) = delete_options(query, &bytes, &headers)?;
-    rest.handlers.delete(who, info.kind, ns, name, &opts, dry_run).await.map_err(problem(info))?;
+    rest.handlers.evict(who, ns, name, &opts, dry_run).await.map_err(problem(info))?;
     Ok(json(StatusCode::CREATED, &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})))
 }
 
