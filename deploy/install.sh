@@ -6,7 +6,7 @@
 #   deploy/install.sh [--root DIR] [--bin-dir DIR] [--components LIST]
 #
 #   --components  which daemons: all (default), control-plane
-#                 (apiserver,controller-manager,scheduler) or node
+#                 (apiserver,controller-manager,scheduler,dns) or node
 #                 (kubelet,proxy), or a comma-separated list
 #   --bin-dir     where the built binaries are (default target/release;
 #                 run `cargo build --release --locked` first)
@@ -30,16 +30,16 @@ while [ $# -gt 0 ]; do
   shift
 done
 case "$components" in
-  all) components="apiserver,controller-manager,scheduler,kubelet,proxy" ;;
-  control-plane) components="apiserver,controller-manager,scheduler" ;;
+  all) components="apiserver,controller-manager,scheduler,dns,kubelet,proxy" ;;
+  control-plane) components="apiserver,controller-manager,scheduler,dns" ;;
   node) components="kubelet,proxy" ;;
 esac
 
 IFS=, read -r -a list <<<"$components"
 for c in "${list[@]}"; do
   case "$c" in
-    apiserver | controller-manager | scheduler | kubelet | proxy) ;;
-    *) echo "error: unknown component '$c' (apiserver, controller-manager, scheduler, kubelet, proxy)" >&2; exit 2 ;;
+    apiserver | controller-manager | scheduler | dns | kubelet | proxy) ;;
+    *) echo "error: unknown component '$c' (apiserver, controller-manager, scheduler, dns, kubelet, proxy)" >&2; exit 2 ;;
   esac
   [ -x "$bin_dir/berth-$c" ] || { echo "error: $bin_dir/berth-$c is missing: build first (cargo build --release --locked) or give --bin-dir" >&2; exit 1; }
 done

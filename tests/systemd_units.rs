@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use berth_e2e::{Apiserver, bin, free_port};
 
-const UNITS: [(&str, &str); 5] = [
+const UNITS: [(&str, &str); 6] = [
     ("berth-apiserver", "berth-apiserver"),
     ("berth-controller-manager", "berth-controller-manager"),
     ("berth-scheduler", "berth-scheduler"),
+    ("berth-dns", "berth-dns"),
     ("berth-kubelet", "berth-kubelet"),
     ("berth-proxy", "berth-proxy"),
 ];
@@ -132,6 +133,25 @@ async fn should_notify_ready_watchdog_and_stopping() {
         notify.expect("READY=1", name);
         notify.expect("WATCHDOG=1", name);
         terminate(&mut daemon, &notify, name);
+    }
+    {
+        let notify = NotifySocket::new();
+        let resolv_conf = dir.path().join("resolv.conf");
+        std::fs::write(&resolv_conf, "nameserver 127.0.0.1\n").expect("resolv.conf");
+        let args = vec![
+            "--server".to_string(),
+            api.url(),
+            "--health-listen".into(),
+            format!("127.0.0.1:{}", free_port()),
+            "--listen".into(),
+            format!("127.0.0.1:{}", free_port()),
+            "--resolv-conf".into(),
+            resolv_conf.display().to_string(),
+        ];
+        let mut daemon = spawn("berth-dns", &args, &notify);
+        notify.expect("READY=1", "berth-dns");
+        notify.expect("WATCHDOG=1", "berth-dns");
+        terminate(&mut daemon, &notify, "berth-dns");
     }
     terminate(&mut apiserver, &notify, "berth-apiserver");
 }

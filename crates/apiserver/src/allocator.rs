@@ -5,6 +5,13 @@
 //! (its `spec.clusterIP` and `nodePort`s, written durably with it); the
 //! in-memory sets are rebuilt from the stored Services at startup, which is
 //! also the repair Kubernetes runs when its bitmap and the services disagree.
+//!
+//! As in Kubernetes, the first address of the range is reserved for the
+//! apiserver's own `kubernetes` Service in `default` ([`KUBERNETES_SERVICE`]),
+//! and addresses are handed out from the upper part of the range first, so
+//! that the lower part (a sixteenth of the range, 16 to 256 addresses) stays
+//! free for Services that ask for a specific address, such as the cluster
+//! DNS Service's 10.96.0.10.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -21,6 +28,9 @@ pub enum Error {
     /// The requested value lies outside the configured range.
     #[error("Invalid value: {value}: provided {what} is not in the valid range. The range of valid {what}s is {range}")]
     OutOfRange { what: &'static str, value: String, range: String },
+    /// The address is reserved for another Service.
+    #[error("Invalid value: {value}: provided {what} is reserved for the Service {owner}")]
+    Reserved { what: &'static str, value: String, owner: &'static str },
     /// Every value of the range is taken.
     #[error("range is full: no {what} left in {range}")]
     Full { what: &'static str, range: String },
@@ -65,7 +75,23 @@ impl Cidr {
     fn contains_host(&self, ip: u32) -> bool {
         ip > self.base && ip < self.base + self.size() - 1
     }
+
+    /// The first host address (10.96.0.1 of 10.96.0.0/16): the `kubernetes` Service's.
+    pub fn first_host(&self) -> Ipv4Addr {
+        Ipv4Addr::from(self.base + 1)
+    }
+
+    /// How many host addresses at the bottom of the range are kept for
+    /// explicit requests (Kubernetes' static subrange: a sixteenth of the
+    /// range, at least 16 and at most 256; none for ranges under 16).
+    fn static_band(&self) -> u32 {
+        let size = self.size();
+        if size < 16 { 0 } else { (size / 16).clamp(16, 256) }
+    }
 }
+
+/// The Service (`namespace/name`) the first address of the range is reserved for.
+pub const KUBERNETES_SERVICE: &str = "default/kubernetes";
 
 /// A port range such as `30000-32767`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,12 +186,16 @@ impl Allocator {
         dup
     }
 
-    /// Takes a specific ClusterIP.
-    pub fn take_ip(&self, ip: &str) -> Result<u32, Error> {
+    /// Takes a specific ClusterIP for the Service `service` (`namespace/name`):
+    /// the range's first address only for [`KUBERNETES_SERVICE`].
+    pub fn take_ip(&self, ip: &str, service: &str) -> Result<u32, Error> {
         let parsed: Ipv4Addr = ip.parse().map_err(|_| Error::OutOfRange { what: "IP", value: ip.into(), range: self.cidr.to_string() })?;
         let n = u32::from(parsed);
         if !self.cidr.contains_host(n) {
             return Err(Error::OutOfRange { what: "IP", value: ip.into(), range: self.cidr.to_string() });
+        }
+        if parsed == self.cidr.first_host() && service != KUBERNETES_SERVICE {
+            return Err(Error::Reserved { what: "IP", value: ip.into(), owner: KUBERNETES_SERVICE });
         }
         if !self.state().ips.insert(n) {
             return Err(Error::Taken { what: "IP", value: ip.into() });
@@ -173,15 +203,24 @@ impl Allocator {
         Ok(n)
     }
 
-    /// Takes any free ClusterIP, starting from a random point of the range.
+    /// Takes any free ClusterIP but the reserved first one: from a random
+    /// point of the upper band first, then of the lower (static) band.
     pub fn next_ip(&self) -> Result<u32, Error> {
-        let hosts = self.cidr.size() - 2;
-        let start = rand_below(hosts);
+        // Host addresses base+2 ..= base+size-2 (base+1 is reserved).
+        let first = self.cidr.base + 2;
+        let hosts = (self.cidr.size() - 2).saturating_sub(1);
+        let band = self.cidr.static_band().saturating_sub(1).min(hosts);
         let mut s = self.state();
-        for i in 0..hosts {
-            let ip = self.cidr.base + 1 + (start + i) % hosts;
-            if s.ips.insert(ip) {
-                return Ok(ip);
+        for (start, len) in [(first + band, hosts - band), (first, band)] {
+            if len == 0 {
+                continue;
+            }
+            let offset = rand_below(len);
+            for i in 0..len {
+                let ip = start + (offset + i) % len;
+                if s.ips.insert(ip) {
+                    return Ok(ip);
+                }
             }
         }
         Err(Error::Full { what: "IP", range: self.cidr.to_string() })
@@ -243,22 +282,44 @@ mod tests {
     }
 
     #[test]
-    fn should_hand_out_every_host_address_once_then_report_full() {
+    fn should_hand_out_every_host_address_but_the_reserved_first_once_then_report_full() {
         let a = alloc();
-        let mut got: Vec<u32> = (0..6).map(|_| a.next_ip().expect("free")).collect();
+        let mut got: Vec<u32> = (0..5).map(|_| a.next_ip().expect("free")).collect();
         got.sort();
-        let want: Vec<u32> = (1..7).map(|i| u32::from(Ipv4Addr::new(10, 96, 0, i))).collect();
+        let want: Vec<u32> = (2..7).map(|i| u32::from(Ipv4Addr::new(10, 96, 0, i))).collect();
         assert_eq!(got, want);
+        assert!(matches!(a.next_ip(), Err(Error::Full { .. })));
+        a.take_ip("10.96.0.1", KUBERNETES_SERVICE).expect("the reserved address is the kubernetes Service's");
+    }
+
+    #[test]
+    fn should_reserve_the_first_address_for_the_kubernetes_service_only() {
+        let a = alloc();
+        assert!(matches!(a.take_ip("10.96.0.1", "default/web"), Err(Error::Reserved { .. })));
+        assert!(matches!(a.take_ip("10.96.0.1", "kube-system/kubernetes"), Err(Error::Reserved { .. })));
+        a.take_ip("10.96.0.1", KUBERNETES_SERVICE).expect("free");
+        assert!(matches!(a.take_ip("10.96.0.1", KUBERNETES_SERVICE), Err(Error::Taken { .. })));
+    }
+
+    #[test]
+    fn should_keep_the_static_band_for_explicit_requests_while_the_upper_band_lasts() {
+        // /24: 254 hosts, a static band of 16 (10.96.0.1-16), the first reserved.
+        let a = Allocator::new("10.96.0.0/24".parse().expect("cidr"), "30000-30002".parse().expect("ports"));
+        let dynamic: Vec<u32> = (0..238).map(|_| a.next_ip().expect("free")).collect();
+        assert!(dynamic.iter().all(|ip| *ip > u32::from(Ipv4Addr::new(10, 96, 0, 16))), "the upper band is used first");
+        a.take_ip("10.96.0.10", "kube-system/kube-dns").expect("the cluster DNS address is still free");
+        let lower: Vec<u32> = (0..14).map(|_| a.next_ip().expect("the lower band once the upper is full")).collect();
+        assert!(!lower.contains(&u32::from(Ipv4Addr::new(10, 96, 0, 1))));
         assert!(matches!(a.next_ip(), Err(Error::Full { .. })));
     }
 
     #[test]
     fn should_refuse_taken_and_out_of_range_requests() {
         let a = alloc();
-        a.take_ip("10.96.0.3").expect("free");
-        assert!(matches!(a.take_ip("10.96.0.3"), Err(Error::Taken { .. })));
-        assert!(matches!(a.take_ip("10.96.0.0"), Err(Error::OutOfRange { .. })));
-        assert!(matches!(a.take_ip("10.97.0.3"), Err(Error::OutOfRange { .. })));
+        a.take_ip("10.96.0.3", "default/a").expect("free");
+        assert!(matches!(a.take_ip("10.96.0.3", "default/b"), Err(Error::Taken { .. })));
+        assert!(matches!(a.take_ip("10.96.0.0", "default/b"), Err(Error::OutOfRange { .. })));
+        assert!(matches!(a.take_ip("10.97.0.3", "default/b"), Err(Error::OutOfRange { .. })));
         a.take_port(30001).expect("free");
         assert!(matches!(a.take_port(30001), Err(Error::Taken { .. })));
         assert!(matches!(a.take_port(80), Err(Error::OutOfRange { .. })));
@@ -267,10 +328,10 @@ mod tests {
     #[test]
     fn should_reuse_released_values_and_rebuild_from_services() {
         let a = alloc();
-        let ip = a.take_ip("10.96.0.2").expect("free");
+        let ip = a.take_ip("10.96.0.2", "default/a").expect("free");
         let port = a.take_port(30000).expect("free");
         a.release(&Held { cluster_ip: Some(ip), node_ports: vec![port] });
-        a.take_ip("10.96.0.2").expect("released");
+        a.take_ip("10.96.0.2", "default/a").expect("released");
         let dup = a.restore(&[Held { cluster_ip: Some(ip), node_ports: vec![30002] }, Held { cluster_ip: Some(ip), node_ports: vec![] }]);
         assert_eq!(dup, ["10.96.0.2"]);
         assert_eq!(a.taken(), (1, 1));

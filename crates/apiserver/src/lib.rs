@@ -47,6 +47,7 @@ pub mod gate;
 pub mod handlers;
 pub mod http;
 pub mod kubelet_proxy;
+pub mod kubernetes_service;
 pub mod lister;
 pub mod metrics;
 pub mod registry;
@@ -117,6 +118,9 @@ pub struct Config {
     pub encryption_key_file: Option<PathBuf>,
     /// How the apiserver proves itself to kubelets and verifies them.
     pub kubelet_client: KubeletClientFiles,
+    /// The address the `kubernetes` Service's Endpoints name (`--advertise-address`);
+    /// unset: the listen address, or 127.0.0.1 when listening on every address.
+    pub advertise_address: Option<std::net::IpAddr>,
 }
 
 /// The apiserver's TLS towards kubelets (`--kubelet-client-certificate`,
@@ -206,6 +210,7 @@ impl Default for Config {
             audit: None,
             encryption_key_file: None,
             kubelet_client: KubeletClientFiles::default(),
+            advertise_address: None,
         }
     }
 }
@@ -288,6 +293,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     }
     let service_accounts = Arc::new(serviceaccount::ServiceAccounts::new(registry.clone(), sa_key, ca_pem));
     service_accounts.bootstrap().await.context("cannot create the default service accounts")?;
+    let advertise = kubernetes_service::advertise_address(config.advertise_address, addr.ip());
+    if let Err(e) = kubernetes_service::ensure(&registry, cidr.first_host(), advertise, addr.port()).await {
+        // Not fatal: a store from before the address was reserved may hold it for another Service.
+        warn!(cause = %e, "cannot create or update the kubernetes Service in default and its Endpoints");
+    }
 
     let authenticator = if secure {
         authn::Authenticator::new(tokens, Some(service_accounts.clone()), config.anonymous_auth)

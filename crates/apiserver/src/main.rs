@@ -25,6 +25,10 @@ struct Args {
     /// How often watches get a BOOKMARK event.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     watch_bookmark_interval: Duration,
+    /// The address the `kubernetes` Service's Endpoints name, where pods reach
+    /// this apiserver (default: the --listen address, or 127.0.0.1 for 0.0.0.0).
+    #[arg(long)]
+    advertise_address: Option<std::net::IpAddr>,
     /// The range ClusterIPs are allocated from.
     #[arg(long, default_value = berth_apiserver::registry::DEFAULT_SERVICE_CIDR)]
     service_cidr: String,
@@ -144,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
             key: args.kubelet_client_key,
             certificate_authority: args.kubelet_certificate_authority,
         },
+        advertise_address: args.advertise_address,
     };
     config.defrag.check().map_err(|reason| anyhow::anyhow!("--storage-defrag-ratio: {reason}"))?;
     // Before binding: a plaintext listener outside loopback never opens.

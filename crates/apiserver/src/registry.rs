@@ -276,6 +276,7 @@ impl Registry {
             _ => Default::default(),
         };
         let name = svc.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+        let service_key = svc.metadata.as_ref().map(|m| format!("{}/{}", m.namespace, m.name)).unwrap_or_default();
         let spec = svc.spec.get_or_insert_with(Default::default);
         let mut taken = Held::default();
         let fail = |taken: &Held, field: String, e: allocator::Error| {
@@ -294,7 +295,7 @@ impl Registry {
                 taken.cluster_ip = Some(ip);
                 spec.cluster_ip = std::net::Ipv4Addr::from(ip).to_string();
             } else if spec.cluster_ip != old_spec.cluster_ip {
-                let ip = self.allocator.take_ip(&spec.cluster_ip).map_err(|e| fail(&taken, "spec.clusterIP".into(), e))?;
+                let ip = self.allocator.take_ip(&spec.cluster_ip, &service_key).map_err(|e| fail(&taken, "spec.clusterIP".into(), e))?;
                 taken.cluster_ip = Some(ip);
             }
         }

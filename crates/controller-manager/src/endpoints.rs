@@ -153,7 +153,7 @@ impl Controller {
             self.pods.by_index(index::NAMESPACE, ns).into_iter().filter(|p| selector.matches(&p.meta().labels)).collect();
         pods.sort_by(|a, b| a.name().cmp(b.name()));
         let publish_not_ready = spec.publish_not_ready_addresses.unwrap_or(false);
-        let subsets = subsets_for(&spec.ports, &pods, publish_not_ready);
+        let subsets = subsets_for(name, &spec.ports, &pods, publish_not_ready);
         let labels = svc.meta().labels.clone();
         match self.endpoints.get_by_key(key) {
             Some(current) if current.subsets == subsets && current.meta().labels == labels => Ok(Next::Done),
@@ -206,8 +206,10 @@ type PortKey = (String, i32, String);
 
 /// The subsets for `ports` over `pods`: pods grouped by the ports they
 /// resolve to, ready ones as addresses and the rest as notReadyAddresses,
-/// all sorted so that equal states compare equal.
-pub fn subsets_for(ports: &[ServicePort], pods: &[Arc<Pod>], publish_not_ready: bool) -> Vec<EndpointSubset> {
+/// all sorted so that equal states compare equal. A pod whose `subdomain`
+/// is `service` and that has a `hostname` gives its address that hostname
+/// (the name cluster DNS answers for it), as Kubernetes does.
+pub fn subsets_for(service: &str, ports: &[ServicePort], pods: &[Arc<Pod>], publish_not_ready: bool) -> Vec<EndpointSubset> {
     // ports of a subset → (ready, not ready)
     let mut groups: BTreeMap<Vec<PortKey>, (Vec<EndpointAddress>, Vec<EndpointAddress>)> = BTreeMap::new();
     for pod in pods {
@@ -225,9 +227,13 @@ pub fn subsets_for(ports: &[ServicePort], pods: &[Arc<Pod>], publish_not_ready: 
             continue;
         }
         resolved.sort();
+        let hostname = match pod.spec.as_ref() {
+            Some(spec) if !spec.hostname.is_empty() && spec.subdomain == service => spec.hostname.clone(),
+            _ => String::new(),
+        };
         let address = EndpointAddress {
             ip,
-            hostname: String::new(),
+            hostname,
             node_name: Some(pods::node_name(pod).to_string()).filter(|n| !n.is_empty()),
             target_ref: Some(ObjectReference {
                 kind: "Pod".into(),
@@ -319,7 +325,7 @@ mod tests {
             pod("c", "10.0.0.3", true, 9090),
             pod("d", "", true, 8080),
         ];
-        let subsets = subsets_for(&ports, &pods, false);
+        let subsets = subsets_for("web", &ports, &pods, false);
         assert_eq!(subsets.len(), 2);
         let s8080 = subsets.iter().find(|s| s.ports[0].port == 8080).unwrap();
         assert_eq!(s8080.addresses.iter().map(|a| a.ip.as_str()).collect::<Vec<_>>(), ["10.0.0.2"]);
@@ -328,5 +334,26 @@ mod tests {
         assert_eq!(s8080.addresses[0].target_ref.as_ref().unwrap().name, "a");
         let s9090 = subsets.iter().find(|s| s.ports[0].port == 9090).unwrap();
         assert_eq!(s9090.addresses[0].ip, "10.0.0.3");
+    }
+
+    #[test]
+    fn should_name_an_address_by_the_pods_hostname_when_its_subdomain_is_the_service() {
+        let ports = vec![ServicePort { name: "web".into(), port: 80, target_port: "8080".into(), ..Default::default() }];
+        let with = |p: Arc<Pod>, hostname: &str, subdomain: &str| {
+            let mut p = (*p).clone();
+            if let Some(spec) = p.spec.as_mut() {
+                spec.hostname = hostname.into();
+                spec.subdomain = subdomain.into();
+            }
+            Arc::new(p)
+        };
+        let pods = vec![
+            with(pod("a", "10.0.0.1", true, 8080), "db-0", "db"),
+            with(pod("b", "10.0.0.2", true, 8080), "db-1", "other"),
+            with(pod("c", "10.0.0.3", true, 8080), "", "db"),
+        ];
+        let subsets = subsets_for("db", &ports, &pods, false);
+        let names: Vec<(&str, &str)> = subsets[0].addresses.iter().map(|a| (a.ip.as_str(), a.hostname.as_str())).collect();
+        assert_eq!(names, [("10.0.0.1", "db-0"), ("10.0.0.2", ""), ("10.0.0.3", "")]);
     }
 }

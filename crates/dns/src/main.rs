@@ -1,0 +1,65 @@
+//! berth-dns: parses flags, starts logging, binds the DNS and health sockets and runs the cluster DNS server.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use berth_client::telemetry::{self, LogArgs};
+use berth_client::{Client, ClientConfig, ConnectArgs};
+use clap::Parser;
+
+/// The Berth cluster DNS server: answers Services' names (Kubernetes' DNS specification) and forwards the rest.
+#[derive(Parser, Debug)]
+#[command(name = "berth-dns", version)]
+struct Args {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Where DNS is served, UDP and TCP.
+    #[arg(long, default_value = berth_dns::DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// The cluster domain; names under it are answered from Services and Endpoints.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// Other names are forwarded to this file's nameservers ("" to refuse them).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    resolv_conf: PathBuf,
+    /// How many forwarded answers are cached (honouring their TTLs).
+    #[arg(long, default_value_t = 4096)]
+    forward_cache_size: usize,
+    /// The cluster DNS Service's address, answered for ns.dns.<cluster-domain>.
+    #[arg(long, default_value = "10.96.0.10")]
+    cluster_dns_ip: Ipv4Addr,
+    /// Where to serve /healthz, /livez, /readyz and /metrics.
+    #[arg(long, default_value = berth_dns::DEFAULT_HEALTH_LISTEN)]
+    health_listen: SocketAddr,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    telemetry::init(&args.log);
+    let config = berth_dns::Config {
+        listen: args.listen,
+        cluster_domain: args.cluster_domain.clone(),
+        resolv_conf: Some(args.resolv_conf.clone()).filter(|p| !p.as_os_str().is_empty()),
+        forward_cache_size: args.forward_cache_size,
+        cluster_dns_ip: Some(args.cluster_dns_ip),
+    };
+    let client = Client::connect_lazy(&ClientConfig::from(&args.connect)).with_context(|| format!("--server {}", args.connect.server))?;
+    let sockets = berth_dns::bind(args.listen).await.context("--listen")?;
+    let health = tokio::net::TcpListener::bind(args.health_listen)
+        .await
+        .with_context(|| format!("cannot listen on --health-listen {}", args.health_listen))?;
+    // Serving from here on: READY=1 (and watchdog pings) for a Type=notify
+    // unit, STOPPING=1 once SIGTERM arrives.
+    let signal = berth_client::signal::shutdown();
+    let _watchdog = berth_client::systemd::ready();
+    let shutdown = async {
+        signal.await;
+        berth_client::systemd::stopping();
+    };
+    berth_dns::run(config, client, sockets, health, shutdown).await.context("berth-dns")?;
+    Ok(())
+}
