@@ -6,6 +6,7 @@
 # and removes the directory. Extra arguments go to berth-bench, e.g.
 #   crates/bench/run-api-bench.sh --objects 5000
 #   crates/bench/run-api-bench.sh --rss-pods 100000   # memory while holding 100k pods
+#   crates/bench/run-api-bench.sh --rest               # the same workload over REST/JSON too
 #
 # Environment: API_PORT (16443), ETCD_PORT (12379), ETCD_PEER_PORT (12380),
 # REPEAT (3), ETCD (etcd binary, from Debian's etcd-server package),

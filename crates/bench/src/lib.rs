@@ -10,12 +10,14 @@
 //! - [`report`]: medians (and min/max) over `--repeat` runs, printed as a
 //!   table or JSON.
 //! - [`etcd`]: the generated etcd `KV.Put` client.
+//! - [`rest`]: a Kubernetes REST/JSON client over HTTP/2 (`api --rest`).
 //! - [`procfs`]: a process's resident memory and CPU time from `/proc`.
 
 pub mod etcd;
 pub mod phase;
 pub mod procfs;
 pub mod report;
+pub mod rest;
 pub mod scenarios;
 
 use std::time::Duration;

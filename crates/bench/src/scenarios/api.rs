@@ -6,7 +6,10 @@
 //! Phases, each timed on its own: create all N objects, get N random ones,
 //! a few full lists of the namespace, update all N (each with its
 //! resourceVersion as precondition), optionally create `--rss-pods` pods to
-//! measure memory per pod, then delete everything.
+//! measure memory per pod, then delete everything. A watch's initial sync
+//! (every object as ADDED on one stream) is timed between list and update.
+//! With `--rest`, the same phases (without pods) run again over Kubernetes'
+//! REST API with JSON bodies, for the REST/gRPC ratios.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,8 +17,10 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use berth_api::Resource;
-use berth_api::pb::core::{ConfigMap, Container, ContainerPort, ObjectMeta, Pod, PodSpec, ResourceRequirements};
+use berth_api::pb::core::{ConfigMap, Container, ContainerPort, Namespace, ObjectMeta, Pod, PodSpec, ResourceRequirements};
 use berth_client::{Client, ListParams};
+use futures::StreamExt as _;
+use hyper::{Method, StatusCode};
 use prost::Message as _;
 use rand::Rng;
 use tracing::{info, warn};
@@ -26,6 +31,7 @@ use crate::etcd::{self, pb::PutRequest};
 use crate::phase::{self, Phase};
 use crate::procfs;
 use crate::report::Figures;
+use crate::rest::{RestClient, RestError};
 
 /// Flags of the `api` scenario.
 #[derive(clap::Args, Debug, Clone)]
@@ -66,6 +72,12 @@ pub struct Args {
     /// add (needs --pid to report memory).
     #[arg(long, default_value_t = 0)]
     pub rss_pods: usize,
+    /// After the gRPC phases, run the same workload over Kubernetes' REST
+    /// API (JSON over HTTP/2 with prior knowledge, plaintext; same clients,
+    /// connections and objects) and report `rest_*` figures and the
+    /// REST/gRPC ratios (`rest_to_grpc_creates`, ...).
+    #[arg(long)]
+    pub rest: bool,
 }
 
 impl Args {
@@ -90,13 +102,31 @@ pub async fn run(ctx: &Ctx, args: &Args) -> anyhow::Result<Figures> {
     if berth {
         f.extend(run_berth(ctx, args, value.clone()).await?);
     } else if let Some(url) = &args.etcd {
-        f.extend(run_etcd(ctx, args, url, value).await?);
+        f.extend(run_etcd(ctx, args, url, value.clone()).await?);
     }
     if let (Some(b), Some(e)) = (f.get("creates_per_s"), f.get("etcd_puts_per_s")) {
         f.measure("ratio_to_etcd", b / e);
     }
+    if args.rest && berth {
+        f.extend(run_rest(ctx, args, value).await?);
+        for (ratio, grpc, rest) in REST_RATIOS {
+            if let (Some(g), Some(r)) = (f.get(grpc), f.get(rest)) {
+                f.measure(*ratio, r / g);
+            }
+        }
+    }
     Ok(f)
 }
+
+/// The REST/gRPC ratios `--rest` reports: (ratio, gRPC figure, REST figure).
+const REST_RATIOS: &[(&str, &str, &str)] = &[
+    ("rest_to_grpc_creates", "creates_per_s", "rest_creates_per_s"),
+    ("rest_to_grpc_gets", "gets_per_s", "rest_gets_per_s"),
+    ("rest_to_grpc_lists", "lists_per_s", "rest_lists_per_s"),
+    ("rest_to_grpc_watch_events", "watch_events_per_s", "rest_watch_events_per_s"),
+    ("rest_to_grpc_updates", "updates_per_s", "rest_updates_per_s"),
+    ("rest_to_grpc_deletes", "deletes_per_s", "rest_deletes_per_s"),
+];
 
 fn cm_name(i: usize) -> String {
     format!("cm-{i:06}")
@@ -253,6 +283,7 @@ async fn berth_phases(
         let mut rng = rand::rng();
         Arc::new((0..n).map(|_| rng.random_range(0..n)).collect())
     };
+    let cpu = CpuMeter::start(args.pid)?;
     let get = {
         let (pool, ns) = (pool.to_vec(), ns.clone());
         phase::run("get", workers, n, deadline, move |w, i| {
@@ -264,9 +295,11 @@ async fn berth_phases(
     };
     get.ensure_finished()?;
     get.add_to(&mut f, "gets", "get");
+    cpu.add_to(&mut f, get.done, "apiserver_cpu_us_per_get", "client_cpu_us_per_get")?;
 
     // list: one at a time, each a full list of the namespace
     let items = Arc::new(AtomicUsize::new(usize::MAX));
+    let cpu = CpuMeter::start(args.pid)?;
     let list = {
         let (client, ns, items) = (pool[0].clone(), ns.clone(), items.clone());
         phase::run("list", 1, args.lists, deadline, move |_, _| {
@@ -282,12 +315,36 @@ async fn berth_phases(
     list.ensure_finished()?;
     if args.lists > 0 {
         list.add_to(&mut f, "lists", "list");
+        cpu.add_to(&mut f, list.done, "apiserver_cpu_us_per_list", "client_cpu_us_per_list")?;
         let items = items.load(Ordering::Relaxed);
         f.count("items_per_list", items as u64);
         if items != n {
             warn!(items, objects = n, "a list did not return every object");
         }
     }
+
+    // watch: an informer's initial sync, every object as ADDED on one stream
+    let cpu = CpuMeter::start(args.pid)?;
+    let sync = {
+        let client = pool[0].clone();
+        let ns = ns.clone();
+        timed_watch_sync(deadline, n, async move {
+            let mut events = client.watch_objects("ConfigMap", &ns, &ListParams::default(), 0).await?;
+            let mut added = 0;
+            while let Some(event) = events.next().await {
+                if event?.r#type == "ADDED" {
+                    added += 1;
+                    if added == n {
+                        return Ok(());
+                    }
+                }
+            }
+            anyhow::bail!("the watch ended after {added} of {n} ADDED events")
+        })
+        .await?
+    };
+    sync.add_to(&mut f, "");
+    cpu.add_to(&mut f, n as u64, "apiserver_cpu_us_per_watch_event", "client_cpu_us_per_watch_event")?;
 
     // update, each with the resourceVersion its create returned
     let update = {
@@ -367,6 +424,220 @@ async fn run_etcd(ctx: &Ctx, args: &Args, url: &str, value: Arc<str>) -> anyhow:
     Ok(f)
 }
 
+/// How long one watch took to deliver every object as ADDED (from
+/// sending the watch to parsing the last event).
+struct WatchSync {
+    events: usize,
+    elapsed: std::time::Duration,
+}
+
+impl WatchSync {
+    /// Adds `{prefix}watch_sync_ms` and `{prefix}watch_events_per_s`.
+    fn add_to(&self, f: &mut Figures, prefix: &str) {
+        f.measure(format!("{prefix}watch_sync_ms"), self.elapsed.as_secs_f64() * 1e3);
+        f.measure(format!("{prefix}watch_events_per_s"), self.events as f64 / self.elapsed.as_secs_f64().max(1e-9));
+    }
+}
+
+async fn timed_watch_sync(
+    deadline: tokio::time::Instant,
+    events: usize,
+    watch: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<WatchSync> {
+    let start = tokio::time::Instant::now();
+    tokio::time::timeout_at(deadline, watch).await.context("the watch phase hit the --timeout")?.context("watch")?;
+    Ok(WatchSync { events, elapsed: start.elapsed() })
+}
+
+/// A ConfigMap (or any object) as the JSON body a Kubernetes client sends:
+/// the same object the gRPC phases send, in Kubernetes' JSON shape.
+fn json_body(object: impl Resource) -> Vec<u8> {
+    // Serializing a serde_json::Value cannot fail.
+    serde_json::to_vec(&object.into_object().to_json_value()).unwrap_or_default()
+}
+
+fn configmaps_path(ns: &str) -> String {
+    format!("/api/v1/namespaces/{ns}/configmaps")
+}
+
+fn configmap_path(ns: &str, i: usize) -> String {
+    format!("/api/v1/namespaces/{ns}/configmaps/{}", cm_name(i))
+}
+
+/// The same phases as [`berth_phases`] (without pods) over REST/JSON, in
+/// a fresh namespace of their own, with figures prefixed `rest_`.
+async fn run_rest(ctx: &Ctx, args: &Args, value: Arc<str>) -> anyhow::Result<Figures> {
+    let server = ctx.client_config().server;
+    let token = ctx.common.token.as_deref();
+    let mut pool = Vec::with_capacity(args.connections());
+    for _ in 0..args.connections() {
+        let client = tokio::time::timeout_at(ctx.deadline, RestClient::connect(&server, token))
+            .await
+            .context("timed out connecting to the API server over REST")??;
+        pool.push(client);
+    }
+    let ns = random_namespace();
+    let namespace = Namespace { metadata: Some(ObjectMeta { name: ns.clone(), ..Default::default() }), ..Default::default() };
+    tokio::time::timeout_at(ctx.deadline, pool[0].json(Method::POST, "/api/v1/namespaces", Some(json_body(namespace))))
+        .await
+        .context("timed out creating the REST benchmark namespace")?
+        .with_context(|| format!("cannot create namespace {ns} over REST"))?;
+    info!(server = %server, namespace = %ns, clients = args.clients, connections = pool.len(), objects = args.objects, "api: running over REST");
+    let result = rest_phases(ctx, args, &pool, &ns, value).await;
+
+    let cleanup = ctx.cleanup_deadline();
+    if result.is_err() {
+        rest_delete_all(&pool, args.clients, &ns, args.objects, cleanup).await;
+    }
+    match tokio::time::timeout_at(cleanup, pool[0].json(Method::DELETE, &format!("/api/v1/namespaces/{ns}"), None)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => warn!(namespace = %ns, error = %e, "cannot delete the REST benchmark namespace"),
+        Err(_) => warn!(namespace = %ns, "timed out deleting the REST benchmark namespace"),
+    }
+    result
+}
+
+/// Deletes ConfigMaps `0..n` over REST, immediately; a missing one counts as deleted.
+async fn rest_delete_all(pool: &[RestClient], workers: usize, ns: &str, n: usize, deadline: tokio::time::Instant) -> Phase {
+    let (pool, ns) = (pool.to_vec(), ns.to_string());
+    phase::run("rest delete", workers, n, deadline, move |w, i| {
+        let client = pool[w % pool.len()].clone();
+        let path = format!("{}?gracePeriodSeconds=0", configmap_path(&ns, i));
+        async move {
+            match client.json(Method::DELETE, &path, None).await {
+                Ok(_) | Err(RestError::Status { status: StatusCode::NOT_FOUND, .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+    })
+    .await
+}
+
+async fn rest_phases(ctx: &Ctx, args: &Args, pool: &[RestClient], ns: &str, value: Arc<str>) -> anyhow::Result<Figures> {
+    let mut f = Figures::new();
+    let n = args.objects;
+    let workers = args.clients;
+    let deadline = ctx.deadline;
+    let ns: Arc<str> = ns.into();
+    let rvs: Arc<Vec<OnceLock<String>>> = Arc::new((0..n).map(|_| OnceLock::new()).collect());
+    let cpu_before = CpuMeter::start(args.pid)?;
+
+    // create: POST the JSON of the object the gRPC phase creates
+    let create = {
+        let (pool, ns, value, rvs) = (pool.to_vec(), ns.clone(), value.clone(), rvs.clone());
+        let path: Arc<str> = configmaps_path(&ns).into();
+        phase::run("rest create", workers, n, deadline, move |w, i| {
+            let client = pool[w % pool.len()].clone();
+            let (body, rvs, path) = (json_body(config_map(&ns, i, &value, None, 1)), rvs.clone(), path.clone());
+            async move {
+                let created = client.json(Method::POST, &path, Some(body)).await?;
+                let _ = rvs[i].set(resource_version(&created).to_string());
+                Ok::<_, RestError>(())
+            }
+        })
+        .await
+    };
+    create.ensure_finished().context("REST")?;
+    create.add_to(&mut f, "rest_creates", "rest_create");
+    cpu_before.add_to(&mut f, create.done, "rest_apiserver_cpu_us_per_create", "rest_client_cpu_us_per_create")?;
+    info!(per_s = create.per_s(), "api: REST create phase done");
+
+    // get
+    let picks: Arc<Vec<usize>> = {
+        let mut rng = rand::rng();
+        Arc::new((0..n).map(|_| rng.random_range(0..n)).collect())
+    };
+    let cpu = CpuMeter::start(args.pid)?;
+    let get = {
+        let (pool, ns) = (pool.to_vec(), ns.clone());
+        phase::run("rest get", workers, n, deadline, move |w, i| {
+            let client = pool[w % pool.len()].clone();
+            let path = configmap_path(&ns, picks[i]);
+            async move { client.json(Method::GET, &path, None).await.map(drop) }
+        })
+        .await
+    };
+    get.ensure_finished().context("REST")?;
+    get.add_to(&mut f, "rest_gets", "rest_get");
+    cpu.add_to(&mut f, get.done, "rest_apiserver_cpu_us_per_get", "rest_client_cpu_us_per_get")?;
+
+    // list: one at a time, each a full list of the namespace
+    let items = Arc::new(AtomicUsize::new(usize::MAX));
+    let cpu = CpuMeter::start(args.pid)?;
+    let list = {
+        let (client, path, items) = (pool[0].clone(), configmaps_path(&ns), items.clone());
+        phase::run("rest list", 1, args.lists, deadline, move |_, _| {
+            let (client, path, items) = (client.clone(), path.clone(), items.clone());
+            async move {
+                let list = client.json(Method::GET, &path, None).await?;
+                let count = list["items"].as_array().map_or(0, Vec::len);
+                items.fetch_min(count, Ordering::Relaxed);
+                Ok::<_, RestError>(())
+            }
+        })
+        .await
+    };
+    list.ensure_finished().context("REST")?;
+    if args.lists > 0 {
+        list.add_to(&mut f, "rest_lists", "rest_list");
+        cpu.add_to(&mut f, list.done, "rest_apiserver_cpu_us_per_list", "rest_client_cpu_us_per_list")?;
+        let items = items.load(Ordering::Relaxed);
+        f.count("rest_items_per_list", items as u64);
+        if items != n {
+            warn!(items, objects = n, "a REST list did not return every object");
+        }
+    }
+
+    // watch: an informer's initial sync, every object as ADDED on one stream
+    let cpu = CpuMeter::start(args.pid)?;
+    let sync = {
+        let (client, path) = (pool[0].clone(), format!("{}?watch=true&resourceVersion=0", configmaps_path(&ns)));
+        timed_watch_sync(deadline, n, async move {
+            let mut added = 0;
+            client
+                .watch_until(&path, |event| {
+                    added += usize::from(event["type"] == "ADDED");
+                    added == n
+                })
+                .await?;
+            Ok(())
+        })
+        .await?
+    };
+    sync.add_to(&mut f, "rest_");
+    cpu.add_to(&mut f, n as u64, "rest_apiserver_cpu_us_per_watch_event", "rest_client_cpu_us_per_watch_event")?;
+
+    // update: PUT, each with the resourceVersion its create returned
+    let update = {
+        let (pool, ns, value, rvs) = (pool.to_vec(), ns.clone(), value.clone(), rvs.clone());
+        phase::run("rest update", workers, n, deadline, move |w, i| {
+            let client = pool[w % pool.len()].clone();
+            let rv = rvs[i].get().cloned();
+            let body = json_body(config_map(&ns, i, &value, rv.as_deref(), 2));
+            let path = configmap_path(&ns, i);
+            async move {
+                anyhow::ensure!(rv.is_some_and(|rv| !rv.is_empty()), "create returned no resourceVersion for {}", cm_name(i));
+                client.json(Method::PUT, &path, Some(body)).await?;
+                Ok(())
+            }
+        })
+        .await
+    };
+    update.ensure_finished().context("REST")?;
+    update.add_to(&mut f, "rest_updates", "rest_update");
+
+    let delete = rest_delete_all(pool, workers, &ns, n, deadline).await;
+    delete.ensure_finished().context("REST")?;
+    delete.add_to(&mut f, "rest_deletes", "rest_delete");
+    f.count("rest_errors", [&create, &get, &list, &update, &delete].iter().map(|p: &&Phase| p.errors).sum::<u64>());
+    Ok(f)
+}
+
+/// `metadata.resourceVersion` of a JSON object ("" when absent).
+fn resource_version(object: &serde_json::Value) -> &str {
+    object["metadata"]["resourceVersion"].as_str().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +647,25 @@ mod tests {
         let value = random_text(1024);
         let len = config_map("bench-abcdef", 12, &value, None, 1).into_object().encoded_len();
         assert!((1024..1200).contains(&len), "{len}");
+    }
+
+    #[test]
+    fn should_send_over_rest_the_object_grpc_sends() {
+        let cm = config_map("bench-abcdef", 7, "payload", Some("42"), 2);
+        let body: serde_json::Value = serde_json::from_slice(&json_body(cm.clone())).unwrap();
+        assert_eq!(body["apiVersion"], "v1");
+        assert_eq!(body["kind"], "ConfigMap");
+        assert_eq!(body["metadata"]["name"], "cm-000007");
+        assert_eq!(body["metadata"]["namespace"], "bench-abcdef");
+        assert_eq!(resource_version(&body), "42");
+        assert_eq!(body["data"]["value"], "payload");
+        assert_eq!(body["data"]["generation"], "2");
+        let mut sent = berth_api::manifest::from_json(body).unwrap();
+        sent.set_type_meta();
+        let mut expected = cm.into_object();
+        expected.set_type_meta();
+        assert_eq!(sent, expected);
+        assert_eq!(configmap_path("bench-abcdef", 7), "/api/v1/namespaces/bench-abcdef/configmaps/cm-000007");
     }
 
     #[test]
