@@ -587,6 +587,9 @@ pub async fn scenario(mode: &str) {
     // Deleting the service removes the VIP and every rule.
     client.delete::<Service>("default", "web", &DeleteParams::default()).await.expect("delete service");
     client.delete::<Endpoints>("default", "web", &DeleteParams::default()).await.expect("delete endpoints");
+    // The apiserver's own `kubernetes` Service goes too, so that no rule at all is left.
+    let _ = client.delete::<Service>("default", "kubernetes", &DeleteParams::default()).await;
+    let _ = client.delete::<Endpoints>("default", "kubernetes", &DeleteParams::default()).await;
     eventually("the VIP and every rule of the service are gone", 30, || {
         let now = installed(mode, &lease);
         let vip_text = vip.to_string();
