@@ -68,8 +68,9 @@ impl FieldDecodeError {
 }
 
 /// Decodes one object of kind `info` from Kubernetes-shaped JSON (without
-/// going through YAML), naming the field that is wrong.
-pub fn decode_json(info: &KindInfo, value: serde_json::Value) -> std::result::Result<Object, FieldDecodeError> {
+/// going through YAML, and without consuming the value, so that a caller can
+/// retry after removing a field), naming the field that is wrong.
+pub fn decode_json(info: &KindInfo, value: &serde_json::Value) -> std::result::Result<Object, FieldDecodeError> {
     Object::from_value_of(info, value).map_err(|e| FieldDecodeError {
         path: match e.path().to_string() {
             p if p == "." => "(root)".to_string(),

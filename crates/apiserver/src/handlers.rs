@@ -360,15 +360,7 @@ impl Handlers {
         dry_run: bool,
     ) -> Result<Object, Error> {
         let call = Call::new(who, "delete", self.gate.kind(kind)).at(namespace, name);
-        self.observe(call, |info, registry| async move {
-            if dry_run {
-                return registry.check_delete(info.kind, namespace, name, opts);
-            }
-            let gone = registry.delete(info.kind, namespace, name, opts).await?;
-            self.service_accounts.deleted(&gone).await;
-            Ok(gone)
-        })
-        .await
+        self.delete_as(call, namespace, name, opts, dry_run).await
     }
 
     /// Evicts a pod (pods/eviction, authorized as `create` of that
@@ -382,11 +374,18 @@ impl Handlers {
         dry_run: bool,
     ) -> Result<Object, Error> {
         let call = Call::new(who, "create", self.gate.kind("Pod")).at(namespace, name).on_subresource("eviction");
+        self.delete_as(call, namespace, name, opts, dry_run).await
+    }
+
+    /// A delete authorized as `call` says.
+    async fn delete_as(&self, call: Call<'_>, namespace: &str, name: &str, opts: &DeleteOptions, dry_run: bool) -> Result<Object, Error> {
         self.observe(call, |info, registry| async move {
             if dry_run {
                 return registry.check_delete(info.kind, namespace, name, opts);
             }
-            registry.delete(info.kind, namespace, name, opts).await
+            let gone = registry.delete(info.kind, namespace, name, opts).await?;
+            self.service_accounts.deleted(&gone).await;
+            Ok(gone)
         })
         .await
     }

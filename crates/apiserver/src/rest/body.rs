@@ -144,7 +144,7 @@ pub fn decode_checked(info: &KindInfo, mut value: Value, validation: FieldValida
     let mut warnings = Vec::new();
     // Each pass finds one unknown field; a body has few.
     for _ in 0..256 {
-        match decode_json(info, value.clone()) {
+        match decode_json(info, &value) {
             Ok(object) => return Ok(Decoded { object, warnings }),
             Err(e) if e.is_unknown_field() && validation != FieldValidation::Strict => {
                 if !remove_path(&mut value, &e.path) {

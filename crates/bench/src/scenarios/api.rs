@@ -314,13 +314,7 @@ async fn berth_phases(
     };
     list.ensure_finished()?;
     if args.lists > 0 {
-        list.add_to(&mut f, "lists", "list");
-        cpu.add_to(&mut f, list.done, "apiserver_cpu_us_per_list", "client_cpu_us_per_list")?;
-        let items = items.load(Ordering::Relaxed);
-        f.count("items_per_list", items as u64);
-        if items != n {
-            warn!(items, objects = n, "a list did not return every object");
-        }
+        report_lists(&mut f, &list, &cpu, items.load(Ordering::Relaxed), n, "")?;
     }
 
     // watch: an informer's initial sync, every object as ADDED on one stream
@@ -437,6 +431,17 @@ impl WatchSync {
         f.measure(format!("{prefix}watch_sync_ms"), self.elapsed.as_secs_f64() * 1e3);
         f.measure(format!("{prefix}watch_events_per_s"), self.events as f64 / self.elapsed.as_secs_f64().max(1e-9));
     }
+}
+
+/// The list phase's figures (`prefix` names the transport: "" for gRPC, "rest_").
+fn report_lists(f: &mut Figures, list: &Phase, cpu: &CpuMeter, items: usize, n: usize, prefix: &str) -> anyhow::Result<()> {
+    list.add_to(f, &format!("{prefix}lists"), &format!("{prefix}list"));
+    cpu.add_to(f, list.done, &format!("{prefix}apiserver_cpu_us_per_list"), &format!("{prefix}client_cpu_us_per_list"))?;
+    f.count(format!("{prefix}items_per_list"), items as u64);
+    if items != n {
+        warn!(items, objects = n, transport = if prefix.is_empty() { "gRPC" } else { "REST" }, "a list did not return every object");
+    }
+    Ok(())
 }
 
 async fn timed_watch_sync(
@@ -579,13 +584,7 @@ async fn rest_phases(ctx: &Ctx, args: &Args, pool: &[RestClient], ns: &str, valu
     };
     list.ensure_finished().context("REST")?;
     if args.lists > 0 {
-        list.add_to(&mut f, "rest_lists", "rest_list");
-        cpu.add_to(&mut f, list.done, "rest_apiserver_cpu_us_per_list", "rest_client_cpu_us_per_list")?;
-        let items = items.load(Ordering::Relaxed);
-        f.count("rest_items_per_list", items as u64);
-        if items != n {
-            warn!(items, objects = n, "a REST list did not return every object");
-        }
+        report_lists(&mut f, &list, &cpu, items.load(Ordering::Relaxed), n, "rest_")?;
     }
 
     // watch: an informer's initial sync, every object as ADDED on one stream
