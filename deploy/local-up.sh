@@ -8,7 +8,8 @@
 # built there instead), builds the test image, then starts every daemon:
 # berth-apiserver on a sled store in $BERTH_STATE_DIR/data (default ./.berth),
 # berth-controller-manager, berth-scheduler, N berth-kubelets (this host as
-# node NAME, then NAME-2 ... NAME-N) and one berth-proxy, with TLS and one
+# node NAME, then NAME-2 ... NAME-N), one berth-proxy and berth-dns (behind
+# the kube-dns Service, 10.96.0.10, that pods' resolv.conf names), with TLS and one
 # certificate identity per daemon ($BERTH_STATE_DIR/pki; --insecure: the
 # plaintext loopback mode instead). It waits until every node is Ready,
 # makes berth-local berthctl's current context (in $BERTHCONFIG, default
@@ -122,9 +123,9 @@ mkdir -p "$state/data" "$logs" "$run"
 if [ -z "${BERTH_BIN_DIR:-}" ]; then
   echo "building (release)..."
   cargo build --release --locked -p berth-apiserver -p berthctl -p berth-scheduler \
-    -p berth-controller-manager -p berth-kubelet -p berth-proxy
+    -p berth-controller-manager -p berth-kubelet -p berth-proxy -p berth-dns
 fi
-for b in berth-apiserver berth-controller-manager berth-scheduler berth-kubelet berth-proxy berthctl; do
+for b in berth-apiserver berth-controller-manager berth-scheduler berth-kubelet berth-proxy berth-dns berthctl; do
   [ -x "$bin/$b" ] || { echo "error: $bin/$b is missing (build it, or point BERTH_BIN_DIR at where it is)" >&2; exit 1; }
 done
 bash "$root/deploy/test-image.sh"
@@ -228,6 +229,30 @@ nodes_ready() {
 }
 wait_until "$nodes node(s) to be Ready" nodes_ready || fail
 
+# The cluster DNS. berth-dns listens on the cluster bridge's gateway (it
+# exists once a kubelet is Ready): pods reach that address, and so does the
+# proxy, whichever its mode. deploy/kube-dns.yaml puts the kube-dns Service
+# (10.96.0.10, the address every pod's resolv.conf names) in front of it.
+# Names outside the cluster are forwarded to this host's resolvers.
+# (The address and port are those deploy/kube-dns.yaml's Endpoints name.)
+dns_listen="172.30.0.1:10053"
+dns_health="127.0.0.1:10054"
+# shellcheck disable=SC2046
+start dns "$bin/berth-dns" --server "$server" $(identity berth-dns) --listen "$dns_listen" \
+  --health-listen "$dns_health" --resolv-conf /etc/resolv.conf
+# http_ok HOST:PORT PATH: whether GET PATH answers 200.
+http_ok() {
+  local reply
+  exec 3<>"/dev/tcp/${1%:*}/${1##*:}" || return 1
+  printf 'GET %s HTTP/1.0\r\n\r\n' "$2" >&3
+  reply="$(head -n 1 <&3)"
+  exec 3<&-
+  case "$reply" in *" 200 "*) return 0 ;; *) return 1 ;; esac
+}
+wait_until "berth-dns to sync" http_ok "$dns_health" /readyz || fail
+"$bin/berthctl" "${admin[@]}" apply -f "$root/deploy/kube-dns.yaml" >"$logs/kube-dns.log" 2>&1 ||
+  { echo "error: applying deploy/kube-dns.yaml failed; see $logs/kube-dns.log" >&2; fail; }
+
 # berthctl's config ($BERTHCONFIG, default ~/.berth/config): a context for
 # this cluster, made current, so that plain `berthctl get nodes` works.
 # `down` removes them again (and the kubeconfig below), as listed in
@@ -250,7 +275,7 @@ kubeconfig="$state/kubeconfig"
 "${ctl[@]}" --context berth-local config kubeconfig -o "$kubeconfig" || fail
 
 cat <<TXT
-Berth is up: apiserver at $server, $nodes node(s) Ready, data in $state/data, logs in $logs.
+Berth is up: apiserver at $server, $nodes node(s) Ready, cluster DNS at 10.96.0.10, data in $state/data, logs in $logs.
 berthctl's current context is now berth-local (berthctl config get-contexts); kubectl's is in $kubeconfig.
 
 Try:

@@ -3,7 +3,9 @@
 //! Services and Endpoints (A, headless ready endpoints only, SRV, PTR,
 //! ExternalName CNAME, NXDOMAIN with the zone's SOA); other names go to a
 //! resolver this test runs on a loopback address (nothing leaves the
-//! machine); malformed packets get no answer and are counted. Also: the
+//! machine); malformed packets get no answer and are counted; one client's
+//! flood is cut to its per-client rate while another is answered; after a
+//! restart the first query once /readyz is OK is answered. Also: the
 //! apiserver's own `kubernetes` Service and its Endpoints, and the kube-dns
 //! Service's explicit ClusterIP 10.96.0.10.
 
@@ -181,17 +183,21 @@ async fn should_answer_cluster_names_from_services_and_forward_the_rest() {
     let dns_port = free_dns_port();
     let dns: SocketAddr = ([127, 0, 0, 1], dns_port).into();
     let health: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-    let log = std::fs::File::create(dir.path().join("dns.log")).expect("log");
-    let _dns = Daemon(
-        Command::new(bin("berth-dns", "berth-dns"))
-            .args(["--server", &api.url(), "--listen", &dns.to_string(), "--health-listen", &health.to_string()])
-            .arg("--resolv-conf")
-            .arg(&resolv_conf)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start berth-dns"),
-    );
+    let start_dns = || {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.path().join("dns.log")).expect("log");
+        Daemon(
+            Command::new(bin("berth-dns", "berth-dns"))
+                .args(["--server", &api.url(), "--listen", &dns.to_string(), "--health-listen", &health.to_string()])
+                .args(["--max-queries-per-client", &PER_CLIENT.to_string()])
+                .arg("--resolv-conf")
+                .arg(&resolv_conf)
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .expect("start berth-dns"),
+        )
+    };
+    let mut dns_daemon = start_dns();
 
     // The kubernetes Service by FQDN, once the informers have synced.
     eventually(dns, "kubernetes.default.svc.cluster.local.", RecordType::A, &["10.96.0.1"]).await;
@@ -329,7 +335,58 @@ async fn should_answer_cluster_names_from_services_and_forward_the_rest() {
     ] {
         assert!(metric(&metrics, series) >= 1.0, "{series} missing from {metrics}");
     }
+
+    // A flood from one client (bounded: a burst of 20 times its per-second
+    // allowance) has its excess dropped and counted, and another client is
+    // answered meanwhile.
+    let flood = UdpSocket::bind("127.0.0.1:0").await.expect("flood socket");
+    let packet = query_message("db.default.svc.cluster.local.", RecordType::A, 11).to_vec().expect("encode");
+    for _ in 0..PER_CLIENT * 20 {
+        flood.send_to(&packet, dns).await.expect("send");
+    }
+    let other = UdpSocket::bind("127.0.0.2:0").await.expect("a second client address");
+    let mut answered = 0;
+    for i in 0..20u16 {
+        other
+            .send_to(&query_message("db.default.svc.cluster.local.", RecordType::A, 100 + i).to_vec().expect("encode"), dns)
+            .await
+            .expect("send");
+        let mut buf = [0u8; 512];
+        if let Ok(Ok(len)) = tokio::time::timeout(Duration::from_secs(2), other.recv(&mut buf)).await
+            && Message::from_vec(&buf[..len]).is_ok_and(|m| m.id() == 100 + i && data(&m) == ["172.30.0.5"])
+        {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 20, "another client is answered during a flood");
+    let limited = metric(&http_get(health, "/metrics"), "berth_dns_rate_limited_queries_total");
+    // (The kernel may drop part of the burst before berth-dns reads it.)
+    assert!(limited >= f64::from(PER_CLIENT), "the flood's excess is dropped and counted: {limited}");
+
+    // A restart: SIGTERM stops it cleanly; started again, it answers
+    // cluster names as soon as /readyz says its caches synced.
+    let pid = dns_daemon.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let status = dns_daemon.0.wait().expect("wait for berth-dns");
+    assert!(status.success(), "berth-dns exits cleanly on SIGTERM: {status}");
+    let restarted_at = Instant::now();
+    dns_daemon = start_dns();
+    let ready_at = loop {
+        let ready = std::net::TcpStream::connect(health).is_ok() && http_get(health, "/readyz").contains(" 200 ");
+        if ready {
+            break Instant::now();
+        }
+        assert!(restarted_at.elapsed() < Duration::from_secs(30), "berth-dns not ready 30 s after a restart");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let first = ask(dns, "db.default.svc.cluster.local.", RecordType::A).await;
+    assert_eq!(data(&first), ["172.30.0.5"], "the first query after /readyz is answered from the synced caches");
+    eprintln!("berth-dns restarted: ready after {:?}, answering {:?} later", ready_at - restarted_at, ready_at.elapsed());
+    drop(dns_daemon);
 }
+
+/// The per-client UDP rate berth-dns runs with here (small, so that a bounded flood exceeds it).
+const PER_CLIENT: u32 = 1000;
 
 fn port(name: &str, port: i32, protocol: &str) -> ServicePort {
     ServicePort { name: name.into(), port, protocol: protocol.into(), ..Default::default() }

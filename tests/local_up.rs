@@ -4,6 +4,8 @@
 //! stops everything and leaves no container, VIP, interface, iptables chain
 //! or nftables table behind, and a second `up` (proxy in the nftables mode)
 //! serves the same objects from the kept store and is taken down as cleanly.
+//! In both proxy modes the pod finds Services by name through the cluster
+//! DNS the launcher starts.
 
 mod proxy_support;
 
@@ -161,6 +163,30 @@ fn assert_nothing_left(node: &str) {
     assert_eq!(proxy_rules_left(), Vec::<String>::new(), "down leaves no proxy chains or tables");
 }
 
+/// Asks the cluster DNS for `name` from inside pod hello (busybox
+/// `nslookup`, through the resolv.conf the kubelet wrote) until `want` is
+/// among the answers (bounded: the DNS Service may not be forwarded yet).
+fn resolves_in_pod(cluster: &Launched, name: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = cluster.berthctl(&["exec", "hello", "--", "nslookup", name], None);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        if text.lines().any(|l| l.starts_with("Address") && l.split_whitespace().any(|w| w == want)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nslookup {name} in pod hello does not answer {want} after 60 s:\n{text}\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn wait_running(cluster: &Launched) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while pod_phase(cluster).as_deref() != Some("Running") {
+        assert!(Instant::now() < deadline, "pod hello is not Running after 90 s: {:?}\n{}", pod_phase(cluster), cluster.logs());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn pod_phase(cluster: &Launched) -> Option<String> {
     let out = cluster.berthctl(&["get", "pod", "hello", "-o", "json"], None);
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
@@ -176,6 +202,7 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
         ("berth-scheduler", "berth-scheduler"),
         ("berth-kubelet", "berth-kubelet"),
         ("berth-proxy", "berth-proxy"),
+        ("berth-dns", "berth-dns"),
     ] {
         bin(name, package);
     }
@@ -213,11 +240,7 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
 
     let out = cluster.berthctl(&["apply", "-f", "-"], Some(POD));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while pod_phase(&cluster).as_deref() != Some("Running") {
-        assert!(Instant::now() < deadline, "pod hello is not Running after 90 s: {:?}\n{}", pod_phase(&cluster), cluster.logs());
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_running(&cluster);
     assert!(!containers_of(&nodes[0]).is_empty(), "the pod runs in Docker");
 
     // A service, so that the proxy binds a VIP that `down` must remove.
@@ -229,6 +252,10 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
         assert!(Instant::now() < deadline, "VIP {vip} is not on {VIP_INTERFACE} after 60 s\n{}", cluster.logs());
         std::thread::sleep(Duration::from_millis(250));
     }
+    // The pod finds both services by name through the cluster DNS the
+    // launcher started (berth-dns behind kube-dns, relayed by the proxy).
+    resolves_in_pod(&cluster, "hello", &vip.to_string());
+    resolves_in_pod(&cluster, "kubernetes.default", "10.96.0.1");
 
     let out = cluster.down();
     assert!(out.status.success(), "down failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -248,6 +275,10 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
         assert!(Instant::now() < deadline, "the nftables mode did not program {vip} within 60 s\n{}", cluster.logs());
         std::thread::sleep(Duration::from_millis(250));
     }
+    // The kubelet starts the pod again; in this mode the kernel forwards
+    // its DNS queries (DNAT to berth-dns on the bridge's gateway).
+    wait_running(&cluster);
+    resolves_in_pod(&cluster, "hello.default.svc.cluster.local", &vip.to_string());
     assert!(cluster.down().status.success());
     assert_nothing_left(&nodes[0]);
 }

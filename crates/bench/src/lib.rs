@@ -11,9 +11,11 @@
 //!   table or JSON.
 //! - [`etcd`]: the generated etcd `KV.Put` client.
 //! - [`rest`]: a Kubernetes REST/JSON client over HTTP/2 (`api --rest`).
+//! - [`netns`]: sockets inside a pod's network namespace (`dns`).
 //! - [`procfs`]: a process's resident memory and CPU time from `/proc`.
 
 pub mod etcd;
+pub mod netns;
 pub mod phase;
 pub mod procfs;
 pub mod report;
@@ -61,6 +63,10 @@ pub enum Scenario {
     /// berth-proxy per mode: throughput and latency against direct, and
     /// the time to sync thousands of services.
     Proxy(scenarios::proxy::Args),
+    /// berth-dns from inside a pod: queries per second and p99 for cluster
+    /// and forwarded names beside a host resolver, and how soon a new
+    /// Service is answered.
+    Dns(scenarios::dns::Args),
     /// Durable creates straight into the sled store (no server) at several
     /// numbers of concurrent writers: CPU per create and writes per flush.
     Store(scenarios::store::Args),
@@ -76,6 +82,7 @@ impl Scenario {
             Scenario::Converge(_) => "converge",
             Scenario::Proxy(_) => "proxy",
             Scenario::Store(_) => "store",
+            Scenario::Dns(_) => "dns",
         }
     }
 }
@@ -159,6 +166,7 @@ async fn measure(ctx: &Ctx, scenario: &Scenario) -> anyhow::Result<Report> {
             Scenario::Converge(a) => scenarios::converge::run(ctx, a).await,
             Scenario::Proxy(a) => scenarios::proxy::run(ctx, a).await,
             Scenario::Store(a) => scenarios::store::run(ctx, a).await,
+            Scenario::Dns(a) => scenarios::dns::run(ctx, a).await,
         }
         .with_context(|| format!("run {i} of {repeat} of the {} scenario failed", scenario.name()))?;
         // Other work on the host skews every figure; say how busy it was.

@@ -4,6 +4,7 @@
 //! - [`records`]: pure functions from Services and Endpoints to records, and the [`records::Index`] that answers by name.
 //! - [`answer`]: one query's answer, from the index or upstream.
 //! - [`forward`]: the upstream resolvers from a resolv.conf (hickory-resolver, with a bounded cache).
+//! - [`limit`]: a token bucket per UDP client, so one client's flood does not starve the others.
 //! - [`server`]: UDP (own loop: malformed packets are dropped and counted) and TCP (hickory-server).
 //! - [`metrics`]: `berth_dns_…` metrics.
 //!
@@ -14,6 +15,7 @@
 
 pub mod answer;
 pub mod forward;
+pub mod limit;
 pub mod metrics;
 pub mod records;
 pub mod server;
@@ -40,6 +42,9 @@ use crate::records::Index;
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:53";
 /// The default `--health-listen` (CoreDNS' health port is 8080; 10054 sits beside berth's other daemons' 102xx ports and kube-dns' 10054 metrics port).
 pub const DEFAULT_HEALTH_LISTEN: &str = "127.0.0.1:10054";
+
+/// The default `--max-queries-per-client` (UDP queries per second from one address).
+pub const DEFAULT_MAX_QUERIES_PER_CLIENT: u32 = 20_000;
 
 /// Why berth-dns could not start.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +77,8 @@ pub struct Config {
     pub forward_cache_size: usize,
     /// The cluster DNS address, answered for `ns.dns.<domain>` (`--cluster-dns-ip`).
     pub cluster_dns_ip: Option<Ipv4Addr>,
+    /// UDP queries per second answered per client address, 0 for no limit (`--max-queries-per-client`).
+    pub max_queries_per_client: u32,
 }
 
 impl Default for Config {
@@ -82,6 +89,7 @@ impl Default for Config {
             resolv_conf: Some(PathBuf::from("/etc/resolv.conf")),
             forward_cache_size: 4096,
             cluster_dns_ip: Some(Ipv4Addr::new(10, 96, 0, 10)),
+            max_queries_per_client: DEFAULT_MAX_QUERIES_PER_CLIENT,
         }
     }
 }
@@ -182,7 +190,7 @@ pub async fn run(
         }
     };
     let rebuild_task = tokio::spawn(rebuild);
-    let udp_task = tokio::spawn(server::serve_udp(Arc::new(udp), answerer.clone(), metrics.clone()));
+    let udp_task = tokio::spawn(server::serve_udp(Arc::new(udp), answerer.clone(), metrics.clone(), config.max_queries_per_client));
     let tcp_task = tokio::spawn(server::serve_tcp(tcp, answerer, metrics, stopped(stop_rx.clone())));
 
     shutdown.await;

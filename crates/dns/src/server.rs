@@ -1,10 +1,10 @@
-//! Serving DNS: a UDP loop of our own (so that a packet that is not a DNS query is dropped unanswered and counted, which hickory-server's `ServerFuture` offers no hook for: it answers FORMERR itself) and TCP through hickory-server's `ServerFuture` with a [`RequestHandler`]; both answer through one [`Answerer`].
+//! Serving DNS: a UDP loop of our own (so that a packet that is not a DNS query is dropped unanswered and counted, which hickory-server's `ServerFuture` offers no hook for: it answers FORMERR itself; and so that one client's flood is cut at the door by [`ClientLimiter`]) and TCP through hickory-server's `ServerFuture` with a [`RequestHandler`]; both answer through one [`Answerer`].
 
 use std::iter;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Edns, Header, Message, MessageType, OpCode, ResponseCode};
 use hickory_server::authority::MessageResponseBuilder;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use tokio::net::{TcpListener, UdpSocket};
@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tracing::debug;
 
 use crate::answer::{Answer, Answerer};
+use crate::limit::ClientLimiter;
 use crate::metrics::Metrics;
 
 /// The UDP payload berth-dns offers in EDNS (the DNS flag day 2020 value).
@@ -77,13 +78,12 @@ pub fn response_bytes(request: &Message, answer: &Answer) -> Result<Vec<u8>, hic
     response.to_vec()
 }
 
-fn qtype_label(query: &Query) -> String {
-    query.query_type().to_string()
-}
-
-/// Answers queries on `socket` until the task is dropped.
-pub async fn serve_udp(socket: Arc<UdpSocket>, answerer: Answerer, metrics: Arc<Metrics>) {
+/// Answers queries on `socket` until the task is dropped; a client asking
+/// more than `per_client` queries per second (0: no limit) has the excess
+/// dropped before it is parsed.
+pub async fn serve_udp(socket: Arc<UdpSocket>, answerer: Answerer, metrics: Arc<Metrics>, per_client: u32) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut limiter = ClientLimiter::new(per_client);
     let mut buf = vec![0u8; 65_535];
     loop {
         let (len, peer) = match socket.recv_from(&mut buf).await {
@@ -93,6 +93,10 @@ pub async fn serve_udp(socket: Arc<UdpSocket>, answerer: Answerer, metrics: Arc<
                 continue;
             }
         };
+        if !limiter.allow(peer, std::time::Instant::now()) {
+            metrics.rate_limited.inc();
+            continue;
+        }
         let request = match parse_query(&buf[..len]) {
             Ok(m) => m,
             Err(e) => {
@@ -116,7 +120,7 @@ pub async fn serve_udp(socket: Arc<UdpSocket>, answerer: Answerer, metrics: Arc<
             } else {
                 Answer { rcode: ResponseCode::NotImp, authoritative: false, answers: Vec::new(), authority: Vec::new() }
             };
-            metrics.observe(&qtype_label(query), answer.source(), &format!("{:?}", answer.rcode), "udp");
+            metrics.observe(query.query_type(), answer.source(), answer.rcode, "udp");
             match response_bytes(&request, &answer) {
                 Ok(bytes) => {
                     if let Err(e) = socket.send_to(&bytes, peer).await {
@@ -144,7 +148,7 @@ impl RequestHandler for TcpHandler {
         let answer = match (request.op_code(), request.queries()) {
             (OpCode::Query, [query]) => {
                 let answer = self.answerer.answer(query.original()).await;
-                self.metrics.observe(&qtype_label(query.original()), answer.source(), &format!("{:?}", answer.rcode), "tcp");
+                self.metrics.observe(query.original().query_type(), answer.source(), answer.rcode, "tcp");
                 answer
             }
             (OpCode::Query, _) => {

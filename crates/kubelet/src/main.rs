@@ -109,7 +109,7 @@ struct Args {
     /// pods add ("": none). Name one with resolvers pods can reach: not systemd-resolved's 127.0.0.53
     /// (use /run/systemd/resolve/resolv.conf there).
     #[arg(long, default_value = config::RESOLV_CONF)]
-    resolv_conf: PathBuf,
+    resolv_conf: String,
 }
 
 #[tokio::main]
@@ -144,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
         },
         cluster_dns: config::parse_ips(&args.cluster_dns).map_err(anyhow::Error::msg).context("--cluster-dns")?,
         cluster_domain: args.cluster_domain,
-        resolv_conf: Some(args.resolv_conf).filter(|p| !p.as_os_str().is_empty()),
+        resolv_conf: Some(args.resolv_conf).filter(|p| !p.is_empty()).map(PathBuf::from),
     };
     let health = tokio::net::TcpListener::bind(&args.health_listen)
         .await

@@ -248,6 +248,8 @@ pub fn default_cluster_roles() -> Vec<ClusterRole> {
             "system:node-proxier",
             vec![rule(READ, &[""], &["services", "endpoints", "nodes"]), rule(&["create", "update", "patch"], &[""], &["events"])],
         ),
+        // The cluster DNS reads what it answers (Kubernetes' system:coredns role, without pods and slices).
+        cluster_role("system:berth-dns", vec![rule(READ, &[""], &["services", "endpoints", "namespaces"])]),
     ]
 }
 
@@ -269,6 +271,7 @@ pub fn default_cluster_role_bindings() -> Vec<ClusterRoleBinding> {
         binding("system:kube-scheduler", "system:kube-scheduler", "User", "system:kube-scheduler"),
         binding("system:kube-controller-manager", "system:kube-controller-manager", "User", "system:kube-controller-manager"),
         binding("system:node-proxier", "system:node-proxier", "User", "system:kube-proxy"),
+        binding("system:berth-dns", "system:berth-dns", "User", "system:berth-dns"),
     ]
 }
 

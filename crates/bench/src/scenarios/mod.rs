@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod converge;
+pub mod dns;
 pub mod pod_startup;
 pub mod proxy;
 pub mod schedule;

@@ -32,6 +32,7 @@ const IDENTITIES: &[(&str, &str, &[&str])] = &[
     ("kube-controller-manager", "system:kube-controller-manager", &[]),
     ("kube-scheduler", "system:kube-scheduler", &[]),
     ("kube-proxy", "system:kube-proxy", &[]),
+    ("berth-dns", "system:berth-dns", &[]),
     // The apiserver's identity towards kubelets, the only client their endpoint accepts.
     ("apiserver-kubelet-client", "system:apiserver", &["system:masters"]),
 ];
