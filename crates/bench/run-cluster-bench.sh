@@ -6,6 +6,8 @@
 #   schedule     500 nodes / 3,000 pods (FULL=1: also 5,000 nodes / 30,000 pods)
 #   converge     an RC of 1,000 replicas on 100 hollow nodes
 #   pod-startup  100 pods on one real node (Docker, the test image)
+#   dns          berth-dns from inside pods on that node, beside dnsmasq (needs
+#                dnsmasq-base), through a berth-proxy in the userspace mode
 #
 # Each scenario runs REPEAT times (default 3); the JSON of each goes to
 # OUT (default ./bench-results). Binaries from BIN (default target/release;
@@ -23,6 +25,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  "$bin/berth-proxy" --cleanup --interface bbench-vips --chain-prefix BBENCH --table-name bbench >/dev/null 2>&1 || true
   ids="$(docker ps -aq --filter label=berth.io/node=bench-node)"
   # shellcheck disable=SC2086
   [ -z "$ids" ] || docker rm -f $ids >/dev/null
@@ -31,7 +34,7 @@ cleanup() {
 trap cleanup EXIT
 bash "$root/deploy/test-image.sh" >/dev/null
 
-"$bin/berth-apiserver" --listen "127.0.0.1:$port" --data-dir "$tmp/data" 2>"$tmp/apiserver.log" &
+"$bin/berth-apiserver" --listen "127.0.0.1:$port" --data-dir "$tmp/data" --service-cidr 10.99.0.0/24 2>"$tmp/apiserver.log" &
 pids+=($!)
 for _ in $(seq 1 100); do "$bin/berthctl" --server "$server" get ns >/dev/null 2>&1 && break; sleep 0.1; done
 bench() { "$bin/berth-bench" "$1" --server "$server" --repeat "$repeat" --json "${@:2}" >"$out/$1${TAG:-}.json"; echo "$1: $out/$1${TAG:-}.json"; }
@@ -60,3 +63,9 @@ kubelet=$!
 pids+=($kubelet)
 for _ in $(seq 1 100); do "$bin/berthctl" --server "$server" get node bench-node 2>/dev/null | grep -q " Ready " && break; sleep 0.2; done
 bench pod-startup --node bench-node --pods 100 --kubelet-pid "$kubelet"
+
+# The proxy with names of its own, so that a developer's cluster on this host keeps its VIPs.
+"$bin/berth-proxy" --server "$server" --mode userspace --health-listen 127.0.0.1:0 --interface bbench-vips \
+  --chain-prefix BBENCH --table-name bbench 2>"$tmp/proxy.log" &
+pids+=($!)
+bench dns --node bench-node
