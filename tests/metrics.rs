@@ -1,6 +1,6 @@
 //! What operators scrape and probe, end to end: a real apiserver,
-//! controller-manager, scheduler, a kubelet on Docker and a proxy in the
-//! userspace mode, with a ReplicationController whose pod goes through all
+//! controller-manager, scheduler, a kubelet on Docker, a proxy in the
+//! userspace mode and berth-dns, with a ReplicationController whose pod goes through all
 //! of them. Each daemon's `/metrics` must parse as Prometheus (OpenMetrics)
 //! text and follow the naming conventions, and carry the figures the
 //! operations issue lists; `/readyz?verbose` must list the daemon's checks;
@@ -238,6 +238,27 @@ async fn should_expose_conventional_metrics_readiness_checks_and_grpc_health_on_
     let kubelet = cp.kubelet("metrics").await;
     let mut proxy = Proxy::start(&cp.url(), "userspace", &lease, cp.dir(), &[]);
     proxy.wait_ready().await;
+    // berth-dns on loopback (names outside the cluster refused: no upstream).
+    let dns_health = berth_e2e::free_port();
+    let dns_log = std::fs::File::create(cp.dir().join("berth-dns.log")).expect("berth-dns log");
+    let dns = std::process::Command::new(berth_e2e::bin("berth-dns", "berth-dns"))
+        .args(["--server", &cp.url(), "--listen", &format!("127.0.0.1:{}", berth_e2e::free_port())])
+        .args(["--health-listen", &format!("127.0.0.1:{dns_health}"), "--resolv-conf", ""])
+        .stderr(dns_log)
+        .spawn()
+        .expect("start berth-dns");
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _dns = KillOnDrop(dns);
+    eventually(Duration::from_secs(30), "berth-dns ready", || async {
+        http_get_path(SocketAddrV4::new(Ipv4Addr::LOCALHOST, dns_health), "/readyz").await.ok().filter(|b| b == "ok")
+    })
+    .await;
 
     // One pod through every daemon: the controller creates it, the
     // scheduler binds it, the kubelet starts it and probes it.
@@ -299,12 +320,20 @@ async fn should_expose_conventional_metrics_readiness_checks_and_grpc_health_on_
     )
     .await;
     check_metrics("proxy", proxy.health, "berth_proxy_", &[("sync_duration_seconds", "histogram"), ("programmed_rules", "gauge")]).await;
+    check_metrics(
+        "berth-dns",
+        dns_health,
+        "berth_dns_",
+        &[("malformed_queries", "counter"), ("rate_limited_queries", "counter"), ("records", "gauge"), ("index_rebuilds", "counter")],
+    )
+    .await;
 
     check_readyz("apiserver", api, &["store", "store-writable", "watch-cache"]).await;
     check_readyz("scheduler", cp.scheduler.health, &["informers-synced", "leader-election"]).await;
     check_readyz("controller-manager", cp.controller_manager.health, &["informers-synced", "leader-election"]).await;
     check_readyz("kubelet", kubelet.health, &["registered", "runtime"]).await;
     check_readyz("proxy", proxy.health, &["synced", "interface"]).await;
+    check_readyz("berth-dns", dns_health, &["informers"]).await;
 
     let node: berth_api::pb::core::Node = cp.client().get("", &kubelet.node).await.expect("node");
     let kubelet_port = node.status.and_then(|s| s.daemon_endpoints).and_then(|d| d.kubelet_endpoint).map(|e| e.port).expect("kubelet port");
@@ -315,6 +344,7 @@ async fn should_expose_conventional_metrics_readiness_checks_and_grpc_health_on_
         ("kubelet --health-listen", kubelet.health),
         ("kubelet API", u16::try_from(kubelet_port).expect("port")),
         ("proxy", proxy.health),
+        ("berth-dns", dns_health),
     ] {
         check_grpc_health(daemon, port).await;
     }

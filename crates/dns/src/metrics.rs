@@ -1,4 +1,4 @@
-//! berth-dns' Prometheus metrics (`berth_dns_…`): queries by type, where they were answered and the response code; malformed packets; queries shed under load or over a client's rate; the index's size and rebuilds.
+//! berth-dns' Prometheus metrics (`berth_dns_…`): build information; queries by type, where they were answered and the response code; malformed packets; queries shed under load or over a client's rate; the index's size and rebuilds.
 
 use std::sync::Arc;
 
@@ -20,6 +20,11 @@ pub struct QueryLabels {
     pub rcode: &'static str,
     /// `udp` or `tcp`.
     pub transport: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
 }
 
 /// Every metric berth-dns exports.
@@ -56,6 +61,9 @@ impl Metrics {
         registry.register("records", "Records in the cluster zone (and its reverse names)", records.clone());
         let rebuilds = Counter::default();
         registry.register("index_rebuilds", "Times the records were rebuilt after Services or Endpoints changed", rebuilds.clone());
+        let build = Family::<BuildLabels, Gauge>::default();
+        build.get_or_create(&BuildLabels { version: env!("CARGO_PKG_VERSION") }).set(1);
+        registry.register("build_info", "Build information (always 1)", build);
         Metrics { registry: Arc::new(registry), queries, malformed, dropped, rate_limited, records, rebuilds }
     }
 
