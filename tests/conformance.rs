@@ -16,6 +16,7 @@ fn docs(text: &str) -> Vec<serde_json::Value> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "reads the shared conformance corpus: set BERTH_CONFORMANCE_DIR and run with --ignored (.ci/run does)"]
 async fn should_apply_every_conformance_manifest_and_give_back_its_fields() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let server = Apiserver::start(tmp.path(), free_port(), &[]).await;
@@ -75,6 +76,7 @@ async fn should_apply_every_conformance_manifest_and_give_back_its_fields() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "reads the shared conformance corpus: set BERTH_CONFORMANCE_DIR and run with --ignored (.ci/run does)"]
 async fn should_refuse_every_refused_manifest_and_store_nothing() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let server = Apiserver::start(tmp.path(), free_port(), &[]).await;

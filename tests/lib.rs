@@ -123,7 +123,8 @@ pub fn berthctl_with_env(args: &[&str], env: &[(&str, &Path)], stdin: Option<&st
     child.wait_with_output().expect("berthctl output")
 }
 
-/// The shared conformance manifests (`../shared/conformance` beside the repository).
+/// The shared conformance manifests (`BERTH_CONFORMANCE_DIR`; the tests
+/// that read them are `#[ignore]`d and run by `.ci/run` with `--ignored`).
 pub fn conformance_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
+    berth_api::manifest::conformance_dir().unwrap_or_else(|e| panic!("{e}"))
 }

@@ -2,6 +2,25 @@
 //! errors that name the document, the field and the rule.
 
 use crate::pb::api::Object;
+
+/// The environment variable naming the shared conformance corpus: real
+/// Kubernetes manifests kept outside this repository (`manifests/`,
+/// `manifests/refused/`, `apps/`). The tests that read it are `#[ignore]`d,
+/// so a clone alone passes `cargo test` and reports them as not run;
+/// `.ci/run` sets it and runs them with `-- --ignored`.
+pub const CONFORMANCE_DIR_ENV: &str = "BERTH_CONFORMANCE_DIR";
+
+/// The conformance corpus' folder, from [`CONFORMANCE_DIR_ENV`]; an error
+/// that says what to set when it is unset or not a folder.
+pub fn conformance_dir() -> Result<std::path::PathBuf, String> {
+    let dir = std::env::var_os(CONFORMANCE_DIR_ENV)
+        .ok_or_else(|| format!("{CONFORMANCE_DIR_ENV} is not set: point it at the shared conformance folder (.ci/run uses ../shared/conformance)"))?;
+    let dir = std::path::PathBuf::from(dir);
+    if !dir.join("manifests").is_dir() {
+        return Err(format!("{CONFORMANCE_DIR_ENV}={} holds no manifests/ folder", dir.display()));
+    }
+    Ok(dir)
+}
 use crate::resource::{KINDS, KindInfo, find_kind};
 
 /// Why a manifest could not be read.
