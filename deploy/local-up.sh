@@ -282,9 +282,10 @@ Try:
   export PATH=$bin:\$PATH
   export KUBECONFIG=$kubeconfig
   berthctl get nodes
-  berthctl apply -f ../shared/conformance/manifests/web__guestbook-go__guestbook-controller.yaml
+  berthctl apply -f examples/web.yaml
   berthctl get rc,pods -o wide
-  berthctl scale rc guestbook --replicas=5
+  berthctl scale rc web --replicas=5
+  kubectl get pods
 
 TXT
 if [ "$detach" = true ]; then

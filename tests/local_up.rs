@@ -5,7 +5,8 @@
 //! or nftables table behind, and a second `up` (proxy in the nftables mode)
 //! serves the same objects from the kept store and is taken down as cleanly.
 //! In both proxy modes the pod finds Services by name through the cluster
-//! DNS the launcher starts.
+//! DNS the launcher starts. And every line of the README's tour runs, in
+//! order, against a launched cluster, with the manifests of `examples/`.
 
 mod proxy_support;
 
@@ -55,6 +56,26 @@ struct Launched {
 }
 
 impl Launched {
+    /// A cluster to launch, with the binaries under test, in a fresh state folder.
+    fn new() -> Launched {
+        let berthctl_path = bin("berthctl", "berthctl");
+        for (name, package) in [
+            ("berth-apiserver", "berth-apiserver"),
+            ("berth-controller-manager", "berth-controller-manager"),
+            ("berth-scheduler", "berth-scheduler"),
+            ("berth-kubelet", "berth-kubelet"),
+            ("berth-proxy", "berth-proxy"),
+            ("berth-dns", "berth-dns"),
+        ] {
+            bin(name, package);
+        }
+        Launched {
+            state: tempfile::tempdir().expect("temp dir"),
+            listen: format!("127.0.0.1:{}", free_port()),
+            bin_dir: berthctl_path.parent().expect("target dir").to_path_buf(),
+        }
+    }
+
     fn launcher(&self, args: &[&str]) -> Output {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local-up.sh");
         Command::new("bash")
@@ -193,24 +214,14 @@ fn pod_phase(cluster: &Launched) -> Option<String> {
     value["status"]["phase"].as_str().map(str::to_string)
 }
 
+/// The launcher's daemons use fixed ports and host names (health ports, the
+/// VIP interface, berth-dns on the bridge's gateway): one cluster at a time.
+static ONE_CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
-    let berthctl_path = bin("berthctl", "berthctl");
-    for (name, package) in [
-        ("berth-apiserver", "berth-apiserver"),
-        ("berth-controller-manager", "berth-controller-manager"),
-        ("berth-scheduler", "berth-scheduler"),
-        ("berth-kubelet", "berth-kubelet"),
-        ("berth-proxy", "berth-proxy"),
-        ("berth-dns", "berth-dns"),
-    ] {
-        bin(name, package);
-    }
-    let cluster = Launched {
-        state: tempfile::tempdir().expect("temp dir"),
-        listen: format!("127.0.0.1:{}", free_port()),
-        bin_dir: berthctl_path.parent().expect("target dir").to_path_buf(),
-    };
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let cluster = Launched::new();
     cluster.up(&[]);
     let nodes = cluster.nodes();
     assert_eq!(nodes.len(), 1, "one node for this host");
@@ -282,4 +293,72 @@ fn should_bring_up_a_cluster_that_runs_a_pod_and_take_it_down_cleanly() {
     resolves_in_pod(&cluster, "hello.default.svc.cluster.local", &vip.to_string());
     assert!(cluster.down().status.success());
     assert_nothing_left(&nodes[0]);
+}
+
+/// The sh block under the README's "A short berthctl tour" heading, line by line.
+fn readme_tour() -> Vec<String> {
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).expect("README.md");
+    let section = readme.split("## A short berthctl tour").nth(1).expect("the README has a tour section");
+    let block = section.split("```sh\n").nth(1).and_then(|b| b.split("```").next()).expect("the tour section has an sh block");
+    block.lines().filter(|l| !l.trim().is_empty()).map(str::to_string).collect()
+}
+
+/// Copies `from` into `to`, folders included.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn should_run_every_line_of_the_readme_tour() {
+    let _one = ONE_CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
+    let cluster = Launched::new();
+    cluster.up(&[]);
+    // A folder like a fresh clone's, as far as the tour reads it: examples/.
+    let work = tempfile::tempdir().expect("work dir");
+    copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples"), &work.path().join("examples"));
+    let mut script = String::from("set -eo pipefail\nset -x\n");
+    let lines = readme_tour();
+    assert!(lines.len() > 20, "the tour has its lines: {lines:?}");
+    for line in &lines {
+        if line.starts_with("export PATH=") {
+            // The binaries under test are first on PATH already.
+            continue;
+        }
+        if line.contains(" -w ") {
+            // A watch runs until interrupted: a few seconds of it.
+            let command = line.split("  #").next().unwrap_or(line);
+            script.push_str(&format!("timeout 5 {command} || [ $? = 124 ]\n"));
+            continue;
+        }
+        script.push_str(line);
+        script.push('\n');
+    }
+    let path = format!("{}:{}", cluster.bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(work.path())
+        .env("PATH", path)
+        .env("BERTHCONFIG", cluster.state.path().join("berthconfig"))
+        .env("KUBECONFIG", cluster.state.path().join("kubeconfig"))
+        .env_remove("BERTH_SERVER")
+        .output()
+        .expect("run the tour");
+    assert!(
+        out.status.success(),
+        "the README's tour failed (the last + line is the command):\n{}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        cluster.logs()
+    );
+    assert!(work.path().join("backup.snap").exists(), "the tour's snapshot was saved");
+    assert!(cluster.down().status.success());
 }

@@ -13,8 +13,9 @@ pub const CONFORMANCE_DIR_ENV: &str = "BERTH_CONFORMANCE_DIR";
 /// The conformance corpus' folder, from [`CONFORMANCE_DIR_ENV`]; an error
 /// that says what to set when it is unset or not a folder.
 pub fn conformance_dir() -> Result<std::path::PathBuf, String> {
-    let dir = std::env::var_os(CONFORMANCE_DIR_ENV)
-        .ok_or_else(|| format!("{CONFORMANCE_DIR_ENV} is not set: point it at the shared conformance folder (.ci/run uses ../shared/conformance)"))?;
+    let dir = std::env::var_os(CONFORMANCE_DIR_ENV).ok_or_else(|| {
+        format!("{CONFORMANCE_DIR_ENV} is not set: point it at the shared conformance folder (.ci/run uses ../shared/conformance)")
+    })?;
     let dir = std::path::PathBuf::from(dir);
     if !dir.join("manifests").is_dir() {
         return Err(format!("{CONFORMANCE_DIR_ENV}={} holds no manifests/ folder", dir.display()));
