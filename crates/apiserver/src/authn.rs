@@ -99,7 +99,7 @@ impl Authenticator {
             return Err(Error::InvalidToken);
         }
         if let Some(cert) = conn.and_then(|c| c.peer_certs.as_ref()).and_then(|c| c.first()) {
-            let (cn, orgs) = berth_client::tls::certificate_identity(cert).ok_or(Error::BadCertificate)?;
+            let (cn, orgs) = berth_base::tls::certificate_identity(cert).ok_or(Error::BadCertificate)?;
             if cn.is_empty() {
                 return Err(Error::BadCertificate);
             }

@@ -1,6 +1,6 @@
 //! Health beside the gRPC API on the same port, as kube-apiserver serves it:
 //! `/livez`, `/readyz`, `/healthz` (with `?verbose`) and the gRPC health
-//! service, through the shared checks of `berth_client::health`, with the
+//! service, through the shared checks of `berth_base::health`, with the
 //! apiserver's own checks (the store answers and can write, the watch cache
 //! serves watches); and Prometheus `/metrics`. The health endpoints answer
 //! anyone; `/metrics` needs a user RBAC lets `get` the path `/metrics`
@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use berth_client::health::{self, Checks};
+use berth_base::health::{self, Checks};
 
 use crate::authn::Authenticated;
 use crate::authz::Attributes;

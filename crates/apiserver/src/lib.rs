@@ -17,7 +17,8 @@
 //! - [`http`]: `/healthz`, `/livez`, `/readyz`, `/metrics` → gate, authn, authz, metrics, storage.
 //! - [`gate`]: the check every request passes (kind served, authn, authz, audit) → authn, authz, audit, lister, user, metrics.
 //! - [`authn`]: who a request comes from (tokens, certificates, anonymous) → tls, serviceaccount, user.
-//! - [`tls`]: the API port's connections (TLS, client certificates) → allowlist, metrics.
+//! - [`tls`]: the API port's connections (TLS, client certificates) → allowlist, metrics, coalesce.
+//! - [`coalesce`]: socket writes gathered into fewer, larger ones.
 //! - [`allowlist`]: `--allow-hosts`; imports nothing of the crate.
 //! - [`serviceaccount`]: accounts and their tokens; checks tokens, writes through the registry → registry, admission, lister, user.
 //! - [`authz`]: what a user may do (masters, Node, RBAC), judged from what it reads → lister, user.
@@ -40,6 +41,7 @@ pub mod allowlist;
 pub mod audit;
 pub mod authn;
 pub mod authz;
+pub mod coalesce;
 pub mod defaults;
 pub mod encryption;
 pub mod error;
@@ -230,11 +232,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let kubelet_tls = config.kubelet_client.tls_config()?;
     let tls = match &config.tls {
         Some(t) => Some(Arc::new(
-            berth_client::tls::server_config(
+            berth_base::tls::server_config(
                 &t.cert_file,
                 &t.key_file,
                 config.client_ca_file.as_deref(),
-                berth_client::tls::ClientAuth::Optional,
+                berth_base::tls::ClientAuth::Optional,
             )
             .context("cannot set up TLS (--tls-cert-file, --tls-private-key-file, --client-ca-file)")?,
         )),
@@ -345,10 +347,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         "serving the API"
     );
     // Under systemd (Type=notify): ready now, and answer the watchdog while serving.
-    let watchdog = berth_client::systemd::ready();
+    let watchdog = berth_base::systemd::ready();
     let signal = async move {
         shutdown.await;
-        berth_client::systemd::stopping();
+        berth_base::systemd::stopping();
         checks.shutting_down();
         // Ending watches first lets the server drain: streams would otherwise keep it open.
         let _ = stop_tx.send(true);

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth_client::duration::parse_duration;
-use berth_client::telemetry::{self, LogArgs};
+use berth_base::duration::parse_duration;
+use berth_base::telemetry::{self, LogArgs};
 use clap::Parser;
 
 /// The Berth API server: the only door to the cluster state.
@@ -158,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create --data-dir {}", config.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("cannot listen on {}", args.listen))?;
-    berth_apiserver::run(config, listener, berth_client::signal::shutdown()).await
+    berth_apiserver::run(config, listener, berth_base::signal::shutdown()).await
 }
 
 /// `--restore FILE`: checks the whole snapshot before writing anything, then

@@ -146,10 +146,10 @@ async fn probe_from(source: &str, addr: std::net::SocketAddr) -> std::io::Result
 /// A TLS handshake from `source` that trusts the cluster CA.
 async fn handshake_from(source: &str, addr: std::net::SocketAddr, ca: &Path) -> Result<(), String> {
     let mut roots = rustls::RootCertStore::empty();
-    for c in berth_client::tls::load_certs(ca).map_err(|e| e.to_string())? {
+    for c in berth_base::tls::load_certs(ca).map_err(|e| e.to_string())? {
         roots.add(c).map_err(|e| e.to_string())?;
     }
-    let config = rustls::ClientConfig::builder_with_provider(berth_client::tls::provider())
+    let config = rustls::ClientConfig::builder_with_provider(berth_base::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)

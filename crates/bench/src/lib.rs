@@ -25,9 +25,9 @@ pub mod scenarios;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use berth_base::duration::parse_duration;
+use berth_base::telemetry::LogArgs;
 use berth_client::ClientConfig;
-use berth_client::duration::parse_duration;
-use berth_client::telemetry::LogArgs;
 use clap::{Parser, Subcommand};
 use tokio::time::Instant;
 use tracing::info;

@@ -5,7 +5,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = berth_bench::Cli::parse();
-    berth_client::telemetry::init(&cli.common.log);
+    berth_base::telemetry::init(&cli.common.log);
     berth_bench::run(cli).await
 }
 

@@ -113,7 +113,7 @@ mod tests {
         let issued = ca.issue("alice", &["dev", "ops"], &[], Usage::Client).expect("issue");
         use rustls_pki_types::pem::PemObject as _;
         let der = rustls_pki_types::CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).expect("pem");
-        let (cn, orgs) = crate::tls::certificate_identity(&der).expect("identity");
+        let (cn, orgs) = berth_base::tls::certificate_identity(&der).expect("identity");
         assert_eq!(cn, "alice");
         assert_eq!(orgs, vec!["dev".to_string(), "ops".to_string()]);
         let again = Ca::from_pem(ca.cert_pem(), ca.key_pem()).expect("reload");

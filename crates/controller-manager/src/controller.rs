@@ -7,13 +7,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_client::WorkQueue;
+use berth_runtime::WorkQueue;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::error::Error;
 use crate::metrics::Metrics;
-use crate::stop::Stop;
+use berth_base::shutdown::Stop;
 
 /// What a successful sync asks for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

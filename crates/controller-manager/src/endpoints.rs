@@ -14,8 +14,9 @@ use berth_api::labels::Selector;
 use berth_api::pb::core::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectMeta, ObjectReference, Pod, Service, ServicePort,
 };
-use berth_client::events::{Recorder, reference};
-use berth_client::{Client, DeleteParams, Reader, WorkQueue, key_of};
+use berth_client::{Client, DeleteParams};
+use berth_runtime::events::{Recorder, reference};
+use berth_runtime::{Reader, WorkQueue, key_of};
 use tracing::{debug, info};
 
 use crate::controller::{self, Next, run_workers, split_key};

@@ -17,7 +17,7 @@ pub enum Error {
     CacheSync {
         kind: &'static str,
         #[source]
-        source: berth_client::reflector::Error,
+        source: berth_runtime::reflector::Error,
     },
     /// A flag or setting is wrong.
     #[error("invalid configuration: {0}")]

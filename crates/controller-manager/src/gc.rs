@@ -17,8 +17,9 @@ use berth_api::pb::core::{
     ConfigMap, Endpoints, Lease, LimitRange, Node, ObjectMeta, OwnerReference, Pod, ReplicationController, ResourceQuota, Secret, Service,
 };
 use berth_api::resource::{KindInfo, find_kind};
-use berth_client::events::Recorder;
-use berth_client::{Client, DeleteParams, WorkQueue};
+use berth_client::{Client, DeleteParams};
+use berth_runtime::WorkQueue;
+use berth_runtime::events::Recorder;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tracing::{debug, info};

@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::Resource;
-use berth_client::{Client, Informer, ListParams, Reader};
+use berth_client::{Client, ListParams};
+use berth_runtime::{Informer, Reader};
 use tokio::task::JoinHandle;
 
-use crate::stop::Stop;
+use berth_base::shutdown::Stop;
 
 /// The informers of one manager, created on first request.
 pub struct Informers {

@@ -15,7 +15,7 @@
 //! - [`controller`]: the worker loop every controller shares.
 //! - [`informers`]: one informer per kind, shared by the controllers.
 //! - [`pods`]: readiness, activity and ownership facts about pods.
-//! - [`metrics`], [`stop`], [`error`]: metrics, the stop signal, errors.
+//! - [`metrics`], [`error`]: metrics, errors (the stop signal is `berth_base::shutdown`).
 
 pub mod controller;
 pub mod endpoints;
@@ -29,16 +29,15 @@ pub mod pods;
 pub mod replication;
 pub mod resourcequota;
 pub mod service;
-pub mod stop;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_client::health::{Checks, Flag};
-use berth_client::leader::{self, LeaderConfig};
+use berth_base::health::{Checks, Flag};
 use berth_client::{Client, ClientConfig};
+use berth_runtime::leader::{self, LeaderConfig};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tracing::{error, info, warn};
@@ -46,7 +45,7 @@ use tracing::{error, info, warn};
 pub use crate::error::{Error, Result};
 use crate::informers::Informers;
 use crate::metrics::Metrics;
-use crate::stop::Stop;
+use berth_base::shutdown::Stop;
 
 /// Every controller, by the name `--controllers` uses, in start order.
 pub const CONTROLLERS: &[&str] =
@@ -187,7 +186,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// lost (Err: the process should exit so that a restart starts as a
 /// candidate again). Serves health and metrics on `health` all along.
 pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-    let (trigger, stop) = stop::channel();
+    let (trigger, stop) = berth_base::shutdown::channel();
     let mut registry = Registry::with_prefix("berth_controller_manager");
     let metrics = Metrics::new(&mut registry);
     // Informers start with leadership: a standby has nothing to sync and is ready.
@@ -204,7 +203,7 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
             .build()
     };
     let health_addr = health.local_addr().ok();
-    let health_task = tokio::spawn(berth_client::health::serve(health, Arc::new(registry), checks.clone(), stop.clone().wait()));
+    let health_task = tokio::spawn(berth_base::health::serve(health, Arc::new(registry), checks.clone(), stop.clone().wait()));
     info!(health = ?health_addr, controllers = ?config.controllers.names(), leader_elect = config.leader.enabled, "starting");
 
     let client = Client::connect_lazy(&config.client).map_err(error::api("connecting to the API server"))?;

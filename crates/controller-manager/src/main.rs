@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use berth_base::duration::parse_duration;
+use berth_base::telemetry::{self, LogArgs};
 use berth_client::ConnectArgs;
-use berth_client::duration::parse_duration;
-use berth_client::telemetry::{self, LogArgs};
 use berth_controller_manager::node::cidr::Cidr;
 use berth_controller_manager::service::pool::Pool;
 use berth_controller_manager::{Config, LeaderSettings, Selection, endpoints, gc, namespace, node, replication, resourcequota, service};
@@ -140,11 +140,11 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on --health-listen {}", cli.health_listen))?;
     // Serving from here on: READY=1 (and watchdog pings) for a Type=notify
     // unit, STOPPING=1 once SIGTERM arrives.
-    let signal = berth_client::signal::shutdown();
-    let _watchdog = berth_client::systemd::ready();
+    let signal = berth_base::signal::shutdown();
+    let _watchdog = berth_base::systemd::ready();
     let shutdown = async {
         signal.await;
-        berth_client::systemd::stopping();
+        berth_base::systemd::stopping();
     };
     berth_controller_manager::run(config, health, shutdown).await.context("berth-controller-manager failed")
 }

@@ -6,8 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_client::WorkQueue;
-use berth_client::workqueue::QueueMetrics;
+use berth_runtime::WorkQueue;
+use berth_runtime::workqueue::QueueMetrics;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;

@@ -12,8 +12,9 @@ use std::time::Duration;
 use berth_api::Resource;
 use berth_api::pb::core::{Namespace, NamespaceCondition};
 use berth_api::resource::KINDS;
-use berth_client::events::{Recorder, reference};
-use berth_client::{Client, DeleteParams, ListParams, Reader, key_of};
+use berth_client::{Client, DeleteParams, ListParams};
+use berth_runtime::events::{Recorder, reference};
+use berth_runtime::{Reader, key_of};
 use tracing::{debug, info};
 
 use crate::controller::{self, Next, now_rfc3339, run_workers};

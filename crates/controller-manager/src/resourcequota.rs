@@ -12,8 +12,9 @@ use std::time::Duration;
 use berth_api::Resource;
 use berth_api::pb::core::{ConfigMap, Pod, ReplicationController, ResourceQuota, ResourceQuotaStatus, Secret, Service};
 use berth_api::quota::{self, Usage};
-use berth_client::events::{Recorder, reference};
-use berth_client::{Client, Reader, WorkQueue, key_of};
+use berth_client::Client;
+use berth_runtime::events::{Recorder, reference};
+use berth_runtime::{Reader, WorkQueue, key_of};
 use tracing::{debug, info};
 
 use crate::controller::{self, Next, run_workers};

@@ -27,10 +27,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use berth_api::pb::core::{Endpoints, Service};
-use berth_client::health::Checks;
-use berth_client::{Client, Informer, ListParams};
+use berth_base::health::Checks;
+use berth_client::{Client, ListParams};
+use berth_runtime::Informer;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::answer::Answerer;
@@ -119,17 +120,14 @@ pub async fn run(
     let answerer = Answerer::new(index.clone(), forwarder.clone());
 
     let synced = Arc::new(AtomicBool::new(false));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
+    let (trigger, stop) = berth_base::shutdown::channel();
     let checks = Checks::builder()
         .ready("informers", {
             let synced = synced.clone();
             move || if synced.load(Ordering::Relaxed) { Ok(()) } else { Err("the Service and Endpoints caches have not synced yet".into()) }
         })
         .build();
-    let health_task = tokio::spawn(berth_client::health::serve(health, metrics.registry.clone(), checks, stopped(stop_rx.clone())));
+    let health_task = tokio::spawn(berth_base::health::serve(health, metrics.registry.clone(), checks, stop.clone().wait()));
     info!(
         udp = ?udp.local_addr().ok(),
         tcp = ?tcp.local_addr().ok(),
@@ -160,8 +158,7 @@ pub async fn run(
     };
     let services = services_informer.reader();
     let endpoints = endpoints_informer.reader();
-    let informers =
-        [tokio::spawn(services_informer.run(stopped(stop_rx.clone()))), tokio::spawn(endpoints_informer.run(stopped(stop_rx.clone())))];
+    let informers = [tokio::spawn(services_informer.run(stop.clone().wait())), tokio::spawn(endpoints_informer.run(stop.clone().wait()))];
 
     let rebuild = {
         let (services, endpoints, metrics, index, synced, changed) =
@@ -191,11 +188,11 @@ pub async fn run(
     };
     let rebuild_task = tokio::spawn(rebuild);
     let udp_task = tokio::spawn(server::serve_udp(Arc::new(udp), answerer.clone(), metrics.clone(), config.max_queries_per_client));
-    let tcp_task = tokio::spawn(server::serve_tcp(tcp, answerer, metrics, stopped(stop_rx.clone())));
+    let tcp_task = tokio::spawn(server::serve_tcp(tcp, answerer, metrics, stop.clone().wait()));
 
     shutdown.await;
     info!("berth-dns stopping");
-    let _ = stop_tx.send(true);
+    trigger.fire();
     udp_task.abort();
     rebuild_task.abort();
     let _ = tcp_task.await;

@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use berth_client::telemetry::{self, LogArgs};
+use berth_base::telemetry::{self, LogArgs};
 use berth_client::{Client, ClientConfig, ConnectArgs};
 use clap::Parser;
 
@@ -59,11 +59,11 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on --health-listen {}", args.health_listen))?;
     // Serving from here on: READY=1 (and watchdog pings) for a Type=notify
     // unit, STOPPING=1 once SIGTERM arrives.
-    let signal = berth_client::signal::shutdown();
-    let _watchdog = berth_client::systemd::ready();
+    let signal = berth_base::signal::shutdown();
+    let _watchdog = berth_base::systemd::ready();
     let shutdown = async {
         signal.await;
-        berth_client::systemd::stopping();
+        berth_base::systemd::stopping();
     };
     berth_dns::run(config, client, sockets, health, shutdown).await.context("berth-dns")?;
     Ok(())

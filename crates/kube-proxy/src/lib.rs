@@ -28,8 +28,8 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use berth_base::health::Checks;
 use berth_client::Client;
-use berth_client::health::Checks;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -114,13 +114,7 @@ pub async fn run(config: Config, client: Client, health: TcpListener, shutdown: 
     let relays = Relays::new(relay_plan(&config), config.udp_idle_timeout, metrics.relay.clone());
 
     let (ready_tx, ready_rx) = watch::channel(false);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let health_stop = {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
+    let (trigger, stop) = berth_base::shutdown::channel();
     let interface = config.interface.clone();
     let checks = Checks::builder()
         .ready("synced", move || if *ready_rx.borrow() { Ok(()) } else { Err("the first full sync has not succeeded yet".into()) })
@@ -133,7 +127,7 @@ pub async fn run(config: Config, client: Client, health: TcpListener, shutdown: 
             }
         })
         .build();
-    let health_task = tokio::spawn(berth_client::health::serve(health, metrics.registry.clone(), checks, health_stop));
+    let health_task = tokio::spawn(berth_base::health::serve(health, metrics.registry.clone(), checks, stop.wait()));
     info!(
         mode = %config.mode,
         interface = %config.interface,
@@ -149,7 +143,7 @@ pub async fn run(config: Config, client: Client, health: TcpListener, shutdown: 
         sync_period: config.sync_period.max(config.min_sync_period),
     };
     syncer.run(client, ready_tx, shutdown).await;
-    let _ = stop_tx.send(true);
+    trigger.fire();
     match health_task.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(Error::Health(e)),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use berth_client::duration::parse_duration;
-use berth_client::telemetry::{self, LogArgs};
+use berth_base::duration::parse_duration;
+use berth_base::telemetry::{self, LogArgs};
 use berth_client::{Client, ClientConfig, ConnectArgs};
 use berth_proxy::{Cidr, Config, IptablesBackend, Mode};
 use clap::Parser;
@@ -106,11 +106,11 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on --health-listen {}", args.health_listen))?;
     // Serving from here on: READY=1 (and watchdog pings) for a Type=notify
     // unit, STOPPING=1 once SIGTERM arrives.
-    let signal = berth_client::signal::shutdown();
-    let _watchdog = berth_client::systemd::ready();
+    let signal = berth_base::signal::shutdown();
+    let _watchdog = berth_base::systemd::ready();
     let shutdown = async {
         signal.await;
-        berth_client::systemd::stopping();
+        berth_base::systemd::stopping();
     };
     berth_proxy::run(config, client, health, shutdown).await.context("berth-proxy")?;
     Ok(())

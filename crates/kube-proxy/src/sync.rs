@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth_api::pb::core::{Endpoints, Service};
-use berth_client::reflector::Reader;
-use berth_client::{Informer, ListParams, WorkQueue, key_of};
+use berth_client::ListParams;
+use berth_runtime::reflector::Reader;
+use berth_runtime::{Informer, WorkQueue, key_of};
 use futures::FutureExt;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -70,10 +71,7 @@ impl<E: Exec> Syncer<E> {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) {
         let queue: WorkQueue<String> = WorkQueue::new("proxy");
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
+        let (trigger, stop) = berth_base::shutdown::channel();
         let services_informer = Informer::<Service>::new(client.clone(), "", ListParams::default())
             .on_add({
                 let q = queue.clone();
@@ -103,7 +101,7 @@ impl<E: Exec> Syncer<E> {
         let services = services_informer.reader();
         let endpoints = endpoints_informer.reader();
         let informers =
-            [tokio::spawn(services_informer.run(stopped(stop_rx.clone()))), tokio::spawn(endpoints_informer.run(stopped(stop_rx.clone())))];
+            [tokio::spawn(services_informer.run(stop.clone().wait())), tokio::spawn(endpoints_informer.run(stop.clone().wait()))];
 
         tokio::pin!(shutdown);
         let synced = async { services.wait_until_ready().await.is_ok() && endpoints.wait_until_ready().await.is_ok() };
@@ -117,7 +115,7 @@ impl<E: Exec> Syncer<E> {
         }
         let _ = ready.send(false);
         queue.shut_down();
-        let _ = stop_tx.send(true);
+        trigger.fire();
         for task in informers {
             let _ = task.await;
         }

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use berth_api::pb::core::{Node, Pod, Service};
-use berth_client::events::Recorder;
-use berth_client::{Client, Reader};
+use berth_client::Client;
+use berth_runtime::Reader;
+use berth_runtime::events::Recorder;
 use tokio::sync::Notify;
 
 use crate::backoff::Backoff;

@@ -46,9 +46,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_api::pb::core::{Node, Pod, Service};
-use berth_client::events::Recorder;
-use berth_client::health::Checks;
-use berth_client::{Client, Informer, ListParams, Reader};
+use berth_base::health::Checks;
+use berth_client::{Client, ListParams};
+use berth_runtime::events::Recorder;
+use berth_runtime::{Informer, Reader};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -140,7 +141,7 @@ pub async fn run(
     tasks.spawn({
         let (stop, checks) = (stop_rx.clone(), checks.clone());
         async move {
-            if let Err(e) = berth_client::health::serve(health, Arc::new(registry), checks, stopped(stop)).await {
+            if let Err(e) = berth_base::health::serve(health, Arc::new(registry), checks, stopped(stop)).await {
                 warn!(cause = %e, "the health endpoint failed");
             }
         }

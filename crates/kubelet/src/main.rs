@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use berth_base::duration::parse_duration;
+use berth_base::telemetry::{self, LogArgs};
 use berth_client::ConnectArgs;
-use berth_client::duration::parse_duration;
-use berth_client::telemetry::{self, LogArgs};
 use berth_kubelet::config::{self, ApiTls, Config, RuntimeKind};
 use clap::{ArgAction, Parser};
 
@@ -158,11 +158,11 @@ async fn main() -> anyhow::Result<()> {
     };
     // Serving from here on: READY=1 (and watchdog pings) for a Type=notify
     // unit, STOPPING=1 once SIGTERM arrives.
-    let signal = berth_client::signal::shutdown();
-    let _watchdog = berth_client::systemd::ready();
+    let signal = berth_base::signal::shutdown();
+    let _watchdog = berth_base::systemd::ready();
     let shutdown = async {
         signal.await;
-        berth_client::systemd::stopping();
+        berth_base::systemd::stopping();
     };
     berth_kubelet::run(config, health, api, shutdown).await.context("berth-kubelet failed")
 }

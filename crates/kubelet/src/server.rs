@@ -74,7 +74,7 @@ pub async fn serve(
     a: Arc<Agent>,
     listener: TcpListener,
     tls: Option<ServerTlsConfig>,
-    checks: berth_client::health::Checks,
+    checks: berth_base::health::Checks,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let addr = listener.local_addr().ok();
@@ -101,7 +101,7 @@ impl Service {
         let certs = req.peer_certs().ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
         let (user, groups) = certs
             .first()
-            .and_then(berth_client::tls::certificate_identity)
+            .and_then(berth_base::tls::certificate_identity)
             .ok_or_else(|| Status::unauthenticated("the client certificate names no user"))?;
         if groups.iter().any(|g| g == ALLOWED_GROUP) {
             return Ok(());

@@ -30,11 +30,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use berth_api::pb::core::{Node, Pod, ReplicationController, Service};
-use berth_client::events::Recorder;
-use berth_client::health::{Checks, Flag};
-use berth_client::leader::{self, LeaderConfig};
-use berth_client::reflector::by_namespace;
-use berth_client::{Client, ClientConfig, Informer, ListParams};
+use berth_base::health::{Checks, Flag};
+use berth_client::{Client, ClientConfig, ListParams};
+use berth_runtime::Informer;
+use berth_runtime::events::Recorder;
+use berth_runtime::leader::{self, LeaderConfig};
+use berth_runtime::reflector::by_namespace;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, warn};
@@ -151,7 +152,7 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
             .ready_flag("leader-election", &leading)
             .build()
     };
-    let health_task = tokio::spawn(berth_client::health::serve(health, metrics.registry(), checks, stopped(stop_rx.clone())));
+    let health_task = tokio::spawn(berth_base::health::serve(health, metrics.registry(), checks, stopped(stop_rx.clone())));
     let informers = [
         tokio::spawn(pods.run(stopped(stop_rx.clone()))),
         tokio::spawn(nodes.run(stopped(stop_rx.clone()))),
@@ -187,7 +188,7 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     tokio::select! {
         () = synced => {
             // Ready for systemd too (Type=notify), leader or standby.
-            watchdog = berth_client::systemd::ready();
+            watchdog = berth_base::systemd::ready();
             info!(nodes = node_reader.len(), pods = readers.pods.len(), "caches synced");
             match config.leader_election.clone() {
                 None => {
@@ -221,7 +222,7 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     }
 
     // Stop scheduling before giving up the lease, so two leaders never overlap.
-    berth_client::systemd::stopping();
+    berth_base::systemd::stopping();
     let _ = stop_tx.send(true);
     let _ = lead_tx.send(false);
     if !loop_task.is_finished() {

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use berth_client::duration::parse_duration;
-use berth_client::leader::LeaderConfig;
-use berth_client::telemetry::{self, LogArgs};
+use berth_base::duration::parse_duration;
+use berth_base::telemetry::{self, LogArgs};
 use berth_client::{ClientConfig, ConnectArgs};
+use berth_runtime::leader::LeaderConfig;
 use berth_scheduler::config::Profile;
 use clap::Parser;
 
@@ -79,5 +79,5 @@ async fn main() -> anyhow::Result<()> {
         profile,
         leader_election,
     };
-    berth_scheduler::run(config, listener, berth_client::signal::shutdown()).await.context("berth-scheduler stopped")
+    berth_scheduler::run(config, listener, berth_base::signal::shutdown()).await.context("berth-scheduler stopped")
 }

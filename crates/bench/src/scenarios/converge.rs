@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use berth_api::Resource;
 use berth_api::pb::core::{Container, Node, ObjectMeta, Pod, PodSpec, PodTemplateSpec, ReplicationController, ReplicationControllerSpec};
-use berth_client::duration::parse_duration;
+use berth_base::duration::parse_duration;
 use berth_client::{Client, DeleteParams, ListParams, WatchEvent};
 use futures::StreamExt;
 use tokio::sync::watch;

@@ -36,7 +36,7 @@ use anyhow::{Context as _, bail};
 use berth_api::pb::core::{
     Container, EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectMeta, Pod, PodSpec, Service, ServicePort, ServiceSpec,
 };
-use berth_client::duration::parse_duration;
+use berth_base::duration::parse_duration;
 use berth_client::{Client, DeleteParams};
 use hdrhistogram::Histogram;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};

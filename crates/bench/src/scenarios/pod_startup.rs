@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use berth_api::Resource;
 use berth_api::pb::core::{Container, ObjectMeta, Pod, PodSpec};
-use berth_client::duration::parse_duration;
+use berth_base::duration::parse_duration;
 use berth_client::{ListParams, WatchEvent};
 use futures::StreamExt;
 use tokio::time::Instant;

@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use berth_api::pb::core::{EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectMeta, Service, ServicePort, ServiceSpec};
+use berth_base::duration::parse_duration;
 use berth_client::Client;
-use berth_client::duration::parse_duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::time::Instant;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use berth_api::pb::core::{ConfigMap, ObjectMeta};
-use berth_client::duration::parse_duration;
+use berth_base::duration::parse_duration;
 use berth_client::{Client, ListParams};
 use futures::StreamExt;
 use tokio::sync::{mpsc, watch};

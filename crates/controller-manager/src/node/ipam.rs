@@ -6,8 +6,9 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use berth_api::pb::core::Node;
-use berth_client::events::{Recorder, reference};
-use berth_client::{Client, Reader, key_of};
+use berth_client::Client;
+use berth_runtime::events::{Recorder, reference};
+use berth_runtime::{Reader, key_of};
 use tracing::{info, warn};
 
 use super::cidr::{Allocator, Cidr};

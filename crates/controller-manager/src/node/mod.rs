@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use berth_api::Resource;
 use berth_api::pb::core::{Lease, Node, NodeCondition, Pod, PodCondition, Taint};
-use berth_client::events::{Recorder, reference};
-use berth_client::{Client, DeleteParams, Reader, WorkQueue, key_of};
+use berth_client::{Client, DeleteParams};
+use berth_runtime::events::{Recorder, reference};
+use berth_runtime::{Reader, WorkQueue, key_of};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -179,7 +180,7 @@ pub fn start(ctx: &Ctx, informers: &mut Informers, settings: Settings) -> impl F
 
 /// Every monitor period: grade the zones, set their eviction rates, and
 /// queue every node for a look.
-async fn monitor(c: Arc<Controller>, queue: WorkQueue<String>, stop: crate::stop::Stop) {
+async fn monitor(c: Arc<Controller>, queue: WorkQueue<String>, stop: berth_base::shutdown::Stop) {
     let mut tick = tokio::time::interval(c.settings.monitor_period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stopped = stop.clone().wait();
@@ -197,7 +198,7 @@ async fn monitor(c: Arc<Controller>, queue: WorkQueue<String>, stop: crate::stop
 }
 
 /// Evicts the pods of the nodes whose turn has come.
-async fn evict_loop(c: Arc<Controller>, stop: crate::stop::Stop) {
+async fn evict_loop(c: Arc<Controller>, stop: berth_base::shutdown::Stop) {
     let period = (c.settings.monitor_period / 10).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
     let stopped = stop.wait();

@@ -22,8 +22,9 @@ use berth_api::labels::Selector;
 use berth_api::pb::core::{
     ObjectMeta, OwnerReference, Pod, ReplicationController, ReplicationControllerCondition, ReplicationControllerStatus,
 };
-use berth_client::events::{Recorder, reference};
-use berth_client::{Client, DeleteParams, Reader, WorkQueue, key_of};
+use berth_client::{Client, DeleteParams};
+use berth_runtime::events::{Recorder, reference};
+use berth_runtime::{Reader, WorkQueue, key_of};
 use futures::future::join_all;
 use tracing::{debug, info};
 
@@ -197,7 +198,7 @@ fn pod_deleted(q: &WorkQueue<String>, e: &Expectations, rcs: &Reader<Replication
     if r.kind != ReplicationController::INFO.kind {
         return;
     }
-    let key = berth_client::reflector::object_key(pod.namespace(), &r.name);
+    let key = berth_runtime::reflector::object_key(pod.namespace(), &r.name);
     e.deletion_observed(&key, &key_of(&**pod));
     if rcs.get_by_key(&key).is_some() {
         q.add(key);

@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use berth_api::Resource;
 use berth_api::pb::core::{LoadBalancerStatus, Node, Service, ServiceStatus};
-use berth_client::events::{Recorder, reference};
-use berth_client::{Client, Reader, WorkQueue, key_of};
+use berth_client::Client;
+use berth_runtime::events::{Recorder, reference};
+use berth_runtime::{Reader, WorkQueue, key_of};
 use tracing::{info, warn};
 
 use self::pool::Pool;

@@ -31,7 +31,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 use berth_api::Resource;
 use berth_api::pb::core::Pod;
-use berth_client::duration::parse_duration;
+use berth_base::duration::parse_duration;
 use berth_client::{Client, DeleteParams, ListParams};
 use tokio::time::Instant;
 

@@ -16,7 +16,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use berth_api::Resource;
 use berth_api::pb::api::object::Kind;
 use berth_api::pb::core::{ObjectMeta, Pod, ReplicationController};
-use berth_client::duration::parse_duration;
+use berth_base::duration::parse_duration;
 use berth_client::{Client, DeleteParams, ListParams};
 use tokio::time::Instant;
 

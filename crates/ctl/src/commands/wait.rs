@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use berth_api::{KindInfo, Object};
-use berth_client::duration::parse_duration;
+use berth_base::duration::parse_duration;
 use berth_client::{Client, ListParams};
 use futures::StreamExt as _;
 use serde_json::Value;

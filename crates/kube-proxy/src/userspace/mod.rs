@@ -14,8 +14,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_base::shutdown::Trigger;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
@@ -41,7 +41,7 @@ pub struct Listen {
 
 struct Listener {
     port: PortName,
-    stop: watch::Sender<bool>,
+    stop: Trigger,
     task: JoinHandle<()>,
 }
 
@@ -154,7 +154,7 @@ impl Relays {
 
     async fn start(&mut self, l: Listen, p: &ServicePort) -> Result<(), String> {
         let balancer = self.balancer(p);
-        let (stop, stopped) = watch::channel(false);
+        let (stop, stopped) = berth_base::shutdown::channel();
         let counters = self.counters.clone();
         let task = match l.protocol {
             Protocol::Tcp => {
@@ -175,7 +175,7 @@ impl Relays {
     /// the socket is closed, so that the address can be bound again.
     async fn stop(&mut self, l: Listen) {
         if let Some(lis) = self.listeners.remove(&l) {
-            let _ = lis.stop.send(true);
+            lis.stop.fire();
             let _ = lis.task.await;
             debug!(port = %lis.port, protocol = %l.protocol, addr = %l.addr, "relay stopped");
         }

@@ -4,9 +4,9 @@ use std::net::{IpAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_base::shutdown::Stop;
 use prometheus_client::metrics::counter::Counter;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
 use tracing::{debug, trace};
 
 use super::balancer::Balancer;
@@ -32,7 +32,7 @@ pub struct RelayCounters {
 }
 
 /// Accepts on `listener` until `stop` changes, relaying each connection.
-pub async fn serve(listener: TcpListener, balancer: Arc<Balancer>, counters: RelayCounters, mut stop: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, balancer: Arc<Balancer>, counters: RelayCounters, mut stop: Stop) {
     // Accepted connections inherit TCP_NODELAY from the listener: one system call less per connection.
     if let Err(e) = rustix::net::sockopt::set_tcp_nodelay(&listener, true) {
         debug!(cause = %e, "cannot set TCP_NODELAY on the listener");
@@ -40,7 +40,7 @@ pub async fn serve(listener: TcpListener, balancer: Arc<Balancer>, counters: Rel
     loop {
         tokio::select! {
             biased;
-            _ = stop.changed() => break,
+            () = stop.stopped() => break,
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
                     let (balancer, counters) = (balancer.clone(), counters.clone());

@@ -5,8 +5,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_base::shutdown::Stop;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::balancer::Balancer;
@@ -18,14 +19,14 @@ const MAX_DATAGRAM: usize = 65_535;
 const QUEUE: usize = 256;
 
 /// Relays datagrams arriving on `socket` until `stop` changes.
-pub async fn serve(socket: UdpSocket, balancer: Arc<Balancer>, counters: RelayCounters, idle: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn serve(socket: UdpSocket, balancer: Arc<Balancer>, counters: RelayCounters, idle: Duration, mut stop: Stop) {
     let socket = Arc::new(socket);
     let mut sessions: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let (n, client) = tokio::select! {
             biased;
-            _ = stop.changed() => break,
+            () = stop.stopped() => break,
             received = socket.recv_from(&mut buf) => match received {
                 Ok(r) => r,
                 Err(e) => {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use berth_api::Resource;
 use berth_api::pb::core::{ConfigMap, Container, Pod, Secret};
 use berth_client::DeleteParams;
-use berth_client::events::reference;
+use berth_runtime::events::reference;
 use chrono::Utc;
 use futures::future::join_all;
 use tokio::time::Instant;

@@ -31,9 +31,9 @@ use futures::{Stream, StreamExt};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::{debug, info, warn};
 
-use crate::client::{Client, ListParams};
 use crate::reflector::{Change, Reader, Writer};
 use crate::watcher::{self, Backoff};
+use berth_client::client::{Client, ListParams};
 
 type AddFn<R> = Box<dyn Fn(&Arc<R>) + Send + Sync>;
 type UpdateFn<R> = Box<dyn Fn(&Arc<R>, &Arc<R>) + Send + Sync>;
@@ -191,9 +191,9 @@ mod tests {
     use futures::channel::mpsc;
 
     use super::*;
-    use crate::config::ClientConfig;
     use crate::watcher::Event;
     use crate::watcher::tests::cm;
+    use berth_client::ClientConfig;
 
     type Log = Arc<Mutex<Vec<String>>>;
 
@@ -243,7 +243,7 @@ mod tests {
         tx.send(Ok(Event::Apply(cm("a", 3)))).await.unwrap();
         tx.send(Ok(Event::Delete(cm("b", 4)))).await.unwrap();
         // A relist after a too-old revision: only the difference is announced.
-        let err = crate::client::Error::Api(tonic::Status::out_of_range("too old"));
+        let err = berth_client::client::Error::Api(tonic::Status::out_of_range("too old"));
         tx.send(Err(watcher::Error::TooOld { revision: 4, source: err })).await.unwrap();
         for e in [Event::Init, Event::InitApply(cm("a", 3)), Event::InitApply(cm("c", 9)), Event::InitDone] {
             tx.send(Ok(e)).await.unwrap();

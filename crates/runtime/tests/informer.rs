@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_api::{ConfigMap, Container, ObjectMeta, Pod, PodSpec, Resource};
-use berth_client::informer::Informer;
-use berth_client::reflector::{Reader, key_of};
-use berth_client::watcher::{self, Backoff, Event};
 use berth_client::{Client, ClientConfig, DeleteParams, ListParams};
+use berth_runtime::informer::Informer;
+use berth_runtime::reflector::{Reader, key_of};
+use berth_runtime::watcher::{self, Backoff, Event};
 use futures::StreamExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;

@@ -10,7 +10,7 @@ use berth_api::pb::core::{Lease, LeaseSpec, ObjectMeta};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::client::{Client, Error};
+use berth_client::client::{Client, Error};
 
 /// How an election runs.
 #[derive(Debug, Clone)]

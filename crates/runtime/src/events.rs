@@ -9,7 +9,7 @@ use berth_api::pb::core::{Event, EventSource, ObjectMeta, ObjectReference};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use crate::client::Client;
+use berth_client::client::Client;
 
 /// A reference to an object, for `involvedObject`.
 pub fn reference<R: Resource>(r: &R) -> ObjectReference {

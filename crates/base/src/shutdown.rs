@@ -1,5 +1,6 @@
-//! The stop signal fanned out to every task of the manager: cheap to clone,
-//! resolves once, and can be asked without waiting.
+//! The stop signal a daemon fans out to every task: cheap to clone,
+//! resolves once, and can be asked without waiting. The daemon's `main`
+//! fires the [`Trigger`] when [`crate::signal::shutdown`] resolves.
 
 use tokio::sync::watch;
 
@@ -7,7 +8,7 @@ use tokio::sync::watch;
 #[derive(Debug)]
 pub struct Trigger(watch::Sender<bool>);
 
-/// A clone per task; [`Stop::wait`] resolves when the manager stops.
+/// A clone per task; [`Stop::wait`] resolves when the daemon stops.
 #[derive(Debug, Clone)]
 pub struct Stop(watch::Receiver<bool>);
 
@@ -33,6 +34,12 @@ impl Stop {
     /// Resolves when the signal fires (at once if it has; also if the
     /// trigger was dropped, which means the same).
     pub async fn wait(mut self) {
+        let _ = self.0.wait_for(|s| *s).await;
+    }
+
+    /// Resolves when the signal fires, keeping this receiver (for `select!`
+    /// loops that wait on it again and again).
+    pub async fn stopped(&mut self) {
         let _ = self.0.wait_for(|s| *s).await;
     }
 

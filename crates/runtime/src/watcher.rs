@@ -20,7 +20,7 @@ use futures::{FutureExt, Stream, StreamExt};
 use rand::Rng;
 use tracing::debug;
 
-use crate::client::{self, Client, ListParams, WatchEvent};
+use berth_client::client::{self, Client, ListParams, WatchEvent};
 
 /// Why one step of a watcher failed. The watcher recovers by itself.
 #[derive(Debug, thiserror::Error)]
