@@ -15,8 +15,9 @@ use berth_api::pb::api::{AccessReviewRequest, AccessReviewResponse, ClusterStats
 use berth_api::pb::core::Binding;
 use berth_api::pb::kubelet::{ExecInput, ExecOutput, LogChunk, LogsRequest};
 use berth_api::wire::{EncodedObject, EncodedWatchEvent};
+use berth_base::shutdown::Stop;
 use futures::Stream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tonic::Status;
 use tracing::debug;
 
@@ -47,7 +48,7 @@ pub struct Handlers {
     pub(crate) bookmark_interval: Duration,
     /// Becomes true when the server shuts down, ending every watch so that
     /// clients reconnect elsewhere.
-    pub(crate) stopping: watch::Receiver<bool>,
+    pub(crate) stopping: Stop,
     pub(crate) gate: Arc<Gate>,
     service_accounts: Arc<ServiceAccounts>,
     /// Opens the sealed Secret values that watch events carry.
@@ -144,7 +145,7 @@ impl Handlers {
         registry: Registry,
         metrics: Arc<Metrics>,
         bookmark_interval: Duration,
-        stopping: watch::Receiver<bool>,
+        stopping: Stop,
         gate: Arc<Gate>,
         service_accounts: Arc<ServiceAccounts>,
         transformer: Arc<Transformer>,

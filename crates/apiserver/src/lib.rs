@@ -311,7 +311,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
     let authorizer = if secure { authz::Authorizer::new(lister) } else { authz::Authorizer::allow_all(lister) };
 
     let gate = Arc::new(gate::Gate { authorizer, audit, disabled, metrics: metrics.clone() });
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop_rx) = berth_base::shutdown::channel();
     // Checked beneath the metrics wrapper: probes are not API traffic.
     let checks = http::checks(sled_store_raw.clone(), config.data_dir.clone());
     let kubelets = Arc::new(kubelet_proxy::KubeletProxy::new(registry.clone(), kubelet_tls));
@@ -353,7 +353,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: impl Future<Ou
         berth_base::systemd::stopping();
         checks.shutting_down();
         // Ending watches first lets the server drain: streams would otherwise keep it open.
-        let _ = stop_tx.send(true);
+        stop_tx.fire();
     };
     let service = tower::ServiceBuilder::new().layer(authn::AuthnLayer::new(Arc::new(authenticator))).service(router);
     let served = serve::serve(tls::incoming(listener, tls, allow, metrics), service, signal).await;

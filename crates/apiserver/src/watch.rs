@@ -161,7 +161,7 @@ pub(crate) fn start(
                             return;
                         }
                     }
-                    _ = async { let _ = stopping.wait_for(|s| *s).await; } => {
+                    () = stopping.stopped() => {
                         let _ = tx.send(Err(Error::Unavailable("the apiserver is shutting down".into()))).await;
                         return;
                     }

@@ -41,6 +41,7 @@ pub mod server;
 pub mod stats;
 pub mod volumes;
 
+use berth_base::shutdown::Stop;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -87,15 +88,6 @@ pub enum Error {
     Config(String),
 }
 
-/// Resolves once `stop` turns true (or its sender is gone).
-pub async fn stopped(mut stop: watch::Receiver<bool>) {
-    while !*stop.borrow_and_update() {
-        if stop.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
 /// Runs the kubelet until `shutdown` resolves: health and metrics on
 /// `health`, the kubelet API on `api` (none for hollow nodes).
 pub async fn run(
@@ -114,10 +106,10 @@ pub async fn run(
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     let (ready_tx, ready_rx) = watch::channel(false);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (trigger, stop_rx) = berth_base::shutdown::channel();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        trigger.fire();
     });
     // Hollow nodes run an in-process fake each; a real node checks its engine.
     let engine: Option<Arc<dyn Runtime>> = match (config.hollow_nodes, config.runtime) {
@@ -141,7 +133,7 @@ pub async fn run(
     tasks.spawn({
         let (stop, checks) = (stop_rx.clone(), checks.clone());
         async move {
-            if let Err(e) = berth_base::health::serve(health, Arc::new(registry), checks, stopped(stop)).await {
+            if let Err(e) = berth_base::health::serve(health, Arc::new(registry), checks, stop.wait()).await {
                 warn!(cause = %e, "the health endpoint failed");
             }
         }
@@ -153,7 +145,7 @@ pub async fn run(
     // the containers' Service environment variables.
     let service_informer = Informer::<Service>::new(client.clone(), "", ListParams::default());
     let services = service_informer.reader();
-    tasks.spawn(service_informer.run(stopped(stop_rx.clone())));
+    tasks.spawn(service_informer.run(stop_rx.clone().wait()));
 
     if config.hollow_nodes > 0 {
         info!(nodes = config.hollow_nodes, prefix = %config.node_name, "starting hollow nodes");
@@ -184,7 +176,7 @@ pub async fn run(
         };
         run_node(config, runtime, client, services, metrics, api.map(|l| (l, api_tls, checks)), stop, on_ready).await?;
     }
-    stopped(stop_rx).await;
+    stop_rx.wait().await;
     // Let the tasks see the stop; cap the drain.
     let _ = tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} }).await;
     info!("kubelet stopped");
@@ -216,7 +208,7 @@ async fn run_node(
     services: Reader<Service>,
     metrics: Metrics,
     api: Option<(TcpListener, Option<tonic::transport::ServerTlsConfig>, Checks)>,
-    stop: watch::Receiver<bool>,
+    stop: Stop,
     on_ready: impl FnOnce() + Send + 'static,
 ) -> Result<(), Error> {
     let name = config.node_name.clone();
@@ -284,16 +276,16 @@ async fn run_node(
         warn!(node = %name, cause = %e, "listing the node's sandboxes failed, retrying");
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = stopped(stop.clone()) => return Ok(()),
+            _ = stop.clone().wait() => return Ok(()),
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     }
-    tokio::spawn(node_informer.run(stopped(stop.clone())));
-    tokio::spawn(pod_informer.run(stopped(stop.clone())));
+    tokio::spawn(node_informer.run(stop.clone().wait()));
+    tokio::spawn(pod_informer.run(stop.clone().wait()));
     if let Some((listener, api_tls, checks)) = api {
         let (a, s) = (agent.clone(), stop.clone());
         tokio::spawn(async move {
-            if let Err(e) = server::serve(a, listener, api_tls, checks, stopped(s)).await {
+            if let Err(e) = server::serve(a, listener, api_tls, checks, s.wait()).await {
                 warn!(cause = %e, "the kubelet API failed");
             }
         });
@@ -304,7 +296,7 @@ async fn run_node(
     tokio::spawn(async move {
         tokio::select! {
             r = pods.wait_until_ready() => if r.is_err() { return },
-            _ = s.changed() => return,
+            () = s.stopped() => return,
         }
         loop {
             match w.adopt().await {
@@ -313,7 +305,7 @@ async fn run_node(
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                _ = s.changed() => return,
+                () = s.stopped() => return,
             }
         }
     });

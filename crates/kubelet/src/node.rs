@@ -6,6 +6,7 @@
 //! DiskPressure and PIDPressure; and the node's usage as annotations the
 //! scheduler reads.
 
+use berth_base::shutdown::Stop;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,6 @@ use berth_api::pb::core::{
 };
 use berth_api::quantity::{Quantity, parse_bytes, parse_cpu_millis};
 use chrono::{SecondsFormat, Utc};
-use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -207,7 +207,7 @@ impl NodeAgent {
 
     /// Creates the Node (or brings an existing one up to date); retries
     /// until it succeeds or `stop` says so.
-    pub async fn register(&mut self, mut stop: watch::Receiver<bool>) -> bool {
+    pub async fn register(&mut self, mut stop: Stop) -> bool {
         let mut delay = Duration::from_millis(200);
         loop {
             match self.try_register().await {
@@ -216,7 +216,7 @@ impl NodeAgent {
             }
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
-                _ = stop.changed() => return false,
+                () = stop.stopped() => return false,
             }
             delay = (delay * 2).min(Duration::from_secs(7));
         }
@@ -397,13 +397,13 @@ impl NodeAgent {
 
     /// Heartbeats every `--node-status-update-frequency` (sooner when the
     /// Node changes, e.g. gets its podCIDR) until `stop`.
-    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut stop: Stop) {
         loop {
             self.heartbeat().await;
             tokio::select! {
                 _ = tokio::time::sleep(self.a.config.node_status_update_frequency) => {}
                 _ = self.a.node_changed.notified() => {}
-                _ = stop.changed() => return,
+                () = stop.stopped() => return,
             }
         }
     }

@@ -3,6 +3,7 @@
 //! output is copied when its pod is removed, under
 //! `<root-dir>/pod-logs/<namespace>_<pod>_<uid>/<container>.log`.
 
+use berth_base::shutdown::Stop;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -93,7 +94,7 @@ impl PodLogs {
     }
 
     /// Removes logs older than the TTL; runs until `stop` says so.
-    pub async fn clean(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn clean(&self, mut stop: Stop) {
         loop {
             if let Ok(entries) = std::fs::read_dir(&self.dir) {
                 for e in entries.flatten() {
@@ -106,7 +107,7 @@ impl PodLogs {
             let period = (self.ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
             tokio::select! {
                 _ = tokio::time::sleep(period) => {}
-                _ = stop.changed() => return,
+                () = stop.stopped() => return,
             }
         }
     }

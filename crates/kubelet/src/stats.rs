@@ -4,6 +4,7 @@
 //! kubelets may share one host, and host-wide figures would not tell their
 //! nodes apart).
 
+use berth_base::shutdown::Stop;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -112,14 +113,14 @@ impl Stats {
     }
 
     /// Samples every `--housekeeping-interval` until `stop`.
-    pub async fn run(a: Arc<Agent>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(a: Arc<Agent>, mut stop: Stop) {
         loop {
             if let Err(e) = a.stats.collect(&a).await {
                 debug!(cause = %e, "sampling usage failed");
             }
             tokio::select! {
                 _ = tokio::time::sleep(a.config.housekeeping_interval) => {}
-                _ = stop.changed() => return,
+                () = stop.stopped() => return,
             }
         }
     }

@@ -83,11 +83,6 @@ impl Config {
     }
 }
 
-/// Resolves once `stop` becomes true (or its sender is gone).
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
-}
-
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "berth".into())
 }
@@ -98,13 +93,13 @@ fn hostname() -> String {
 /// kube-scheduler exits then.
 pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
     let metrics = Metrics::new();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
+    let (trigger, stop_rx) = berth_base::shutdown::channel();
+    let stop_tx = Arc::new(trigger);
     {
         let stop_tx = stop_tx.clone();
         tokio::spawn(async move {
             shutdown.await;
-            let _ = stop_tx.send(true);
+            stop_tx.fire();
         });
     }
     // Watches and writes on separate connections, so that a burst of
@@ -152,12 +147,12 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
             .ready_flag("leader-election", &leading)
             .build()
     };
-    let health_task = tokio::spawn(berth_base::health::serve(health, metrics.registry(), checks, stopped(stop_rx.clone())));
+    let health_task = tokio::spawn(berth_base::health::serve(health, metrics.registry(), checks, stop_rx.clone().wait()));
     let informers = [
-        tokio::spawn(pods.run(stopped(stop_rx.clone()))),
-        tokio::spawn(nodes.run(stopped(stop_rx.clone()))),
-        tokio::spawn(services.run(stopped(stop_rx.clone()))),
-        tokio::spawn(controllers.run(stopped(stop_rx.clone()))),
+        tokio::spawn(pods.run(stop_rx.clone().wait())),
+        tokio::spawn(nodes.run(stop_rx.clone().wait())),
+        tokio::spawn(services.run(stop_rx.clone().wait())),
+        tokio::spawn(controllers.run(stop_rx.clone().wait())),
     ];
 
     let recorder = Recorder::new(write_client.clone(), &config.scheduler_name, &hostname());
@@ -193,11 +188,11 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
             match config.leader_election.clone() {
                 None => {
                     let _ = lead_tx.send(true);
-                    stopped(stop_rx.clone()).await;
+                    stop_rx.clone().wait().await;
                 }
                 Some(election) => {
                     let lease = format!("{}/{}", election.namespace, election.name);
-                    leadership = leader::acquire(&watch_client, election, stopped(stop_rx.clone())).await;
+                    leadership = leader::acquire(&watch_client, election, stop_rx.clone().wait()).await;
                     if let Some(l) = &leadership {
                         let _ = lead_tx.send(true);
                         tokio::select! {
@@ -205,15 +200,15 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
                                 error!(lease = %lease, "lost the leader lease; stopping");
                                 leading.fail(format!("lost the leader lease {lease}"));
                                 outcome = Err(Error::LeadershipLost(lease));
-                                let _ = stop_tx.send(true);
+                                stop_tx.fire();
                             }
-                            () = stopped(stop_rx.clone()) => {}
+                            () = stop_rx.clone().wait() => {}
                         }
                     }
                 }
             }
         }
-        () = stopped(stop_rx.clone()) => {}
+        () = stop_rx.clone().wait() => {}
         r = &mut loop_task => {
             if let Err(e) = r {
                 error!(error = %e, "the scheduling loop failed");
@@ -223,7 +218,7 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
 
     // Stop scheduling before giving up the lease, so two leaders never overlap.
     berth_base::systemd::stopping();
-    let _ = stop_tx.send(true);
+    stop_tx.fire();
     let _ = lead_tx.send(false);
     if !loop_task.is_finished() {
         let _ = loop_task.await;

@@ -8,6 +8,7 @@
 //! each other or with the changes they depend on; informer handlers only
 //! send changes over a channel, and binding tasks report back on another.
 
+use berth_base::shutdown::Stop;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -108,16 +109,11 @@ impl Scheduler {
 
     /// Applies changes all the time, and schedules while `leading` is true,
     /// until `stop` becomes true; then waits (a little) for bindings in flight.
-    pub async fn run(
-        mut self,
-        mut changes: mpsc::UnboundedReceiver<Change>,
-        mut leading: watch::Receiver<bool>,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    pub async fn run(mut self, mut changes: mpsc::UnboundedReceiver<Change>, mut leading: watch::Receiver<bool>, mut stop: Stop) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            if *stop.borrow() {
+            if stop.is_stopped() {
                 break;
             }
             // Take in everything that is already there, then decide on a batch.
@@ -137,11 +133,7 @@ impl Scheduler {
             }
             let next_backoff = self.queue.next_backoff_expiry();
             tokio::select! {
-                r = stop.changed() => {
-                    if r.is_err() {
-                        break;
-                    }
-                }
+                () = stop.stopped() => {}
                 change = changes.recv() => match change {
                     Some(c) => self.apply(c),
                     None => break,

@@ -30,8 +30,8 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use berth_api::KindInfo;
+use berth_base::shutdown::Stop;
 use http::{HeaderMap, Method};
-use tokio::sync::watch as signal;
 
 use crate::authn::Authenticated;
 use crate::error::Error;
@@ -43,11 +43,11 @@ pub struct Rest {
     pub(crate) handlers: Arc<Handlers>,
     pub(crate) openapi: berth_api::openapi::OpenApi,
     /// Becomes true when the server shuts down (ends watch streams).
-    pub(crate) stopping: signal::Receiver<bool>,
+    pub(crate) stopping: Stop,
 }
 
 /// The REST routes, merged into the API port's one router.
-pub fn router(handlers: Arc<Handlers>, stopping: signal::Receiver<bool>) -> Router {
+pub fn router(handlers: Arc<Handlers>, stopping: Stop) -> Router {
     let served: Vec<&'static KindInfo> = berth_api::resource::KINDS.iter().filter(|k| handlers.serves(k)).collect();
     let rest = Arc::new(Rest { openapi: berth_api::openapi::OpenApi::new(&served), handlers, stopping });
     Router::new()

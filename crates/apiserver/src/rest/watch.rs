@@ -76,9 +76,7 @@ pub async fn serve(
         .filter_map(|line| std::future::ready(line.map(Ok::<Bytes, Infallible>)));
     let mut stopping = rest.stopping.clone();
     let end = async move {
-        let stop = async {
-            let _ = stopping.wait_for(|s| *s).await;
-        };
+        let stop = stopping.stopped();
         match timeout {
             Some(t) => {
                 tokio::select! {

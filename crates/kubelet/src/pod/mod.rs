@@ -14,6 +14,7 @@ pub mod service_env;
 pub mod status;
 pub mod sync;
 
+use berth_base::shutdown::Stop;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -22,7 +23,7 @@ use std::time::Duration;
 use berth_api::Resource;
 use berth_api::pb::core::Pod;
 use futures::StreamExt;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -42,7 +43,7 @@ struct Slot {
 pub struct Workers {
     agent: Arc<Agent>,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
-    stop: watch::Receiver<bool>,
+    stop: Stop,
     me: Weak<Workers>,
 }
 
@@ -59,7 +60,7 @@ fn worth_a_sync(old: &Pod, new: &Pod) -> bool {
 }
 
 impl Workers {
-    pub fn new(agent: Arc<Agent>, stop: watch::Receiver<bool>) -> Arc<Workers> {
+    pub fn new(agent: Arc<Agent>, stop: Stop) -> Arc<Workers> {
         Arc::new_cyclic(|me| Workers { agent, slots: Mutex::new(HashMap::new()), stop, me: me.clone() })
     }
 
@@ -150,7 +151,7 @@ impl Workers {
         let mut stop = self.stop.clone();
         let mut failures: u32 = 0;
         loop {
-            if *stop.borrow() {
+            if stop.is_stopped() {
                 return;
             }
             let pod = lock(&slot.pod).clone();
@@ -181,7 +182,7 @@ impl Workers {
             tokio::select! {
                 _ = slot.notify.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => return,
+                () = stop.stopped() => return,
             }
         }
     }
@@ -237,14 +238,14 @@ impl Workers {
                             }
                             None => break,
                         },
-                        _ = stop.changed() => return,
+                        () = stop.stopped() => return,
                     }
                 },
                 Err(e) => warn!(cause = %e, "cannot follow the engine's events, retrying"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                _ = stop.changed() => return,
+                () = stop.stopped() => return,
             }
         }
     }
@@ -256,7 +257,7 @@ impl Workers {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                _ = stop.changed() => return,
+                () = stop.stopped() => return,
             }
             if self.agent.pods.is_ready()
                 && let Err(e) = self.adopt_orphans_only().await
