@@ -7,7 +7,7 @@ use berth_api::Resource;
 use berth_api::pb::core::Node;
 use berth_client::{Client, ListParams, modify};
 
-use super::{Ctx, object_ref, out, warn_error};
+use super::{Ctx, object_ref, out};
 use crate::error;
 
 #[derive(Debug, clap::Args)]
@@ -30,13 +30,7 @@ pub async fn run(ctx: &Ctx, args: CordonArgs, unschedulable: bool) -> Result<()>
             Err(e) => errors.push(e),
         }
     }
-    match errors.pop() {
-        Some(last) => {
-            errors.iter().for_each(warn_error);
-            Err(last)
-        }
-        None => Ok(()),
-    }
+    super::finish(errors)
 }
 
 /// The node names of the arguments (`NAME` or `node/NAME`), or of the

@@ -6,7 +6,7 @@ use berth_api::KindInfo;
 use berth_client::{Client, DeleteParams, ListParams};
 use futures::StreamExt as _;
 
-use super::{Ctx, kind_ref, out, revision, targets, warn_error};
+use super::{Ctx, kind_ref, out, revision, targets};
 use crate::error;
 use crate::manifests;
 
@@ -125,13 +125,7 @@ pub async fn run(ctx: &Ctx, args: DeleteArgs) -> Result<()> {
             errors.push(e);
         }
     }
-    match errors.pop() {
-        Some(last) => {
-            errors.iter().for_each(warn_error);
-            Err(last)
-        }
-        None => Ok(()),
-    }
+    super::finish(errors)
 }
 
 /// Waits until an object that is being deleted gracefully is gone

@@ -12,7 +12,7 @@ use berth_api::{Object, Resource};
 use berth_client::{Client, ListParams};
 use chrono::Utc;
 
-use super::{Ctx, out, targets, warn_error};
+use super::{Ctx, out, targets};
 use crate::describe::{Related, describe, is_about};
 use crate::error;
 
@@ -64,13 +64,7 @@ pub async fn run(ctx: &Ctx, args: DescribeArgs) -> Result<()> {
         }
         out(&describe(object, &related, now));
     }
-    match errors.pop() {
-        Some(last) => {
-            errors.iter().for_each(warn_error);
-            Err(last)
-        }
-        None => Ok(()),
-    }
+    super::finish(errors)
 }
 
 /// Events, pods and endpoints of an object. Events are listed once per

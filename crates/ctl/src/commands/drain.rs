@@ -37,7 +37,7 @@ use tokio::time::Instant;
 
 use super::cordon::{node_names, set_unschedulable};
 use super::delete::wait_gone;
-use super::{Ctx, object_ref, out, revision, warn_error};
+use super::{Ctx, object_ref, out, revision};
 use crate::error;
 use crate::progress::Progress;
 
@@ -77,13 +77,7 @@ pub async fn run(ctx: &Ctx, args: DrainArgs) -> Result<()> {
             errors.push(e);
         }
     }
-    match errors.pop() {
-        Some(last) => {
-            errors.iter().for_each(warn_error);
-            Err(last)
-        }
-        None => Ok(()),
-    }
+    super::finish(errors)
 }
 
 async fn drain(client: &Client, node: &str, args: &DrainArgs) -> Result<()> {

@@ -179,13 +179,7 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<()> {
             }
         }
     }
-    match errors.pop() {
-        Some(last) => {
-            errors.iter().for_each(warn_error);
-            Err(last)
-        }
-        None => Ok(()),
-    }
+    super::finish(errors)
 }
 
 fn params(args: &GetArgs, names: &[String]) -> ListParams {

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 use berth_api::{KindInfo, names};
 use berth_client::{Client, ListParams};
 
-use super::{Ctx, object_ref, out, targets, warn_error};
+use super::{Ctx, object_ref, out, targets};
 use crate::error;
 
 #[derive(Debug, clap::Args)]
@@ -119,13 +119,7 @@ pub async fn run(ctx: &Ctx, args: LabelArgs) -> Result<()> {
             Err(e) => errors.push(e),
         }
     }
-    match errors.pop() {
-        Some(last) => {
-            errors.iter().for_each(warn_error);
-            Err(last)
-        }
-        None => Ok(()),
-    }
+    super::finish(errors)
 }
 
 /// Edits one object's labels, with its resourceVersion as precondition,

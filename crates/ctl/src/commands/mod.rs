@@ -230,6 +230,19 @@ pub fn warn_error(err: &anyhow::Error) {
     eprintln!("{}", crate::error::render(err));
 }
 
+/// How a command that went on past errors ends, as kubectl does: every
+/// error but the last printed as a warning, the last one returned (so it is
+/// printed last and sets the exit code); success when there was none.
+pub fn finish(mut errors: Vec<anyhow::Error>) -> Result<()> {
+    match errors.pop() {
+        Some(last) => {
+            errors.iter().for_each(warn_error);
+            Err(last)
+        }
+        None => Ok(()),
+    }
+}
+
 /// JSON as kubectl prints it: indented by four spaces, ending in a newline.
 pub fn to_json_pretty(value: &serde_json::Value) -> String {
     use serde::Serialize as _;

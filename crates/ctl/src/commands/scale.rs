@@ -6,7 +6,7 @@ use berth_api::Resource;
 use berth_api::pb::core::ReplicationController;
 use berth_client::Client;
 
-use super::{Ctx, object_ref, out, targets, warn_error};
+use super::{Ctx, object_ref, out, targets};
 use crate::error;
 
 #[derive(Debug, clap::Args)]
@@ -48,13 +48,7 @@ pub async fn run(ctx: &Ctx, args: ScaleArgs) -> Result<()> {
             Err(e) => errors.push(e),
         }
     }
-    match errors.pop() {
-        Some(last) => {
-            errors.iter().for_each(warn_error);
-            Err(last)
-        }
-        None => Ok(()),
-    }
+    super::finish(errors)
 }
 
 async fn scale_one(client: &Client, ns: &str, name: &str, replicas: i32, expected: i32) -> Result<()> {

@@ -22,7 +22,7 @@ use futures::StreamExt as _;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::{Ctx, object_ref, out, revision, targets, warn_error};
+use super::{Ctx, object_ref, out, revision, targets};
 use crate::error;
 use crate::jsonpath::{Path, format_value};
 use crate::progress::Progress;
@@ -116,13 +116,7 @@ pub async fn run(ctx: &Ctx, args: WaitArgs) -> Result<()> {
             Err(e) => errors.push(e),
         }
     }
-    match errors.pop() {
-        Some(last) => {
-            errors.iter().for_each(warn_error);
-            Err(last)
-        }
-        None => Ok(()),
-    }
+    super::finish(errors)
 }
 
 /// Waits for one object; true once the condition is met, false when a
