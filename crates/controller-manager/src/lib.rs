@@ -207,7 +207,7 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     info!(health = ?health_addr, controllers = ?config.controllers.names(), leader_elect = config.leader.enabled, "starting");
 
     let client = Client::connect_lazy(&config.client).map_err(error::api("connecting to the API server"))?;
-    let host = hostname();
+    let host = berth_base::host::hostname();
     let ctx = Ctx { client: client.clone(), metrics: metrics.clone(), stop: stop.clone(), host: host.clone() };
 
     let shutdown_stop = trigger.subscribe();
@@ -323,10 +323,6 @@ fn start_controllers(config: &Config, ctx: &Ctx) -> (Vec<tokio::task::JoinHandle
         }));
     }
     (handles, synced)
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "berth".into())
 }
 
 /// Eight random hex digits, to tell instances on one host apart.
