@@ -30,6 +30,7 @@ pub mod replication;
 pub mod resourcequota;
 pub mod service;
 
+use berth_base::sync::MutexExt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -195,7 +196,7 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     let checks = {
         let synced = synced.clone();
         Checks::builder()
-            .ready("informers-synced", move || match &*synced.lock().unwrap_or_else(|e| e.into_inner()) {
+            .ready("informers-synced", move || match &*synced.lock_or_recover() {
                 Some(check) => check(),
                 None => Ok(()),
             })
@@ -242,7 +243,7 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     metrics.leader.set(1);
 
     let (tasks, check) = start_controllers(&config, &ctx);
-    *synced.lock().unwrap_or_else(|e| e.into_inner()) = Some(check);
+    *synced.lock_or_recover() = Some(check);
     let lost = async {
         match &leadership {
             Some(l) => l.lost().await,
