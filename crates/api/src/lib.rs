@@ -17,6 +17,7 @@
 //! - [`validation`]: per-kind validation, run by the apiserver before anything is stored.
 //! - [`serde_util`]: the serde helpers the generated code uses.
 //! - [`wire`]: List and Watch responses encoded from stored bytes, and the apiserver's side of the service.
+//! - [`time`]: timestamps as Kubernetes writes them (RFC 3339, UTC, `Z`).
 //! - [`snapshot`]: the snapshot file of `berthctl snapshot save` and `berth-apiserver --restore`.
 
 pub mod docs;
@@ -34,6 +35,7 @@ pub mod resource;
 pub mod serde_util;
 pub mod snapshot;
 mod special_fields;
+pub mod time;
 pub mod validation;
 pub mod wire;
 

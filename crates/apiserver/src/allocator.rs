@@ -13,6 +13,7 @@
 //! free for Services that ask for a specific address, such as the cluster
 //! DNS Service's 10.96.0.10.
 
+use berth_base::sync::MutexExt;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
@@ -159,14 +160,10 @@ impl Allocator {
         self.cidr
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Rebuilds the taken sets from the stored Services (startup repair).
     /// Returns the values that two services claim at once, for a warning.
     pub fn restore<'a>(&self, held: impl IntoIterator<Item = &'a Held>) -> Vec<String> {
-        let mut s = self.state();
+        let mut s = self.state.lock_or_recover();
         s.ips.clear();
         s.ports.clear();
         let mut dup = Vec::new();
@@ -197,7 +194,7 @@ impl Allocator {
         if parsed == self.cidr.first_host() && service != KUBERNETES_SERVICE {
             return Err(Error::Reserved { what: "IP", value: ip.into(), owner: KUBERNETES_SERVICE });
         }
-        if !self.state().ips.insert(n) {
+        if !self.state.lock_or_recover().ips.insert(n) {
             return Err(Error::Taken { what: "IP", value: ip.into() });
         }
         Ok(n)
@@ -210,7 +207,7 @@ impl Allocator {
         let first = self.cidr.base + 2;
         let hosts = (self.cidr.size() - 2).saturating_sub(1);
         let band = self.cidr.static_band().saturating_sub(1).min(hosts);
-        let mut s = self.state();
+        let mut s = self.state.lock_or_recover();
         for (start, len) in [(first + band, hosts - band), (first, band)] {
             if len == 0 {
                 continue;
@@ -230,7 +227,7 @@ impl Allocator {
     pub fn take_port(&self, port: i32) -> Result<u16, Error> {
         let p = u16::try_from(port).ok().filter(|p| (self.ports.first..=self.ports.last).contains(p));
         let p = p.ok_or_else(|| Error::OutOfRange { what: "port", value: port.to_string(), range: self.ports.to_string() })?;
-        if !self.state().ports.insert(p) {
+        if !self.state.lock_or_recover().ports.insert(p) {
             return Err(Error::Taken { what: "port", value: port.to_string() });
         }
         Ok(p)
@@ -240,7 +237,7 @@ impl Allocator {
     pub fn next_port(&self) -> Result<u16, Error> {
         let n = u32::from(self.ports.last - self.ports.first) + 1;
         let start = rand_below(n);
-        let mut s = self.state();
+        let mut s = self.state.lock_or_recover();
         for i in 0..n {
             let p = self.ports.first + ((start + i) % n) as u16;
             if s.ports.insert(p) {
@@ -252,7 +249,7 @@ impl Allocator {
 
     /// Gives values back.
     pub fn release(&self, held: &Held) {
-        let mut s = self.state();
+        let mut s = self.state.lock_or_recover();
         if let Some(ip) = held.cluster_ip {
             s.ips.remove(&ip);
         }
@@ -263,7 +260,7 @@ impl Allocator {
 
     /// How many values are taken (for metrics and tests).
     pub fn taken(&self) -> (usize, usize) {
-        let s = self.state();
+        let s = self.state.lock_or_recover();
         (s.ips.len(), s.ports.len())
     }
 }

@@ -142,7 +142,7 @@ fn redacted(o: &Object) -> serde_json::Value {
 fn entry(r: &Record<'_>) -> serde_json::Value {
     let write = is_write(r.verb);
     let mut v = serde_json::json!({
-        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "time": berth_api::time::now_rfc3339_micros(),
         "level": if write { "Request" } else { "Metadata" },
         "user": r.user.map(|u| u.name.as_str()).unwrap_or(""),
         "groups": r.user.map(|u| u.groups.clone()).unwrap_or_default(),

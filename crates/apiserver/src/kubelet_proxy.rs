@@ -5,6 +5,7 @@
 //! Authorization is the caller's business ([`crate::service`]); this
 //! module only reads the cluster state on the server's own behalf.
 
+use berth_base::sync::MutexExt;
 use std::collections::{BTreeSet, HashMap};
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -249,19 +250,19 @@ impl KubeletProxy {
     fn failed(&self, k: &KubeletAddress, s: Status) -> Error {
         let e = kubelet_error(k, s);
         if matches!(e, Error::Unavailable(_)) {
-            self.channels.lock().unwrap_or_else(|e| e.into_inner()).remove(&k.addr);
+            self.channels.lock_or_recover().remove(&k.addr);
         }
         e
     }
 
     /// A client of a kubelet, on its cached channel.
     async fn client(&self, k: &KubeletAddress) -> Result<KubeletClient<Channel>> {
-        let cached = self.channels.lock().unwrap_or_else(|e| e.into_inner()).get(&k.addr).cloned();
+        let cached = self.channels.lock_or_recover().get(&k.addr).cloned();
         let channel = match cached {
             Some(c) => c,
             None => {
                 let c = connect(k, self.tls.as_ref()).await?;
-                self.channels.lock().unwrap_or_else(|e| e.into_inner()).insert(k.addr.clone(), c.clone());
+                self.channels.lock_or_recover().insert(k.addr.clone(), c.clone());
                 debug!(node = %k.node, addr = %k.addr, "connected to kubelet");
                 c
             }

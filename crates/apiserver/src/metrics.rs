@@ -3,8 +3,9 @@
 //! their latency (through [`MeteredStore`]), and the store's size, revisions,
 //! compactions and rebuilds.
 
+use berth_base::sync::MutexExt;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -223,7 +224,7 @@ impl Metrics {
         self.store_live_bytes.set(s.live_bytes as i64);
         {
             // The store keeps running totals; counters only go up by the difference.
-            let _serial = self.store_sync.lock().unwrap_or_else(PoisonError::into_inner);
+            let _serial = self.store_sync.lock_or_recover();
             catch_up(&self.store_flushes, s.flushes);
             catch_up(&self.store_writes, s.writes);
             catch_up(&self.store_compactions, s.compactions);

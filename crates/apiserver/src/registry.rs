@@ -56,9 +56,7 @@ pub struct Registry {
 }
 
 /// The current time as Kubernetes writes timestamps.
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
+pub use berth_api::time::now_rfc3339 as now;
 
 /// Encodes an object for the store: resourceVersion is not stored (it is the
 /// key's revision).
@@ -511,16 +509,14 @@ impl Registry {
             let m = o.metadata_mut().ok_or_else(|| Error::Internal("stored object without metadata".into()))?;
             if m.deletion_timestamp.is_empty() {
                 let g = grace.unwrap_or(0);
-                m.deletion_timestamp =
-                    (chrono::Utc::now() + chrono::Duration::seconds(g)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                m.deletion_timestamp = berth_api::time::format_rfc3339(chrono::Utc::now() + chrono::Duration::seconds(g));
                 m.deletion_grace_period_seconds = Some(g);
                 changed = true;
             } else if let Some(g) = grace
                 && m.deletion_grace_period_seconds.is_none_or(|cur| g < cur)
             {
                 // A second delete may only shorten the grace period.
-                m.deletion_timestamp =
-                    (chrono::Utc::now() + chrono::Duration::seconds(g)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                m.deletion_timestamp = berth_api::time::format_rfc3339(chrono::Utc::now() + chrono::Duration::seconds(g));
                 m.deletion_grace_period_seconds = Some(g);
                 changed = true;
             }

@@ -5,6 +5,7 @@
 //! endpoint the daemons without a gRPC port serve on `--health-listen`:
 //! those plus Prometheus `/metrics`, gRPC and plain HTTP on one listener.
 
+use crate::sync::MutexExt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
@@ -91,11 +92,11 @@ impl Flag {
     }
 
     pub fn set(&self, state: CheckResult) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        *self.0.lock_or_recover() = state;
     }
 
     pub fn get(&self) -> CheckResult {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.0.lock_or_recover().clone()
     }
 }
 

@@ -7,6 +7,7 @@
 //! loses its `orphan` finalizer. The apiserver removes an object once its
 //! last finalizer is gone.
 
+use berth_base::sync::MutexExt;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -93,10 +94,6 @@ impl Graph {
 
 type Shared = Arc<Mutex<Graph>>;
 
-fn lock(g: &Shared) -> std::sync::MutexGuard<'_, Graph> {
-    g.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Work item keys: what to do with which uid.
 mod key {
     pub const DELETE: &str = "delete/";
@@ -137,7 +134,12 @@ pub fn start(ctx: &Ctx, informers: &mut Informers, settings: Settings) -> impl F
         for w in &waits {
             w().await?;
         }
-        info!(controller = NAME, workers = settings.workers, objects = lock(&c.graph).items.len(), "graph synced, starting workers");
+        info!(
+            controller = NAME,
+            workers = settings.workers,
+            objects = c.graph.lock_or_recover().items.len(),
+            "graph synced, starting workers"
+        );
         run_workers(NAME, queue, settings.workers, metrics, stop, move |key| {
             let c = c.clone();
             async move { c.sync(&key).await }
@@ -177,7 +179,7 @@ fn changed(graph: &Shared, queue: &WorkQueue<String>, kind: &'static KindInfo, m
         foreground: meta.finalizers.iter().any(|f| f == FOREGROUND),
         orphan: meta.finalizers.iter().any(|f| f == ORPHAN),
     };
-    let mut g = lock(graph);
+    let mut g = graph.lock_or_recover();
     let old = g.items.insert(uid.clone(), item.clone());
     let owners_changed = old.as_ref().is_none_or(|o| o.owners != item.owners);
     if let Some(o) = &old
@@ -210,7 +212,7 @@ fn changed(graph: &Shared, queue: &WorkQueue<String>, kind: &'static KindInfo, m
 
 fn deleted(graph: &Shared, queue: &WorkQueue<String>, meta: &ObjectMeta) {
     let uid = meta.uid.clone();
-    let mut g = lock(graph);
+    let mut g = graph.lock_or_recover();
     let Some(item) = g.items.remove(&uid) else { return };
     g.unlink(&uid, &item.owners);
     let dependents: Vec<String> = g.dependents.get(&uid).map(|d| d.iter().cloned().collect()).unwrap_or_default();
@@ -249,7 +251,7 @@ impl Controller {
     }
 
     fn item(&self, uid: &str) -> Option<Item> {
-        lock(&self.graph).items.get(uid).cloned()
+        self.graph.lock_or_recover().items.get(uid).cloned()
     }
 
     /// Deletes the object if none of its owners remains; drops references
@@ -291,7 +293,7 @@ impl Controller {
                 Err(e) => Err(error::api(format!("updating the owners of {} {}/{}", item.kind.plural, item.namespace, item.name))(e)),
             };
         }
-        let has_dependents = !lock(&self.graph).dependents_of(uid).is_empty();
+        let has_dependents = !self.graph.lock_or_recover().dependents_of(uid).is_empty();
         let policy = if !waiting.is_empty() && has_dependents { "Foreground" } else { "Background" };
         let params = DeleteParams { uid: uid.to_string(), propagation_policy: policy.into(), ..Default::default() };
         match self.client.delete_object(item.kind.kind, &item.namespace, &item.name, &params).await {
@@ -337,7 +339,7 @@ impl Controller {
         if !(owner.deleting && owner.orphan) {
             return Ok(Next::Done);
         }
-        let dependents = lock(&self.graph).dependents_of(uid);
+        let dependents = self.graph.lock_or_recover().dependents_of(uid);
         for (_, d) in &dependents {
             let r = modify::update_object(&self.client, d.kind.kind, &d.namespace, &d.name, |o| {
                 let Some(m) = o.metadata_mut() else { return false };
@@ -365,7 +367,7 @@ impl Controller {
         if !(owner.deleting && owner.foreground) {
             return Ok(Next::Done);
         }
-        let dependents = lock(&self.graph).dependents_of(uid);
+        let dependents = self.graph.lock_or_recover().dependents_of(uid);
         let blocking: Vec<&(String, Item)> =
             dependents.iter().filter(|(_, d)| d.owners.iter().any(|r| r.uid == uid && r.block_owner_deletion == Some(true))).collect();
         if blocking.is_empty() {
@@ -378,7 +380,7 @@ impl Controller {
             if d.deleting {
                 continue;
             }
-            let has_own = !lock(&self.graph).dependents_of(duid).is_empty();
+            let has_own = !self.graph.lock_or_recover().dependents_of(duid).is_empty();
             let policy = if has_own { "Foreground" } else { "Background" };
             let params = DeleteParams { uid: duid.clone(), propagation_policy: policy.into(), ..Default::default() };
             match self.client.delete_object(d.kind.kind, &d.namespace, &d.name, &params).await {

@@ -30,6 +30,7 @@ pub mod replication;
 pub mod resourcequota;
 pub mod service;
 
+use berth_base::sync::MutexExt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -195,7 +196,7 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     let checks = {
         let synced = synced.clone();
         Checks::builder()
-            .ready("informers-synced", move || match &*synced.lock().unwrap_or_else(|e| e.into_inner()) {
+            .ready("informers-synced", move || match &*synced.lock_or_recover() {
                 Some(check) => check(),
                 None => Ok(()),
             })
@@ -207,7 +208,7 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     info!(health = ?health_addr, controllers = ?config.controllers.names(), leader_elect = config.leader.enabled, "starting");
 
     let client = Client::connect_lazy(&config.client).map_err(error::api("connecting to the API server"))?;
-    let host = hostname();
+    let host = berth_base::host::hostname();
     let ctx = Ctx { client: client.clone(), metrics: metrics.clone(), stop: stop.clone(), host: host.clone() };
 
     let shutdown_stop = trigger.subscribe();
@@ -242,7 +243,7 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
     metrics.leader.set(1);
 
     let (tasks, check) = start_controllers(&config, &ctx);
-    *synced.lock().unwrap_or_else(|e| e.into_inner()) = Some(check);
+    *synced.lock_or_recover() = Some(check);
     let lost = async {
         match &leadership {
             Some(l) => l.lost().await,
@@ -323,10 +324,6 @@ fn start_controllers(config: &Config, ctx: &Ctx) -> (Vec<tokio::task::JoinHandle
         }));
     }
     (handles, synced)
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "berth".into())
 }
 
 /// Eight random hex digits, to tell instances on one host apart.

@@ -3,6 +3,7 @@
 //! depth, adds, retries and latencies (read from the queues at scrape time),
 //! leadership, node evictions, and build information.
 
+use berth_base::sync::MutexExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,7 +76,7 @@ impl Metrics {
 
     /// Exports `queue`'s depth, adds, retries and latencies.
     pub fn register_queue(&self, queue: &WorkQueue<String>) {
-        self.queues.0.lock().unwrap_or_else(|e| e.into_inner()).push(queue.clone());
+        self.queues.0.lock_or_recover().push(queue.clone());
     }
 
     /// Counts one sync of `controller`.
@@ -88,7 +89,7 @@ impl Metrics {
 
 impl Collector for Queues {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let snapshots: Vec<_> = self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|q| q.metrics()).collect();
+        let snapshots: Vec<_> = self.0.lock_or_recover().iter().map(|q| q.metrics()).collect();
         let gauges: [Figure; 5] = [
             ("workqueue_depth", "Keys waiting in the work queue", |m| m.depth as f64),
             ("workqueue_unfinished", "Keys being processed", |m| m.processing as f64),

@@ -16,7 +16,7 @@ use berth_client::Client;
 use common::*;
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    berth_api::time::now_rfc3339_micros()
 }
 
 /// Registers a node reporting Ready, with its heartbeat Lease.

@@ -1,5 +1,6 @@
 //! Answers one query: names in the cluster domain (and reverse names of cluster addresses) from the current [`Index`], everything else through the [`Forwarder`].
 
+use berth_base::sync::RwLockExt;
 use std::sync::{Arc, RwLock};
 
 use hickory_proto::op::{Query, ResponseCode};
@@ -38,7 +39,7 @@ impl Answerer {
     }
 
     fn current(&self) -> Arc<Index> {
-        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.index.read_or_recover().clone()
     }
 
     /// Answers `query`.

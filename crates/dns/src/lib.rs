@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod records;
 pub mod server;
 
+use berth_base::sync::RwLockExt;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -178,7 +179,7 @@ pub async fn run(
                 });
                 metrics.records.set(i64::try_from(built.len()).unwrap_or(i64::MAX));
                 metrics.rebuilds.inc();
-                *index.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(built);
+                *index.write_or_recover() = Arc::new(built);
                 if !synced.swap(true, Ordering::Relaxed) {
                     info!(services = all.len(), "caches synced; answering cluster names");
                 }

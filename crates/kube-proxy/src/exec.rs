@@ -1,9 +1,10 @@
 //! Running the system tools the proxy programs the kernel with (`ip`, `nft`, `iptables-restore`, `ipvsadm`), and sending nf_tables element batches over netlink, behind a narrow trait: the real runner, and a recording one for unit tests and scale simulation.
 
+use berth_base::sync::MutexExt;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 /// Why a tool failed.
 #[derive(Debug, thiserror::Error)]
@@ -149,17 +150,17 @@ impl Recorder {
     /// (`Err(stderr)` for a failure), after the answers queued before it.
     pub fn answer(&self, prefix: &str, answer: Result<&str, &str>) {
         let answer = answer.map(str::to_string).map_err(str::to_string);
-        self.answers.lock().unwrap_or_else(PoisonError::into_inner).entry(prefix.to_string()).or_default().push_back(answer);
+        self.answers.lock_or_recover().entry(prefix.to_string()).or_default().push_back(answer);
     }
 
     /// Every call so far.
     pub fn calls(&self) -> Vec<Call> {
-        self.calls.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.calls.lock_or_recover().clone()
     }
 
     /// Forgets the calls so far.
     pub fn clear(&self) {
-        self.calls.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.calls.lock_or_recover().clear();
     }
 }
 
@@ -171,8 +172,8 @@ impl Exec for Recorder {
             stdin: stdin.map(|s| String::from_utf8_lossy(s).into_owned()).unwrap_or_default(),
         };
         let line = call.command_line();
-        self.calls.lock().unwrap_or_else(PoisonError::into_inner).push(call);
-        let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
+        self.calls.lock_or_recover().push(call);
+        let mut answers = self.answers.lock_or_recover();
         let best = answers.keys().filter(|p| line.starts_with(p.as_str())).max_by_key(|p| p.len()).cloned();
         let Some(queue) = best.and_then(|p| answers.get_mut(&p)) else { return Ok(String::new()) };
         let answer = if queue.len() > 1 { queue.pop_front() } else { queue.front().cloned() };

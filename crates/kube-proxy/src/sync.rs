@@ -5,8 +5,9 @@
 //! that are no longer used last, so that a VIP never answers without rules
 //! and is never left unbound while rules point at it.
 
+use berth_base::sync::MutexExt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use berth_api::pb::core::{Endpoints, Service};
@@ -231,7 +232,7 @@ impl<E: Exec> Syncer<E> {
         let kernel = self.kernel.clone();
         let st = state.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let mut k = kernel.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut k = kernel.lock_or_recover();
             let t0 = Instant::now();
             k.vip.ensure().map_err(|e| format!("VIP interface: {e}"))?;
             let wanted = st.vips();
@@ -294,7 +295,7 @@ impl<E: Exec> Syncer<E> {
         let changes = Arc::new(changes);
         let ch = changes.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let mut k = kernel.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut k = kernel.lock_or_recover();
             let wanted: std::collections::BTreeSet<_> = ch.iter().flat_map(|c| c.new.iter().map(|p| p.cluster_ip)).collect();
             k.vip.add(&wanted).map_err(|e| format!("VIP interface: {e}"))?;
             let programmed = match k.proxier.as_mut() {
@@ -336,7 +337,7 @@ impl<E: Exec> Syncer<E> {
         let kernel = self.kernel.clone();
         let st = state.clone();
         tokio::task::spawn_blocking(move || {
-            let mut k = kernel.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut k = kernel.lock_or_recover();
             k.vip.remove_others(&st.vips()).map_err(|e| e.to_string())?;
             Ok(k.vip.addresses().len())
         })

@@ -71,12 +71,3 @@ impl Agent {
             .or_else(|| self.config.pod_cidr.clone())
     }
 }
-
-/// Locks a mutex, taking over a poisoned one (a panicking holder left
-/// plain data behind, never a broken invariant the kubelet relies on).
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}

@@ -77,9 +77,9 @@ impl HostInfo {
     }
 }
 
-/// The host's hostname, the default node name.
+/// The host's hostname, lowercased as node names are: the default node name.
 pub fn hostname() -> String {
-    read("/proc/sys/kernel/hostname").to_ascii_lowercase()
+    berth_base::host::hostname().to_ascii_lowercase()
 }
 
 impl Pressure {

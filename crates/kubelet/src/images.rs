@@ -3,6 +3,7 @@
 //! images run in parallel, and an image that cannot be had is retried with
 //! back-off (`ErrImagePull`, then `ImagePullBackOff`, with the engine's message).
 
+use berth_base::sync::MutexExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,7 +63,7 @@ impl Images {
         }
         let bkey = format!("{key}/{image}");
         {
-            let guard = lock(&self.backoff);
+            let guard = self.backoff.lock_or_recover();
             if let Some((failed_at, msg)) = guard.1.get(&bkey)
                 && guard.0.remaining(&bkey, *failed_at, Instant::now()).is_some()
             {
@@ -71,13 +72,13 @@ impl Images {
         }
         match self.pull(image).await {
             Ok(id) => {
-                let mut guard = lock(&self.backoff);
+                let mut guard = self.backoff.lock_or_recover();
                 guard.0.reset(&bkey);
                 guard.1.remove(&bkey);
                 Ok(id)
             }
             Err(msg) => {
-                let mut guard = lock(&self.backoff);
+                let mut guard = self.backoff.lock_or_recover();
                 let now = Instant::now();
                 guard.0.next(&bkey, now);
                 guard.1.insert(bkey, (now, msg.clone()));
@@ -89,21 +90,21 @@ impl Images {
     /// How long until the next pull of `image` for `key` may be tried.
     pub fn retry_in(&self, key: &str, image: &str) -> Option<Duration> {
         let bkey = format!("{key}/{image}");
-        let guard = lock(&self.backoff);
+        let guard = self.backoff.lock_or_recover();
         let (failed_at, _) = guard.1.get(&bkey)?;
         guard.0.remaining(&bkey, *failed_at, Instant::now())
     }
 
     /// Forgets the back-off of a pod that is gone.
     pub fn forget(&self, key: &str) {
-        let mut guard = lock(&self.backoff);
+        let mut guard = self.backoff.lock_or_recover();
         guard.0.forget_prefix(key);
         guard.1.retain(|k, _| !k.starts_with(key));
     }
 
     async fn pull(&self, image: &str) -> Result<String, String> {
         let shared = {
-            let mut pulls = lock(&self.pulls);
+            let mut pulls = self.pulls.lock_or_recover();
             pulls
                 .entry(image.to_string())
                 .or_insert_with(|| {
@@ -123,14 +124,7 @@ impl Images {
                 .clone()
         };
         let r = shared.await;
-        lock(&self.pulls).remove(image);
+        self.pulls.lock_or_recover().remove(image);
         r
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
     }
 }

@@ -17,7 +17,6 @@ use berth_api::pb::core::{
     NodeSystemInfo, ObjectMeta,
 };
 use berth_api::quantity::{Quantity, parse_bytes, parse_cpu_millis};
-use chrono::{SecondsFormat, Utc};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
@@ -34,7 +33,7 @@ pub const CPU_USAGE_ANNOTATION: &str = "berth.io/cpu-usage-millis";
 pub const MEMORY_USAGE_ANNOTATION: &str = "berth.io/memory-usage-bytes";
 
 fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
+    berth_api::time::now_rfc3339()
 }
 
 /// The node's labels as Kubernetes sets them, plus `--node-labels`.
@@ -288,7 +287,7 @@ impl NodeAgent {
     async fn renew_lease(&self) -> Result<(), berth_client::Error> {
         let a = &self.a;
         let name = a.node_name();
-        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
+        let now = berth_api::time::now_rfc3339_micros();
         match a.client.get::<Lease>(LEASE_NAMESPACE, name).await {
             Ok(mut lease) => {
                 let spec = lease.spec.get_or_insert_with(Default::default);

@@ -4,6 +4,7 @@
 //! Results are kept per container id; a change pokes the pod's worker,
 //! which marks the container ready or kills it.
 
+use berth_base::sync::MutexExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,13 +75,6 @@ pub struct Probes {
     metrics: Metrics,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
 impl Probes {
     pub fn new(metrics: Metrics) -> Probes {
         Probes { entries: Arc::default(), metrics }
@@ -88,7 +82,7 @@ impl Probes {
 
     /// Starts the probes of a running container unless they run already.
     pub fn ensure(&self, uid: &str, spec: &Container, target: Target, poke: Poke) {
-        let mut entries = lock(&self.entries);
+        let mut entries = self.entries.lock_or_recover();
         if entries.contains_key(&target.container_id) {
             return;
         }
@@ -116,22 +110,22 @@ impl Probes {
     /// Whether a running container is ready as its readiness probe last
     /// said; None when it has none or its probes have not started yet.
     pub fn ready(&self, container_id: &str) -> Option<bool> {
-        lock(&self.entries).get(container_id).and_then(|e| e.state.ready)
+        self.entries.lock_or_recover().get(container_id).and_then(|e| e.state.ready)
     }
 
     /// Why the container's liveness probe failed, if it did.
     pub fn liveness_failure(&self, container_id: &str) -> Option<String> {
-        lock(&self.entries).get(container_id).and_then(|e| e.state.live_failed.clone())
+        self.entries.lock_or_recover().get(container_id).and_then(|e| e.state.live_failed.clone())
     }
 
     /// Stops the probes of the pod's containers that are not in `running`.
     pub fn retain(&self, uid: &str, running: &HashSet<String>) {
-        lock(&self.entries).retain(|id, e| e.state.uid != uid || running.contains(id));
+        self.entries.lock_or_recover().retain(|id, e| e.state.uid != uid || running.contains(id));
     }
 
     /// Stops every probe of the pod.
     pub fn forget_pod(&self, uid: &str) {
-        lock(&self.entries).retain(|_, e| e.state.uid != uid);
+        self.entries.lock_or_recover().retain(|_, e| e.state.uid != uid);
     }
 }
 
@@ -171,7 +165,7 @@ impl Worker {
                 }
             }
             let changed = {
-                let mut entries = lock(&self.entries);
+                let mut entries = self.entries.lock_or_recover();
                 let Some(e) = entries.get_mut(&self.target.container_id) else { return };
                 match (self.kind, &outcome) {
                     (Kind::Readiness, Ok(())) if successes >= success_threshold && e.state.ready != Some(true) => {

@@ -5,6 +5,7 @@
 //! nodes apart).
 
 use berth_base::shutdown::Stop;
+use berth_base::sync::{MutexExt, RwLockExt};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -51,10 +52,7 @@ pub struct Stats {
 
 impl Stats {
     pub fn latest(&self) -> Snapshot {
-        match self.latest.read() {
-            Ok(g) => g.clone(),
-            Err(p) => p.into_inner().clone(),
-        }
+        self.latest.read_or_recover().clone()
     }
 
     /// Samples every running container of the node once.
@@ -67,7 +65,7 @@ impl Stats {
         for c in containers.iter().filter(|c| c.is_running()) {
             running += 1;
             let Ok(Some(u)) = a.runtime.usage(&c.id).await else { continue };
-            let prev = crate::agent::lock(&self.previous).get(&c.id).copied();
+            let prev = self.previous.lock_or_recover().get(&c.id).copied();
             let rate = match prev {
                 Some((cpu, at)) if now > at && u.cpu_usage_ns_total >= cpu => {
                     ((u.cpu_usage_ns_total - cpu) as f64 / (now - at).as_secs_f64()) as u64
@@ -93,7 +91,7 @@ impl Stats {
             }
         }
         a.metrics.running_containers.set(running);
-        *crate::agent::lock(&self.previous) = seen;
+        *self.previous.lock_or_recover() = seen;
         let mut pods: Vec<PodUsage> = pods.into_values().collect();
         pods.sort_by(|x, y| (&x.namespace, &x.name).cmp(&(&y.namespace, &y.name)));
         for p in &mut pods {
@@ -105,10 +103,7 @@ impl Stats {
             memory_working_set_bytes: pods.iter().map(|p| p.memory_working_set_bytes).sum(),
             pods,
         };
-        match self.latest.write() {
-            Ok(mut g) => *g = snapshot,
-            Err(p) => *p.into_inner() = snapshot,
-        }
+        *self.latest.write_or_recover() = snapshot;
         Ok(())
     }
 

@@ -67,7 +67,7 @@ async fn write_events(client: Client, source: EventSource, mut rx: mpsc::Receive
     // (involved uid, type, reason, message) -> (event namespace, name)
     let mut seen: HashMap<(String, String, String, String), (String, String)> = HashMap::new();
     while let Some(r) = rx.recv().await {
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let now = berth_api::time::now_rfc3339();
         let namespace = if r.object.namespace.is_empty() { "default".to_string() } else { r.object.namespace.clone() };
         let key = (r.object.uid.clone() + &r.object.name, r.event_type.to_string(), r.reason.clone(), r.message.clone());
         if let Some((ns, name)) = seen.get(&key)

@@ -87,7 +87,7 @@ fn now() -> chrono::DateTime<chrono::Utc> {
 }
 
 fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    berth_api::time::format_rfc3339_micros(t)
 }
 
 /// Runs an election until this instance leads (or `shutdown` resolves
@@ -174,7 +174,7 @@ async fn try_acquire_or_renew(client: &Client, config: &LeaderConfig) -> Result<
     let spec = current.spec.clone().unwrap_or_default();
     let holder = spec.holder_identity.clone().unwrap_or_default();
     let ours = holder == config.identity;
-    let renewed = chrono::DateTime::parse_from_rfc3339(&spec.renew_time).map(|d| d.with_timezone(&chrono::Utc)).ok();
+    let renewed = berth_api::time::parse_rfc3339(&spec.renew_time);
     let valid_for = chrono::Duration::seconds(spec.lease_duration_seconds.unwrap_or(duration_s) as i64);
     let expired = holder.is_empty() || renewed.is_none_or(|r| r + valid_for < t);
     if !ours && !expired {

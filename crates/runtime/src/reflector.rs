@@ -8,8 +8,9 @@
 //! objects missing from the new list are removed (a [`Change::Deleted`]),
 //! objects in it replace the cached ones.
 
+use berth_base::sync::RwLockExt;
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock};
 
 use berth_api::Resource;
 use tokio::sync::watch;
@@ -119,16 +120,6 @@ impl<R> Cache<R> {
 
 type Shared<R> = Arc<RwLock<Cache<R>>>;
 
-// A panicking indexer poisons the lock between two complete updates of the
-// cache, so its content is still whole: keep serving it.
-fn read<R>(cache: &Shared<R>) -> RwLockReadGuard<'_, Cache<R>> {
-    cache.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<R>(cache: &Shared<R>) -> RwLockWriteGuard<'_, Cache<R>> {
-    cache.write().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// A read handle on a store, cheap to clone and to share between tasks.
 pub struct Reader<R> {
     cache: Shared<R>,
@@ -149,23 +140,23 @@ impl<R: Resource> Reader<R> {
 
     /// The object with this cache key (`namespace/name` or `name`).
     pub fn get_by_key(&self, key: &str) -> Option<Arc<R>> {
-        read(&self.cache).objects.get(key).cloned()
+        self.cache.read_or_recover().objects.get(key).cloned()
     }
 
     /// Every cached object, in no particular order.
     pub fn list(&self) -> Vec<Arc<R>> {
-        read(&self.cache).objects.values().cloned().collect()
+        self.cache.read_or_recover().objects.values().cloned().collect()
     }
 
     /// Every cache key, sorted.
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = read(&self.cache).objects.keys().cloned().collect();
+        let mut keys: Vec<String> = self.cache.read_or_recover().objects.keys().cloned().collect();
         keys.sort();
         keys
     }
 
     pub fn len(&self) -> usize {
-        read(&self.cache).objects.len()
+        self.cache.read_or_recover().objects.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -175,7 +166,7 @@ impl<R: Resource> Reader<R> {
     /// The objects whose indexer `index` gave `value`, sorted by key; none
     /// when no such index was registered.
     pub fn by_index(&self, index: &str, value: &str) -> Vec<Arc<R>> {
-        let cache = read(&self.cache);
+        let cache = self.cache.read_or_recover();
         let Some(keys) = cache.indexes.get(index).and_then(|i| i.entries.get(value)) else {
             return Vec::new();
         };
@@ -184,7 +175,7 @@ impl<R: Resource> Reader<R> {
 
     /// The keys of [`Reader::by_index`], sorted.
     pub fn keys_by_index(&self, index: &str, value: &str) -> Vec<String> {
-        let cache = read(&self.cache);
+        let cache = self.cache.read_or_recover();
         cache.indexes.get(index).and_then(|i| i.entries.get(value)).map(|keys| keys.iter().cloned().collect()).unwrap_or_default()
     }
 
@@ -224,7 +215,7 @@ impl<R: Resource> Writer<R> {
     /// Registers (or replaces) a secondary index; objects already cached are indexed at once.
     pub fn add_index(&mut self, name: impl Into<String>, func: impl Fn(&R) -> Vec<String> + Send + Sync + 'static) {
         let mut index = Index { func: Arc::new(func), entries: HashMap::new() };
-        let mut cache = write(&self.cache);
+        let mut cache = self.cache.write_or_recover();
         for (key, object) in &cache.objects {
             index.add(key, object);
         }
@@ -260,7 +251,7 @@ impl<R: Resource> Writer<R> {
             Event::Apply(object) => {
                 let key = key_of(&object);
                 let new = Arc::new(object);
-                let mut cache = write(&self.cache);
+                let mut cache = self.cache.write_or_recover();
                 if cache.objects.get(&key).is_some_and(|old| !is_newer(&*new, &**old)) {
                     debug!(kind = R::INFO.kind, key = %key, revision = %new.meta().resource_version, "ignoring a stale or repeated change");
                     return Vec::new();
@@ -272,7 +263,7 @@ impl<R: Resource> Writer<R> {
             }
             Event::Delete(object) => {
                 let key = key_of(&object);
-                match write(&self.cache).remove(&key) {
+                match self.cache.write_or_recover().remove(&key) {
                     Some(_) => vec![Change::Deleted(Arc::new(object))],
                     None => Vec::new(),
                 }
@@ -282,7 +273,7 @@ impl<R: Resource> Writer<R> {
 
     /// Makes the cache exactly `listed`.
     fn replace(&mut self, listed: Vec<(String, Arc<R>)>) -> Vec<Change<R>> {
-        let mut cache = write(&self.cache);
+        let mut cache = self.cache.write_or_recover();
         let keep: HashSet<&str> = listed.iter().map(|(k, _)| k.as_str()).collect();
         let mut gone: Vec<String> = cache.objects.keys().filter(|k| !keep.contains(k.as_str())).cloned().collect();
         gone.sort();

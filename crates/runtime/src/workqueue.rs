@@ -23,10 +23,11 @@
 //! }
 //! ```
 
+use berth_base::sync::MutexExt;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -142,12 +143,6 @@ impl<K> Drop for Shared<K> {
     }
 }
 
-impl<K> Shared<K> {
-    fn lock(&self) -> MutexGuard<'_, State<K>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 impl<K> State<K>
 where
     K: Clone + Eq + Hash,
@@ -238,7 +233,7 @@ where
     /// processed is queued again when its worker calls [`done`](Self::done).
     /// Ignored after [`shut_down`](Self::shut_down).
     pub fn add(&self, key: K) {
-        let wake = self.shared.lock().add(key, Instant::now());
+        let wake = self.shared.state.lock_or_recover().add(key, Instant::now());
         if wake {
             self.shared.ready.notify_one();
         }
@@ -256,7 +251,7 @@ where
         }
         let now = Instant::now();
         let deadline = now.checked_add(delay).unwrap_or_else(far_future);
-        let mut state = self.shared.lock();
+        let mut state = self.shared.state.lock_or_recover();
         if state.shutting_down {
             return;
         }
@@ -291,7 +286,7 @@ where
     /// maximum, and counts one more failure for it.
     pub fn add_rate_limited(&self, key: K) {
         let delay = {
-            let mut state = self.shared.lock();
+            let mut state = self.shared.state.lock_or_recover();
             if state.shutting_down {
                 return;
             }
@@ -307,12 +302,12 @@ where
     /// Forgets `key`'s failures, so its next backoff starts from the base
     /// again. Call it when the key was processed successfully.
     pub fn forget(&self, key: &K) {
-        self.shared.lock().failures.remove(key);
+        self.shared.state.lock_or_recover().failures.remove(key);
     }
 
     /// How many times `key` was rate-limited since its last `forget`.
     pub fn num_requeues(&self, key: &K) -> u32 {
-        self.shared.lock().failures.get(key).copied().unwrap_or(0)
+        self.shared.state.lock_or_recover().failures.get(key).copied().unwrap_or(0)
     }
 
     /// Waits for a key and marks it as being processed; the caller must call
@@ -328,7 +323,7 @@ where
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
-                let mut state = self.shared.lock();
+                let mut state = self.shared.state.lock_or_recover();
                 if let Some(key) = state.queue.pop_front() {
                     let now = Instant::now();
                     if let Some(added) = state.dirty.remove(&key) {
@@ -353,7 +348,7 @@ where
     /// Marks `key` as processed. If it was added meanwhile, it is queued again.
     pub fn done(&self, key: &K) {
         let wake = {
-            let mut state = self.shared.lock();
+            let mut state = self.shared.state.lock_or_recover();
             let Some(started) = state.processing.remove(key) else {
                 return;
             };
@@ -373,7 +368,7 @@ where
 
     /// Keys waiting to be handed out (not those being processed or delayed).
     pub fn len(&self) -> usize {
-        self.shared.lock().queue.len()
+        self.shared.state.lock_or_recover().queue.len()
     }
 
     /// Whether no key is waiting to be handed out.
@@ -383,7 +378,7 @@ where
 
     /// Whether [`shut_down`](Self::shut_down) was called.
     pub fn is_shutting_down(&self) -> bool {
-        self.shared.lock().shutting_down
+        self.shared.state.lock_or_recover().shutting_down
     }
 
     /// Stops the queue: later adds are ignored, delayed keys are dropped, and
@@ -391,7 +386,7 @@ where
     /// waiter.
     pub fn shut_down(&self) {
         {
-            let mut state = self.shared.lock();
+            let mut state = self.shared.state.lock_or_recover();
             if state.shutting_down {
                 return;
             }
@@ -406,7 +401,7 @@ where
 
     /// A snapshot of the queue's metrics.
     pub fn metrics(&self) -> QueueMetrics {
-        let state = self.shared.lock();
+        let state = self.shared.state.lock_or_recover();
         let now = Instant::now();
         let longest_running_processor =
             state.processing.values().map(|&started| now.saturating_duration_since(started)).max().unwrap_or_default();
@@ -439,7 +434,7 @@ where
             let Some(shared) = shared.upgrade() else {
                 return;
             };
-            let mut state = shared.lock();
+            let mut state = shared.state.lock_or_recover();
             if state.shutting_down {
                 return;
             }
@@ -543,11 +538,11 @@ mod tests {
             let (q, in_flight, handled) = (q.clone(), in_flight.clone(), handled.clone());
             workers.push(tokio::spawn(async move {
                 while let Some(key) = q.get().await {
-                    let fresh = in_flight.lock().unwrap_or_else(|e| e.into_inner()).insert(key);
+                    let fresh = in_flight.lock_or_recover().insert(key);
                     assert!(fresh, "{key} handed to two workers");
                     tokio::time::sleep(3 * MS).await;
-                    in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
-                    *handled.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                    in_flight.lock_or_recover().remove(&key);
+                    *handled.lock_or_recover() += 1;
                     q.done(&key);
                 }
             }));
@@ -567,7 +562,7 @@ mod tests {
         for worker in workers {
             assert!(worker.await.is_ok(), "a worker panicked");
         }
-        let handled = *handled.lock().unwrap_or_else(|e| e.into_inner());
+        let handled = *handled.lock_or_recover();
         assert!(handled >= 3, "handled {handled}");
         assert_eq!(q.metrics().processing, 0);
     }

@@ -83,10 +83,6 @@ impl Config {
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "berth".into())
-}
-
 /// Runs the scheduler until `shutdown` resolves: serves health and
 /// metrics on `health`, fills the caches, waits for leadership (when
 /// elected) and schedules. Returns an error when leadership is lost, as
@@ -155,7 +151,7 @@ pub async fn run(config: Config, health: TcpListener, shutdown: impl Future<Outp
         tokio::spawn(controllers.run(stop_rx.clone().wait())),
     ];
 
-    let recorder = Recorder::new(write_client.clone(), &config.scheduler_name, &hostname());
+    let recorder = Recorder::new(write_client.clone(), &config.scheduler_name, &berth_base::host::hostname());
     let scheduler = Scheduler::new(
         config.scheduler_name.clone(),
         config.profile.clone(),

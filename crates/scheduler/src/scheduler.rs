@@ -377,7 +377,7 @@ async fn write_unschedulable(client: &Client, pods: &Reader<Pod>, namespace: &st
                 return Ok(());
             }
         }
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let now = berth_api::time::now_rfc3339();
         let transition = match existing.map(|i| &status.conditions[i]) {
             Some(c) if c.status == "False" && !c.last_transition_time.is_empty() => c.last_transition_time.clone(),
             _ => now.clone(),

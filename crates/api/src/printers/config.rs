@@ -73,9 +73,9 @@ pub(super) const CREATED_AT_COLUMNS: &[Column] = &[NAME, CREATED_AT];
 /// The name and the creation time (RFC 3339 in UTC).
 pub(super) fn created_at_row(m: &Option<ObjectMeta>) -> Vec<Cell> {
     let m = meta(m);
-    let created = match DateTime::parse_from_rfc3339(&m.creation_timestamp) {
-        Ok(t) => t.with_timezone(&Utc).format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        Err(_) => "<unknown>".to_string(),
+    let created = match crate::time::parse_rfc3339(&m.creation_timestamp) {
+        Some(t) => crate::time::format_rfc3339(t),
+        None => "<unknown>".to_string(),
     };
     vec![m.name.clone().into(), created.into()]
 }

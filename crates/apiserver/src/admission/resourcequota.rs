@@ -12,6 +12,7 @@
 //! for one apiserver; several apiservers on one store would need the
 //! reservations shared.
 
+use berth_base::sync::MutexExt;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,7 +51,7 @@ impl ResourceQuota {
     }
 
     fn namespace_lock(&self, namespace: &str) -> Arc<tokio::sync::Mutex<Vec<Reservation>>> {
-        let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut locks = self.locks.lock_or_recover();
         locks.entry(namespace.to_string()).or_default().clone()
     }
 }

@@ -9,10 +9,11 @@
 //! one notification however many watchers there are, and a slow watcher costs nothing until the
 //! ring drops events it has not read, at which point it gets [`Error::TooOld`] and relists.
 
+use berth_base::sync::RwLockExt;
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -94,20 +95,9 @@ impl WatchCache {
         Self { state: RwLock::new(state), notify, closed: AtomicBool::new(false), watchers: Arc::new(AtomicU64::new(0)) }
     }
 
-    // Nothing panics on data inside these critical sections; if something did, the writer
-    // thread is gone and no more writes arrive, but readers can still serve what was applied,
-    // so a poisoned lock is taken over instead of spreading the panic to every reader.
-    fn read(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// The current value of a key.
     pub fn get(&self, key: &str) -> Option<KeyValue> {
-        self.read().objects.get(key).map(|e| KeyValue {
+        self.state.read_or_recover().objects.get(key).map(|e| KeyValue {
             key: key.to_owned(),
             value: e.value.clone(),
             mod_revision: e.mod_revision,
@@ -117,7 +107,7 @@ impl WatchCache {
 
     /// Every key starting with `prefix`, sorted, and the revision this snapshot reflects.
     pub fn list(&self, prefix: &str) -> (Vec<KeyValue>, Revision) {
-        let state = self.read();
+        let state = self.state.read_or_recover();
         let items = state
             .objects
             .range::<str, _>((Bound::Included(prefix), Bound::Unbounded))
@@ -136,7 +126,7 @@ impl WatchCache {
     /// wakes watchers. Only the backend's single writer calls this.
     pub fn apply(&self, events: impl IntoIterator<Item = Event>) {
         let revision = {
-            let mut state = self.write();
+            let mut state = self.state.write_or_recover();
             for event in events {
                 debug_assert!(event.revision > state.revision, "events out of order");
                 match event.event_type {
@@ -164,7 +154,7 @@ impl WatchCache {
     /// and previous value. The backend compares its size on disk with this to decide when a
     /// rebuild would give space back. Walks everything under the read lock; call it rarely.
     pub fn data_bytes(&self) -> u64 {
-        let state = self.read();
+        let state = self.state.read_or_recover();
         let objects: usize = state.objects.iter().map(|(key, entry)| key.len() + entry.value.len()).sum();
         let history: usize =
             state.ring.iter().map(|event| event.key.len() + event.value.len() + event.prev_value.as_ref().map_or(0, Bytes::len)).sum();
@@ -176,7 +166,7 @@ impl WatchCache {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        let compacted = self.read().compacted;
+        let compacted = self.state.read_or_recover().compacted;
         if from < compacted {
             return Err(Error::TooOld { requested: from, oldest: compacted });
         }
@@ -209,17 +199,17 @@ impl WatchCache {
 
     /// The newest applied revision.
     pub fn current_revision(&self) -> Revision {
-        self.read().revision
+        self.state.read_or_recover().revision
     }
 
     /// The highest revision no longer retained.
     pub fn compacted_revision(&self) -> Revision {
-        self.read().compacted
+        self.state.read_or_recover().compacted
     }
 
     /// Objects currently held.
     pub fn len(&self) -> usize {
-        self.read().objects.len()
+        self.state.read_or_recover().objects.len()
     }
 
     /// True when no objects are held.
@@ -229,7 +219,7 @@ impl WatchCache {
 
     /// Events currently retained for watchers.
     pub fn history_len(&self) -> usize {
-        self.read().ring.len()
+        self.state.read_or_recover().ring.len()
     }
 
     /// Open watch streams.
@@ -315,7 +305,7 @@ impl WatchStream {
 
     /// Reads matching events after `position` from the ring into `pending`.
     fn scan(&mut self) -> Result<()> {
-        let state = self.cache.read();
+        let state = self.cache.state.read_or_recover();
         if self.position < state.compacted {
             return Err(Error::TooOld { requested: self.position, oldest: state.compacted });
         }

@@ -6,6 +6,7 @@
 //! is read once every pod runs. The pods and their namespace are deleted
 //! afterwards.
 
+use berth_base::sync::MutexExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -95,7 +96,7 @@ async fn measure(ctx: &Ctx, args: &Args, clients: &[berth_client::Client], ns: &
                 };
                 let now = Instant::now();
                 let status = pod.status.clone().unwrap_or_default();
-                let mut s = seen.lock().unwrap_or_else(|p| p.into_inner());
+                let mut s = seen.lock_or_recover();
                 let entry = s.entry(pod.name().to_string()).or_default();
                 if entry.running.is_none() && status.phase == "Running" {
                     entry.running = Some(now);
@@ -135,7 +136,7 @@ async fn measure(ctx: &Ctx, args: &Args, clients: &[berth_client::Client], ns: &
             };
             let sent = sent.clone();
             async move {
-                sent.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(Instant::now());
+                sent.lock_or_recover()[i] = Some(Instant::now());
                 client.create(pod).await.map(|_| ())
             }
         })
@@ -156,8 +157,8 @@ async fn measure(ctx: &Ctx, args: &Args, clients: &[berth_client::Client], ns: &
     let rss = args.kubelet_pid.map(procfs::rss_kib).transpose()?;
     watcher.abort();
 
-    let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let sent = sent.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let seen = seen.lock_or_recover().clone();
+    let sent = sent.lock_or_recover().clone();
     let (mut to_running, mut to_ready) = (histogram(), histogram());
     let mut not_ready = 0u64;
     for (i, t0) in sent.iter().enumerate() {

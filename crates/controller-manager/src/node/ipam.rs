@@ -2,6 +2,7 @@
 //! (a `/--node-cidr-mask-size` subnet each), remembers the subnets nodes
 //! already have, and frees a node's subnet when the node is deleted.
 
+use berth_base::sync::MutexExt;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
@@ -58,7 +59,7 @@ pub fn start(
     let a = allocator.clone();
     nodes.on_delete(move |n| {
         if let Some(c) = pod_cidr(n) {
-            a.lock().unwrap_or_else(|e| e.into_inner()).release(&c);
+            a.lock_or_recover().release(&c);
         }
     });
     let c = Arc::new(Controller {
@@ -74,7 +75,7 @@ pub fn start(
             // What nodes already have is taken before anything is handed out,
             // and so is the subnet of the cluster network's gateway (its first
             // address, which the pods' bridge holds).
-            let mut a = c.allocator.lock().unwrap_or_else(|e| e.into_inner());
+            let mut a = c.allocator.lock_or_recover();
             a.reserve_gateway();
             for n in c.nodes.list() {
                 if let Some(cidr) = pod_cidr(&n) {
@@ -97,10 +98,10 @@ impl Controller {
     async fn sync(&self, name: &str) -> Result<Next> {
         let Some(node) = self.nodes.get("", name) else { return Ok(Next::Done) };
         if let Some(c) = pod_cidr(&node) {
-            self.lock().occupy(&c);
+            self.allocator.lock_or_recover().occupy(&c);
             return Ok(Next::Done);
         }
-        let Some(cidr) = self.lock().allocate() else {
+        let Some(cidr) = self.allocator.lock_or_recover().allocate() else {
             self.recorder.warning(&reference(&*node), "CIDRNotAvailable", format!("Node {name} status is now: CIDRNotAvailable"));
             warn!(node = name, "no podCIDR left in the cluster CIDR");
             return Err(Error::Config("the cluster CIDR has no free node subnet left".into()));
@@ -124,20 +125,16 @@ impl Controller {
             }
             // Someone else set it first (or the node went): ours goes back.
             Ok(None) => {
-                self.lock().release(&cidr);
+                self.allocator.lock_or_recover().release(&cidr);
                 Ok(Next::Done)
             }
             Err(e) => {
-                self.lock().release(&cidr);
+                self.allocator.lock_or_recover().release(&cidr);
                 if e.is_not_found() {
                     return Ok(Next::Done);
                 }
                 Err(error::api(format!("setting the podCIDR of node {name}"))(e))
             }
         }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Allocator> {
-        self.allocator.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

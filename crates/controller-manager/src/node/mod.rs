@@ -12,6 +12,7 @@ pub mod cidr;
 pub mod eviction;
 pub mod ipam;
 
+use berth_base::sync::MutexExt;
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -208,7 +209,7 @@ async fn evict_loop(c: Arc<Controller>, stop: berth_base::shutdown::Stop) {
             _ = tick.tick() => {}
             () = &mut stopped => return,
         }
-        let due = c.evictions.lock().unwrap_or_else(|e| e.into_inner()).take_due();
+        let due = c.evictions.lock_or_recover().take_due();
         for node in due {
             if let Err(e) = c.evict_pods(&node).await {
                 warn!(node = %node, cause = %e, "evicting the node's pods failed; will retry");
@@ -237,10 +238,6 @@ fn tolerates_forever(pod: &Pod, taint_key: &str) -> bool {
 }
 
 impl Controller {
-    fn health(&self) -> std::sync::MutexGuard<'_, HashMap<String, Health>> {
-        self.health.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Grades each zone from the nodes' Ready conditions and sets its rate.
     fn grade_zones(&self) {
         let mut zones: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -262,8 +259,8 @@ impl Controller {
             .map(|(z, (total, bad))| (z.clone(), (eviction::zone_state(*total, *bad, rates.unhealthy_threshold), *total)))
             .collect();
         let all_full = !states.is_empty() && states.values().all(|(s, _)| *s == ZoneState::FullDisruption);
-        let mut known = self.zones.lock().unwrap_or_else(|e| e.into_inner());
-        let mut queues = self.evictions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = self.zones.lock_or_recover();
+        let mut queues = self.evictions.lock_or_recover();
         for (zone, (state, size)) in &states {
             if known.get(zone) != Some(state) {
                 info!(zone = %zone, state = ?state, nodes = size, "zone state changed");
@@ -275,8 +272,8 @@ impl Controller {
 
     async fn sync(&self, name: &str) -> Result<Next> {
         let Some(node) = self.nodes.get("", name) else {
-            self.health().remove(name);
-            self.evictions.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+            self.health.lock_or_recover().remove(name);
+            self.evictions.lock_or_recover().remove(name);
             return Ok(Next::Done);
         };
         let now = Instant::now();
@@ -286,7 +283,7 @@ impl Controller {
             self.leases.get(LEASE_NAMESPACE, name).and_then(|l| l.spec.as_ref().map(|s| s.renew_time.clone())).unwrap_or_default();
         let mut ready = cond.as_ref().map(|c| c.status.clone()).unwrap_or_default();
         let (probed, since_ready_change) = {
-            let mut h = self.health();
+            let mut h = self.health.lock_or_recover();
             let e = h.entry(name.to_string()).or_insert_with(|| Health {
                 probed: now,
                 heartbeat: heartbeat.clone(),
@@ -310,7 +307,7 @@ impl Controller {
         if now.saturating_duration_since(probed) > grace && ready != "Unknown" {
             self.mark_unknown(&node, cond.is_none()).await?;
             ready = "Unknown".into();
-            let mut h = self.health();
+            let mut h = self.health.lock_or_recover();
             if let Some(e) = h.get_mut(name) {
                 e.ready = ready.clone();
                 e.since = now;
@@ -321,7 +318,7 @@ impl Controller {
             self.mark_pods_not_ready(name).await?;
         }
         self.set_taints(&node, &ready).await?;
-        let mut queues = self.evictions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut queues = self.evictions.lock_or_recover();
         if ready == "True" {
             if queues.contains(name) {
                 info!(node = name, "node is ready again; its pods stay");

@@ -4,6 +4,7 @@
 //! watch lags behind its own writes. Expectations expire after a while so
 //! that a lost event cannot stall a controller for good.
 
+use berth_base::sync::MutexExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -27,14 +28,10 @@ pub struct Expectations {
 }
 
 impl Expectations {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Whether the controller may act on its cache: nothing outstanding,
     /// or the expectations are too old to trust.
     pub fn satisfied(&self, key: &str) -> bool {
-        match self.lock().get(key) {
+        match self.entries.lock_or_recover().get(key) {
             None => true,
             Some(e) => (e.adds <= 0 && e.deletes.is_empty()) || e.set_at.elapsed() > TTL,
         }
@@ -43,39 +40,39 @@ impl Expectations {
     /// Expects `adds` creations.
     pub fn expect_creations(&self, key: &str, adds: usize) {
         let entry = Entry { adds: adds as i64, deletes: HashSet::new(), set_at: Instant::now() };
-        self.lock().insert(key.to_string(), entry);
+        self.entries.lock_or_recover().insert(key.to_string(), entry);
     }
 
     /// Expects the deletion of each pod in `pods` (pod cache keys).
     pub fn expect_deletions(&self, key: &str, pods: impl IntoIterator<Item = String>) {
         let entry = Entry { adds: 0, deletes: pods.into_iter().collect(), set_at: Instant::now() };
-        self.lock().insert(key.to_string(), entry);
+        self.entries.lock_or_recover().insert(key.to_string(), entry);
     }
 
     /// One expected creation was seen (or will never happen).
     pub fn creation_observed(&self, key: &str) {
-        if let Some(e) = self.lock().get_mut(key) {
+        if let Some(e) = self.entries.lock_or_recover().get_mut(key) {
             e.adds -= 1;
         }
     }
 
     /// `n` expected creations will never happen (their calls failed or were skipped).
     pub fn lower_creations(&self, key: &str, n: usize) {
-        if let Some(e) = self.lock().get_mut(key) {
+        if let Some(e) = self.entries.lock_or_recover().get_mut(key) {
             e.adds -= n as i64;
         }
     }
 
     /// The deletion of `pod` was seen (or its call failed).
     pub fn deletion_observed(&self, key: &str, pod: &str) {
-        if let Some(e) = self.lock().get_mut(key) {
+        if let Some(e) = self.entries.lock_or_recover().get_mut(key) {
             e.deletes.remove(pod);
         }
     }
 
     /// Forgets the controller (it was deleted).
     pub fn forget(&self, key: &str) {
-        self.lock().remove(key);
+        self.entries.lock_or_recover().remove(key);
     }
 }
 

@@ -4,6 +4,7 @@
 //! `--lb-interface`), and every TCP port of the service is relayed in user
 //! space from that address to the service's NodePort on a ready node.
 
+use berth_base::sync::RwLockExt;
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -89,7 +90,7 @@ impl Provider for HostProvider {
             state.lbs.insert(key.to_string(), Lb { ip, added, backends: Arc::default(), relays: HashMap::new() });
         }
         let Some(lb) = state.lbs.get_mut(key) else { return Ok(Vec::new()) };
-        *lb.backends.write().unwrap_or_else(|e| e.into_inner()) = backends.to_vec();
+        *lb.backends.write_or_recover() = backends.to_vec();
         let wanted: HashMap<u16, u16> = svc
             .spec
             .as_ref()
@@ -185,7 +186,7 @@ async fn relay(listener: TcpListener, node_port: u16, backends: Backends) {
                 continue;
             }
         };
-        let targets = backends.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let targets = backends.read_or_recover().clone();
         let start = turn.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
             for i in 0..targets.len() {

@@ -8,6 +8,7 @@ pub mod host;
 pub mod pool;
 pub mod provider;
 
+use berth_base::sync::MutexExt;
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
@@ -154,7 +155,7 @@ impl Controller {
             return self.cleanup(key).await;
         };
         let Some(provider) = &self.provider else {
-            if self.warned.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_string()) {
+            if self.warned.lock_or_recover().insert(key.to_string()) {
                 self.recorder.warning(
                     &reference(&*svc),
                     "NoLoadBalancerProvider",
@@ -206,7 +207,7 @@ impl Controller {
                 self.recorder.normal(&reference(&*svc), "DeletedLoadBalancer", "Deleted load balancer");
             }
         }
-        self.warned.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        self.warned.lock_or_recover().remove(key);
         if let Some(svc) = self.services.get_by_key(key)
             && svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).is_some_and(|l| !l.ingress.is_empty())
         {

@@ -233,7 +233,7 @@ pub async fn set_pod_status(client: &Client, pod: &Pod, phase: &str, ready: bool
         s.conditions.push(PodCondition {
             r#type: "Ready".into(),
             status: if ready { "True" } else { "False" }.into(),
-            last_transition_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            last_transition_time: berth_api::time::now_rfc3339(),
             ..Default::default()
         });
         match client.update_status(p).await {

@@ -1,8 +1,9 @@
 //! Choosing an endpoint for a new connection: round robin over the ready endpoints of one service port, with `sessionAffinity: ClientIP` keeping a client on its endpoint until the affinity times out.
 
+use berth_base::sync::MutexExt;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddrV4};
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -33,14 +34,10 @@ impl Balancer {
         b
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Replaces the endpoints (and the affinity). Clients whose endpoint is
     /// gone lose their affinity; connections already open are not touched.
     pub fn update(&self, endpoints: &[SocketAddrV4], affinity: Option<Duration>) {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock_or_recover();
         if inner.endpoints != endpoints {
             inner.endpoints = endpoints.to_vec();
             let kept = inner.endpoints.clone();
@@ -57,14 +54,14 @@ impl Balancer {
 
     /// The ready endpoints.
     pub fn endpoints(&self) -> Vec<SocketAddrV4> {
-        self.lock().endpoints.clone()
+        self.inner.lock_or_recover().endpoints.clone()
     }
 
     /// The endpoint for a new connection from `client`, skipping those in
     /// `tried` (which failed to connect for this connection).
     pub fn pick(&self, client: IpAddr, tried: &[SocketAddrV4]) -> Option<SocketAddrV4> {
         let now = Instant::now();
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock_or_recover();
         if let Some(timeout) = inner.affinity {
             if inner.sessions.len() >= SWEEP_AT {
                 inner.sessions.retain(|_, (_, last)| now.saturating_duration_since(*last) < timeout);
@@ -90,7 +87,7 @@ impl Balancer {
 
     /// `client` could not connect to `ep`: forget that it was sent there.
     pub fn failed(&self, client: IpAddr, ep: SocketAddrV4) {
-        let mut inner = self.lock();
+        let mut inner = self.inner.lock_or_recover();
         if inner.sessions.get(&client).is_some_and(|(e, _)| *e == ep) {
             inner.sessions.remove(&client);
         }

@@ -15,6 +15,7 @@ pub mod status;
 pub mod sync;
 
 use berth_base::shutdown::Stop;
+use berth_base::sync::MutexExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -27,7 +28,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::agent::{Agent, lock};
+use crate::agent::Agent;
 use crate::probes::Poke;
 use crate::runtime::labels;
 use sync::Next;
@@ -68,7 +69,7 @@ impl Workers {
     pub fn update(&self, old: Option<&Pod>, pod: &Arc<Pod>) {
         let uid = pod.meta().uid.clone();
         let (slot, new) = self.slot(&uid);
-        *lock(&slot.pod) = Some(pod.clone());
+        *slot.pod.lock_or_recover() = Some(pod.clone());
         if new || old.is_none_or(|o| worth_a_sync(o, pod)) {
             slot.notify.notify_one();
         }
@@ -78,14 +79,14 @@ impl Workers {
     pub fn deleted(&self, pod: &Arc<Pod>) {
         let uid = pod.meta().uid.clone();
         let (slot, _) = self.slot(&uid);
-        *lock(&slot.pod) = Some(pod.clone());
+        *slot.pod.lock_or_recover() = Some(pod.clone());
         slot.gone.store(true, Ordering::SeqCst);
         slot.notify.notify_one();
     }
 
     /// Containers of a pod the apiserver does not know: remove them.
     pub fn orphan(&self, uid: &str) {
-        let mut slots = lock(&self.slots);
+        let mut slots = self.slots.lock_or_recover();
         if slots.contains_key(uid) {
             return;
         }
@@ -97,20 +98,20 @@ impl Workers {
 
     /// Something about the pod changed: sync it soon.
     pub fn poke(&self, uid: &str) {
-        if let Some(s) = lock(&self.slots).get(uid) {
+        if let Some(s) = self.slots.lock_or_recover().get(uid) {
             s.notify.notify_one();
         }
     }
 
     /// Wakes every worker (e.g. the node got its podCIDR).
     pub fn poke_all(&self) {
-        for s in lock(&self.slots).values() {
+        for s in self.slots.lock_or_recover().values() {
             s.notify.notify_one();
         }
     }
 
     pub fn len(&self) -> usize {
-        lock(&self.slots).len()
+        self.slots.lock_or_recover().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -128,7 +129,7 @@ impl Workers {
     }
 
     fn slot(&self, uid: &str) -> (Arc<Slot>, bool) {
-        let mut slots = lock(&self.slots);
+        let mut slots = self.slots.lock_or_recover();
         if let Some(s) = slots.get(uid) {
             return (s.clone(), false);
         }
@@ -154,7 +155,7 @@ impl Workers {
             if stop.is_stopped() {
                 return;
             }
-            let pod = lock(&slot.pod).clone();
+            let pod = slot.pod.lock_or_recover().clone();
             let gone = slot.gone.load(Ordering::SeqCst);
             let started = Instant::now();
             let outcome = sync::sync_pod(&a, &uid, pod.clone(), gone, poke.clone()).await;
@@ -162,7 +163,7 @@ impl Workers {
             a.metrics.pod_sync_duration.observe(started.elapsed().as_secs_f64());
             let wait = match outcome {
                 Ok(Next::Done) => {
-                    let mut slots = lock(&self.slots);
+                    let mut slots = self.slots.lock_or_recover();
                     slots.remove(&uid);
                     a.metrics.pods.set(slots.len() as i64);
                     return;
@@ -192,7 +193,7 @@ impl Workers {
     pub async fn reserve_addresses(&self) -> Result<(), crate::runtime::Error> {
         let a = &self.agent;
         let sandboxes = a.runtime.list_containers(&[(labels::NODE, a.node_name()), (labels::CONTAINER_TYPE, labels::TYPE_SANDBOX)]).await?;
-        let mut ipam = lock(&a.ipam);
+        let mut ipam = a.ipam.lock_or_recover();
         for c in sandboxes.iter().filter(|c| c.is_running()) {
             ipam.reserve(c.label(labels::POD_UID), c.label(labels::POD_IP));
         }

@@ -9,14 +9,12 @@ use berth_api::pb::core::{
     Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
     PodCondition, PodIp, PodStatus,
 };
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::runtime::{ContainerInfo, ContainerState, labels};
 
 /// RFC 3339 in seconds, as Kubernetes writes status times.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+pub use berth_api::time::format_rfc3339 as rfc3339;
 
 /// Why a container is waiting, decided by this sync.
 #[derive(Debug, Clone, PartialEq, Eq)]

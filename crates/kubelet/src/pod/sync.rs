@@ -6,6 +6,7 @@
 //! liveness probe fails), then the status. A pod being deleted is terminated gracefully and
 //! confirmed to the apiserver.
 
+use berth_base::sync::MutexExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +23,7 @@ use tracing::{debug, info, warn};
 use super::dns::{self, PodDnsFiles, ResolvConf};
 use super::service_env;
 use super::status::{self, Observed, Waiting, has_ended, instances};
-use crate::agent::{Agent, lock};
+use crate::agent::Agent;
 use crate::container::{self, HostVolume, PodPlace, Refs};
 use crate::probes::{Poke, Target};
 use crate::runtime::{self, ContainerConfig, ContainerInfo, Network, labels};
@@ -117,9 +118,9 @@ async fn terminate(a: &Arc<Agent>, uid: &str, pod: Option<&Pod>, gone: bool) -> 
     for c in &containers {
         a.runtime.remove_container(&c.id).await?;
     }
-    lock(&a.ipam).release(uid);
-    lock(&a.restarts).forget_prefix(uid);
-    lock(&a.started).remove(uid);
+    a.ipam.lock_or_recover().release(uid);
+    a.restarts.lock_or_recover().forget_prefix(uid);
+    a.started.lock_or_recover().remove(uid);
     a.images.forget(uid);
     volumes::remove(a.root_dir(), uid).map_err(|e| Error::Io(format!("cannot remove the pod's data: {e}")))?;
     if let Some(p) = pod
@@ -307,7 +308,7 @@ async fn sync_live(a: &Arc<Agent>, uid: &str, pod: &Pod, poke: Poke) -> Result<N
         for c in containers.iter().filter(|c| c.is_running()) {
             a.runtime.stop_container(&c.id, grace).await?;
         }
-        lock(&a.ipam).release(uid);
+        a.ipam.lock_or_recover().release(uid);
         return Ok(Next::After(a.config.sync_frequency * 6));
     }
 
@@ -466,7 +467,7 @@ async fn sync_live(a: &Arc<Agent>, uid: &str, pod: &Pod, poke: Poke) -> Result<N
     let all_running = !status.container_statuses.is_empty()
         && status.container_statuses.iter().all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()));
     if all_running
-        && lock(&a.started).insert(uid.to_string())
+        && a.started.lock_or_recover().insert(uid.to_string())
         && let Ok(created) = chrono::DateTime::parse_from_rfc3339(&pod.meta().creation_timestamp)
     {
         let secs = (Utc::now() - created.with_timezone(&Utc)).num_milliseconds().max(0) as f64 / 1000.0;
@@ -541,7 +542,7 @@ async fn restart_with_backoff(
     };
     let now = Instant::now();
     let remaining = {
-        let mut b = lock(&s.a.restarts);
+        let mut b = s.a.restarts.lock_or_recover();
         if ran >= crate::backoff::RESET_AFTER_RUNNING {
             b.reset(&key);
         }
@@ -612,7 +613,7 @@ async fn start_sandbox(a: &Arc<Agent>, pod: &Pod, uid: &str, containers: &[Conta
     let node = a.node_name();
     let ip = if a.runtime.needs_pod_cidr() {
         let cidr = a.pod_cidr().ok_or_else(|| SandboxError::NotReady("NetworkNotReady".into(), crate::ipam::Error::NoCidr.to_string()))?;
-        let mut ipam = lock(&a.ipam);
+        let mut ipam = a.ipam.lock_or_recover();
         if let Err(e) = ipam.set_cidr(&cidr) {
             return Err(SandboxError::NotReady("NetworkNotReady".into(), e.to_string()));
         }
@@ -683,7 +684,7 @@ async fn start_sandbox(a: &Arc<Agent>, pod: &Pod, uid: &str, containers: &[Conta
         Ok(_) => Ok(()),
         Err(e) => {
             // Another address next time.
-            lock(&a.ipam).release(uid);
+            a.ipam.lock_or_recover().release(uid);
             a.recorder.warning(&reference(pod), "FailedCreatePodSandBox", format!("Failed to create pod sandbox: {e}"));
             Err(SandboxError::NotReady("FailedCreatePodSandBox".into(), format!("failed to create the pod sandbox: {e}")))
         }

@@ -71,7 +71,7 @@ fn parse_time(s: Option<&str>) -> Option<DateTime<Utc>> {
     if s.starts_with("0001-") {
         return None;
     }
-    DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
+    berth_api::time::parse_rfc3339(s)
 }
 
 fn label_filters(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {

@@ -3,6 +3,7 @@
 //! memory that "run" forever, images are always present. Never used by a
 //! kubelet test.
 
+use berth_base::sync::MutexExt;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,10 +32,7 @@ impl FakeRuntime {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, ContainerInfo>) -> T) -> T {
-        let mut guard = match self.containers.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut guard = self.containers.lock_or_recover();
         f(&mut guard)
     }
 }

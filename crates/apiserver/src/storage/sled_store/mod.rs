@@ -60,9 +60,10 @@ mod open;
 mod record;
 mod writer;
 
+use berth_base::sync::MutexExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -141,7 +142,7 @@ impl SledStore {
     /// watches get [`Error::Closed`]. Reads keep answering from memory. Blocks until the writer
     /// has stopped (at most one group commit); idempotent; also run on drop.
     pub fn close(&self) {
-        let handle = self.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let handle = self.writer.lock_or_recover().take();
         let Some(handle) = handle else { return };
         // If the writer already stopped (after a backend failure) the send fails; fine.
         let _ = self.requests.send(Command::Shutdown);
