@@ -52,6 +52,21 @@ pub fn stopping() {
     notify("STOPPING=1");
 }
 
+/// How every daemon's `main` starts serving: READY=1 now (and watchdog
+/// pings while the returned task runs), and the daemon's shutdown future:
+/// it resolves on SIGINT or SIGTERM, after telling the service manager
+/// STOPPING=1. Call it from within the tokio runtime, once the daemon's
+/// sockets are bound.
+pub fn serving() -> (Option<tokio::task::JoinHandle<()>>, impl std::future::Future<Output = ()> + Send + 'static) {
+    let signal = crate::signal::shutdown();
+    let watchdog = ready();
+    let shutdown = async move {
+        signal.await;
+        stopping();
+    };
+    (watchdog, shutdown)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

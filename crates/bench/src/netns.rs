@@ -32,6 +32,8 @@ pub enum Error {
     },
     #[error("docker: {0}")]
     Docker(String),
+    #[error("the thread that entered the namespace panicked")]
+    Panicked,
 }
 
 /// A UDP socket bound to `bind` in the network namespace of process `pid`
@@ -49,7 +51,7 @@ pub fn udp_socket(pid: u32, bind: SocketAddr) -> Result<UdpSocket, Error> {
         })
         .join()
     });
-    made.unwrap_or_else(|_| Err(Error::Docker("the thread that entered the namespace panicked".into())))
+    made.unwrap_or(Err(Error::Panicked))
 }
 
 /// The host process id of the pause container of pod `namespace/name` on

@@ -140,11 +140,6 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on --health-listen {}", cli.health_listen))?;
     // Serving from here on: READY=1 (and watchdog pings) for a Type=notify
     // unit, STOPPING=1 once SIGTERM arrives.
-    let signal = berth_base::signal::shutdown();
-    let _watchdog = berth_base::systemd::ready();
-    let shutdown = async {
-        signal.await;
-        berth_base::systemd::stopping();
-    };
+    let (_watchdog, shutdown) = berth_base::systemd::serving();
     berth_controller_manager::run(config, health, shutdown).await.context("berth-controller-manager failed")
 }

@@ -280,8 +280,9 @@ async fn measure(ctx: &Ctx, args: &Args, client: &Client, ns: &str, cleanup: &mu
     }
     let sockets = (0..args.concurrency)
         .map(|i| {
-            netns::udp_socket(pids[i % pids.len()], SocketAddr::from(([0, 0, 0, 0], 0)))
-                .and_then(|s| UdpSocket::from_std(s).map_err(|e| netns::Error::Docker(e.to_string())))
+            netns::udp_socket(pids[i % pids.len()], SocketAddr::from(([0, 0, 0, 0], 0))).and_then(|s| {
+                UdpSocket::from_std(s).map_err(|source| netns::Error::Bind { addr: SocketAddr::from(([0, 0, 0, 0], 0)), source })
+            })
         })
         .collect::<Result<Vec<_>, _>>()
         .context("cannot open sockets in the client pods")?;
